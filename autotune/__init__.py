@@ -1,0 +1,78 @@
+"""autotune: find, remember and apply the fastest correct ONNX Runtime configuration for a model
+on this chip.
+
+    >>> import autotune
+    >>> session = autotune.best_session("model.onnx")   # an onnxruntime.InferenceSession
+
+Importing autotune, and ``best_session``/``best_config``, never import optuna: the search lives
+in ``autotune.search`` and is loaded only when ``autotune.search_model`` is used.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+from autotune.config import DEFAULT_CONFIG, SessionConfig
+from autotune.errors import (
+    AutotuneError,
+    ConfigError,
+    DatabaseError,
+    ModelError,
+    SearchError,
+    SessionBuildError,
+    ShapeError,
+)
+
+if TYPE_CHECKING:
+    from autotune.chip import Chip
+    from autotune.resolver import BestConfig
+
+
+def best_session(path: Any, **kwargs: Any) -> Any:
+    """An ``onnxruntime.InferenceSession`` from the best stored configuration for this chip, or
+    ORT defaults when none is known. See :func:`autotune.resolver.best_session`."""
+    from autotune.resolver import best_session as _best_session
+
+    return _best_session(path, **kwargs)
+
+
+def best_config(path: Any, **kwargs: Any) -> BestConfig | None:
+    """The best stored configuration for this model on this chip, or None.
+    See :func:`autotune.resolver.best_config`."""
+    from autotune.resolver import best_config as _best_config
+
+    return _best_config(path, **kwargs)
+
+
+def current_chip() -> Chip:
+    """This machine's chip identity (CPU model, usable cores, accelerators, ORT build)."""
+    from autotune.chip import current_chip as _current_chip
+
+    return _current_chip()
+
+
+def search_model(path: Any, **options: Any) -> Any:
+    """Run a search (imports optuna). Options as :class:`autotune.search.SearchOptions`."""
+    from autotune.search import SearchOptions, run_search
+
+    return run_search(path, SearchOptions(**options))
+
+
+__all__ = [
+    "DEFAULT_CONFIG",
+    "AutotuneError",
+    "ConfigError",
+    "DatabaseError",
+    "ModelError",
+    "SearchError",
+    "SessionBuildError",
+    "SessionConfig",
+    "ShapeError",
+    "__version__",
+    "best_config",
+    "best_session",
+    "current_chip",
+    "search_model",
+]

@@ -1,0 +1,98 @@
+"""Turn a SessionConfig into ``onnxruntime.SessionOptions`` and an ``InferenceSession``.
+
+Shared by the measuring worker and the run-time resolver, so what was measured is exactly what an
+app gets. Cache directories for compiling EPs are added here, under autotune's own cache.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from autotune.config import CPU, SessionConfig
+from autotune.errors import ConfigError
+
+RECORD_PLACEMENT = "session.record_ep_graph_assignment_info"
+
+
+def session_options(config: SessionConfig, *, record_placement: bool = False) -> Any:
+    """``onnxruntime.SessionOptions`` for ``config``; raises ConfigError if this ORT lacks a setting."""
+    import onnxruntime as ort
+
+    c = config.canonical()
+    so = ort.SessionOptions()
+    level = getattr(ort.GraphOptimizationLevel, c.graph_optimization_level, None)
+    if level is None:
+        raise ConfigError(
+            f"{c.graph_optimization_level} needs a newer onnxruntime than {ort.__version__}"
+        )
+    so.graph_optimization_level = level
+    so.execution_mode = getattr(ort.ExecutionMode, c.execution_mode)
+    so.intra_op_num_threads = c.intra_op_num_threads
+    so.inter_op_num_threads = c.inter_op_num_threads
+    so.enable_mem_pattern = c.enable_mem_pattern
+    so.enable_cpu_mem_arena = c.enable_cpu_mem_arena
+    for key, value in c.session_entries.items():
+        so.add_session_config_entry(key, value)
+    for name, size in c.free_dimension_overrides.items():
+        so.add_free_dimension_override_by_name(name, size)
+    if record_placement and placement_supported():
+        so.add_session_config_entry(RECORD_PLACEMENT, "1")
+    if c.device_policy:
+        policies = getattr(ort, "OrtExecutionProviderDevicePolicy", None)
+        if policies is None or not hasattr(so, "set_provider_selection_policy"):
+            raise ConfigError(f"device policy {c.device_policy} needs onnxruntime >= 1.23")
+        so.set_provider_selection_policy(getattr(policies, c.device_policy))
+    return so
+
+
+def placement_supported() -> bool:
+    import onnxruntime as ort
+
+    return hasattr(ort.InferenceSession, "get_provider_graph_assignment_info")
+
+
+def provider_list(config: SessionConfig, cache_dir: Path | None) -> list[tuple[str, dict[str, str]]]:
+    """The ``providers=`` argument, with autotune-owned cache paths filled in."""
+    from autotune.providers import SPACES
+
+    out = []
+    for name, options in config.canonical().providers:
+        space = SPACES.get(name)
+        opts = space.runtime_options(options, cache_dir) if space else dict(options)
+        out.append((name, opts))
+    return out
+
+
+def model_cache_dir(digest: str, config: SessionConfig) -> Path:
+    """Persistent compile cache for one model version and one configuration."""
+    from autotune.paths import cache_dir
+
+    return cache_dir() / "compiled" / digest[:16] / config.config_id
+
+
+def build_session(
+    model_path: str | os.PathLike[str],
+    config: SessionConfig,
+    *,
+    cache_dir: Path | None = None,
+    record_placement: bool = False,
+) -> Any:
+    """An ``InferenceSession`` for ``config``. Raises what ORT raises when it cannot be built."""
+    import onnxruntime as ort
+
+    so = session_options(config, record_placement=record_placement)
+    if config.device_policy:
+        return ort.InferenceSession(str(model_path), sess_options=so)
+    return ort.InferenceSession(
+        str(model_path), sess_options=so, providers=provider_list(config, cache_dir)
+    )
+
+
+def dropped_providers(session: Any, config: SessionConfig) -> list[str]:
+    """Requested providers ORT did not keep (its Python-level fallback to CPU replaced them)."""
+    if config.device_policy:
+        return []
+    kept = set(session.get_providers())
+    return [name for name, _ in config.canonical().providers if name != CPU and name not in kept]

@@ -1,0 +1,125 @@
+"""Which machine this is, as far as performance is concerned.
+
+The chip id is stable and readable: the processor model (``Apple M3 Max`` from sysctl on macOS,
+the ``model name`` of /proc/cpuinfo on Linux), the number of cores this process may use, and any
+GPU or NPU that ONNX Runtime can see. Results are keyed by it.
+"""
+
+from __future__ import annotations
+
+import functools
+import getpass
+import hashlib
+import os
+import platform
+import socket
+import subprocess
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Chip:
+    """The identity of this machine's compute, plus the ORT build that runs on it."""
+
+    cpu: str
+    cores: int
+    accelerators: tuple[str, ...]
+    system: str
+    ort_version: str
+    providers: tuple[str, ...]
+
+    @property
+    def chip_id(self) -> str:
+        """E.g. ``AMD EPYC (2 cores)`` or ``Apple M3 Max (14 cores)``."""
+        text = f"{self.cpu} ({self.cores} cores)"
+        if self.accelerators:
+            text += " + " + " + ".join(self.accelerators)
+        return text
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS and Windows have no affinity mask
+        return os.cpu_count() or 1
+
+
+def _cpu_model() -> str:
+    system = platform.system()
+    if system == "Darwin":
+        try:
+            out = subprocess.run(
+                ["sysctl", "-n", "machdep.cpu.brand_string"],
+                capture_output=True,
+                text=True,
+                timeout=5,
+                check=False,
+            )
+            if out.stdout.strip():
+                return out.stdout.strip()
+        except OSError:
+            pass
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() in ("model name", "Model", "Hardware") and value.strip():
+                    return " ".join(value.split())
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def _accelerators() -> tuple[str, ...]:
+    """GPUs and NPUs ONNX Runtime reports through its EP-device API (ORT >= 1.23)."""
+    import onnxruntime as ort
+
+    found: list[str] = []
+    get_devices = getattr(ort, "get_ep_devices", None)
+    if get_devices is None:
+        return ()
+    try:
+        devices = get_devices()
+    except Exception:  # noqa: BLE001 - the device list is informative only
+        return ()
+    for d in devices:
+        kind = str(getattr(d.device, "type", "")).rsplit(".", 1)[-1]
+        if kind in ("GPU", "NPU"):
+            name = d.device.metadata.get("Description") if d.device.metadata else None
+            label = f"{kind} {name or d.device.vendor}".strip()
+            if label not in found:
+                found.append(label)
+    return tuple(found)
+
+
+@functools.lru_cache(maxsize=1)
+def current_chip() -> Chip:
+    """This machine (computed once per process)."""
+    import onnxruntime as ort
+
+    return Chip(
+        cpu=_cpu_model(),
+        cores=usable_cores(),
+        accelerators=_accelerators(),
+        system=f"{platform.system()} {platform.release()}",
+        ort_version=ort.__version__,
+        providers=tuple(ort.get_available_providers()),
+    )
+
+
+@functools.lru_cache(maxsize=1)
+def provenance() -> dict[str, str]:
+    """Who and where a result comes from: host id (hashed host name), user, OS."""
+    host = socket.gethostname()
+    try:
+        user = getpass.getuser()
+    except Exception:  # noqa: BLE001 - no user name in some containers
+        user = "unknown"
+    return {
+        "host": host,
+        "host_id": hashlib.sha256(host.encode()).hexdigest()[:12],
+        "user": user,
+        "os": f"{platform.system()} {platform.release()} ({platform.machine()})",
+        "python": platform.python_version(),
+    }

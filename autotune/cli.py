@@ -1,0 +1,199 @@
+"""The ``autotune`` command. Each command parses its arguments, calls the library, prints."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+from autotune.errors import AutotuneError
+
+
+class _Group(click.Group):
+    """Turns every AutotuneError into one ``Error: …`` line and exit status 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except AutotuneError as exc:
+            click.echo(f"Error: {exc}", err=True)
+            sys.exit(1)
+
+
+@click.group(cls=_Group)
+@click.version_option(package_name="autotune")
+def cli() -> None:
+    """Find, remember and apply the fastest correct ONNX Runtime configuration for a model."""
+
+
+def _db_option(f: Any) -> Any:
+    return click.option(
+        "--db",
+        envvar="AUTOTUNE_DB",
+        help="Tuning database (default: per-user data directory; env AUTOTUNE_DB).",
+    )(f)
+
+
+def _shape_option(f: Any) -> Any:
+    return click.option(
+        "--shape",
+        "shapes",
+        multiple=True,
+        metavar="NAME=1x3x224x224",
+        help="Shape of an input with symbolic dimensions (repeatable).",
+    )(f)
+
+
+@cli.command()
+@click.argument("name")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Where to write the model.")
+def example(name: str, output: str | None) -> None:
+    """Write an example model (resnet50, mobilenetv2, mlp, transformer) with random weights."""
+    from autotune.examples import EXAMPLES, write_example
+
+    path = write_example(name, output or f"{name}.onnx")
+    size_mb = path.stat().st_size / 2**20
+    click.echo(f"wrote {path} ({EXAMPLES[name].description}, {size_mb:.1f} MB)")
+
+
+@cli.command()
+@click.argument("model", type=click.Path())
+@click.option("--trials", default=30, show_default=True, type=int, help="Configurations to measure.")
+@click.option("--timeout", type=float, help="Stop starting new trials after this many seconds.")
+@_shape_option
+@click.option("--inputs", type=click.Path(), help="Real input data: an .npz with one array per input.")
+@_db_option
+@click.option("--trial-timeout", default=300.0, show_default=True, help="Kill a trial after this many seconds.")
+@click.option("--rounds", default=8, show_default=True, help="Paired rounds per candidate.")
+@click.option("--min-gain", default=0.03, show_default=True, help="Gain a candidate needs to replace the default.")
+@click.option("--rtol", type=float, help="Relative tolerance of the accuracy gate (default per dtype).")
+@click.option("--atol", type=float, help="Absolute tolerance of the accuracy gate (default per dtype).")
+@click.option("--seed", type=int, help="Sampler seed.")
+@click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
+def search(
+    model: str,
+    trials: int,
+    timeout: float | None,
+    shapes: tuple[str, ...],
+    inputs: str | None,
+    db: str | None,
+    trial_timeout: float,
+    rounds: int,
+    min_gain: float,
+    rtol: float | None,
+    atol: float | None,
+    seed: int | None,
+    as_json: bool,
+) -> None:
+    """Search the fastest correct configuration for MODEL on this machine and store it."""
+    from autotune.measure import Protocol
+    from autotune.model import parse_shape_args
+    from autotune.progress import ProgressLine
+    from autotune.search import SearchOptions, run_search
+    from autotune.report import outcome_dict, outcome_text
+
+    if trials < 1:
+        raise click.UsageError(f"--trials must be at least 1, not {trials}")
+    if rounds < 1:
+        raise click.UsageError(f"--rounds must be at least 1, not {rounds}")
+    options = SearchOptions(
+        trials=trials,
+        timeout=timeout,
+        trial_timeout=trial_timeout,
+        shapes=parse_shape_args(shapes),
+        inputs=inputs,
+        db=db,
+        protocol=Protocol(rounds=rounds, max_rounds=max(rounds * 2 + 4, 8), rtol=rtol, atol=atol),
+        min_gain=min_gain,
+        seed=seed,
+    )
+    try:
+        outcome = run_search(model, options, progress=None if as_json else ProgressLine())
+    except KeyboardInterrupt:
+        click.echo(
+            "\nInterrupted: every finished trial is stored; run the same command again to resume.",
+            err=True,
+        )
+        sys.exit(130)
+    click.echo(json.dumps(outcome_dict(outcome), indent=2) if as_json else outcome_text(outcome))
+
+
+@cli.command()
+@click.argument("model", type=click.Path())
+@_shape_option
+@_db_option
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+def best(model: str, shapes: tuple[str, ...], db: str | None, as_json: bool) -> None:
+    """Print the best known configuration for MODEL on this chip."""
+    from autotune.model import parse_shape_args
+    from autotune.resolver import best_config
+    from autotune.report import best_text
+
+    choice = best_config(model, shapes=parse_shape_args(shapes) or None, db=db)
+    if as_json:
+        click.echo(json.dumps(choice.to_dict() if choice else None, indent=2))
+        return
+    if choice is None:
+        raise AutotuneError(
+            f"no tuned configuration for {model} on this chip; run: autotune search {model}"
+        )
+    click.echo(best_text(choice))
+
+
+@cli.command(name="list")
+@_db_option
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+def list_(db: str | None, as_json: bool) -> None:
+    """List the models, chips and shapes the database holds results for."""
+    from autotune.store import Store
+    from autotune.report import summary_text
+
+    with Store.open(db, write=False) as store:
+        rows = store.summary()
+    click.echo(json.dumps(rows, indent=2) if as_json else summary_text(rows))
+
+
+@cli.command()
+@click.argument("model", type=click.Path())
+@_db_option
+@click.option("--all-chips", is_flag=True, help="Show trials from every chip, not only this one.")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+def show(model: str, db: str | None, all_chips: bool, as_json: bool) -> None:
+    """List every trial of MODEL on this chip, best first, failures with their reasons."""
+    from autotune.chip import current_chip
+    from autotune.digest import model_digest
+    from autotune.store import Store
+    from autotune.report import ordered_trials, trials_text
+
+    digest = model_digest(model)
+    with Store.open(db, write=False) as store:
+        rows = ordered_trials(
+            store.trials_of_model(digest, None if all_chips else current_chip().chip_id)
+        )
+    click.echo(json.dumps(rows, indent=2) if as_json else trials_text(rows, model))
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+def chip(as_json: bool) -> None:
+    """Print this machine's chip id, the ORT version and the providers available."""
+    from dataclasses import asdict
+
+    from autotune.chip import current_chip
+    from autotune.providers import installed_providers
+
+    c = current_chip()
+    data = {**asdict(c), "chip_id": c.chip_id, "providers_available": installed_providers()}
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
+    click.echo(f"chip:        {c.chip_id}")
+    click.echo(f"system:      {c.system}")
+    click.echo(f"onnxruntime: {c.ort_version}")
+    click.echo(f"providers:   {', '.join(data['providers_available'])}")
+
+
+def main() -> None:
+    cli(prog_name="autotune")

@@ -1,0 +1,51 @@
+"""The search's progress line: trials done, the current best, elapsed time."""
+
+from __future__ import annotations
+
+import sys
+from typing import TextIO
+
+from autotune.search import Event
+
+
+class ProgressLine:
+    """Redraws one line on a terminal; prints one line per trial elsewhere (logs, CI)."""
+
+    def __init__(self, stream: TextIO | None = None, width: int = 24) -> None:
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty()
+        self.width = width
+
+    def __call__(self, event: Event) -> None:
+        if event.kind == "start":
+            note = f" ({event.message})" if event.message else ""
+            self._print(f"searching: {event.total} trials to measure{note}")
+        elif event.kind == "trial":
+            self._trial(event)
+        elif event.kind == "final":
+            self._print(f"[{_clock(event.elapsed)}] {event.message}")
+        elif event.kind == "done" and self.tty:
+            self.stream.write("\n")
+
+    def _trial(self, e: Event) -> None:
+        total = max(e.total, 1)
+        filled = int(self.width * min(e.done, total) / total)
+        bar = "#" * filled + "." * (self.width - filled)
+        best = f"best {e.best_ratio:.3f}× ({e.best_label})" if e.best_ratio else "best -"
+        head = f"[{bar}] {e.done}/{e.total} {_clock(e.elapsed)} {best}"
+        if self.tty:
+            self.stream.write("\r\033[K" + head[:200])
+            self.stream.flush()
+        else:
+            self._print(f"{head} | {e.message}")
+
+    def _print(self, text: str) -> None:
+        if self.tty:
+            self.stream.write("\r\033[K")
+        self.stream.write(text + "\n")
+        self.stream.flush()
+
+
+def _clock(seconds: float) -> str:
+    m, s = divmod(int(seconds), 60)
+    return f"{m:02d}:{s:02d}"

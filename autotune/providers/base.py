@@ -1,0 +1,125 @@
+"""What every execution-provider module declares: its options, its search space, its rules.
+
+A provider module is data plus one small define-by-run function. Option keys and value
+formats are exactly ORT's (see ../shared/reference/ort-providers.md); booleans are written the
+way each EP parses them (CoreML ``"1"``/``"0"``, OpenVINO ``"true"``/``"false"``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+from autotune.errors import ConfigError
+
+Risk = Literal["safe", "writes_files", "reads_files", "loads_library", "pointer"]
+
+
+class TrialLike(Protocol):
+    """The part of ``optuna.Trial`` a search space uses (so providers never import optuna)."""
+
+    def suggest_categorical(self, name: str, choices: Sequence[Any]) -> Any: ...
+
+    def suggest_int(self, name: str, low: int, high: int, *, step: int = 1, log: bool = False) -> int: ...
+
+
+@dataclass(frozen=True)
+class Option:
+    """One provider option: its exact key, allowed values (or a pattern) and its risk.
+
+    Options whose risk is not ``safe`` are never part of a search space and are refused when
+    read from a database; autotune sets cache paths itself, under its own cache directory.
+    """
+
+    key: str
+    values: tuple[str, ...] = ()
+    pattern: str | None = None
+    default: str | None = None
+    risk: Risk = "safe"
+
+    def check(self, provider: str, value: str) -> None:
+        if self.risk != "safe":
+            raise ConfigError(
+                f"option {provider}.{self.key} {_RISK_TEXT[self.risk]} and is never applied from a "
+                "stored configuration"
+            )
+        if self.values and value not in self.values:
+            raise ConfigError(
+                f"option {provider}.{self.key} must be one of {', '.join(self.values)}, "
+                f"not {value!r:.40}"
+            )
+        if self.pattern is not None and not re.fullmatch(self.pattern, value):
+            raise ConfigError(f"option {provider}.{self.key} has an invalid value {value!r:.40}")
+
+
+_RISK_TEXT = {
+    "writes_files": "writes files",
+    "reads_files": "reads files",
+    "loads_library": "loads a library",
+    "pointer": "takes a raw pointer",
+}
+
+
+@dataclass(frozen=True)
+class SearchContext:
+    """What a search space may depend on: the model and the machine."""
+
+    cores: int = 1
+    has_subgraphs: bool = False
+    has_dynamic_inputs: bool = False
+    free_dims: Mapping[str, int] = field(default_factory=dict)
+    system: str = "Linux"
+
+
+# A named rule over (provider options, session settings): returns why the pair is invalid, or None.
+Constraint = Callable[[Mapping[str, str], Mapping[str, Any]], "str | None"]
+
+
+@dataclass(frozen=True)
+class ProviderSpace:
+    """An execution provider as autotune searches it."""
+
+    name: str
+    short: str
+    options: Mapping[str, Option]
+    suggest: Callable[[TrialLike, SearchContext], dict[str, str]]
+    constraints: Mapping[str, Constraint] = field(default_factory=dict)
+    # directory options autotune points at its own per-model cache (key -> subdirectory name)
+    cache_options: Mapping[str, str] = field(default_factory=dict)
+    # session settings this EP requires, e.g. DirectML: {"enable_mem_pattern": False}
+    session_requirements: Mapping[str, Any] = field(default_factory=dict)
+    # 0 = builds in milliseconds ... 3 = compiles for seconds (searched late, cached)
+    compile_cost: int = 0
+    pip_package: str = "onnxruntime"
+
+    def validate(self, options: Mapping[str, str]) -> None:
+        """Raise ConfigError for an unknown key, a bad value, or an unsafe option."""
+        for key, value in options.items():
+            option = self.options.get(key)
+            if option is None:
+                raise ConfigError(
+                    f"unknown option {self.name}.{key} (known: {', '.join(sorted(self.options))})"
+                )
+            option.check(self.name, value)
+
+    def violations(self, options: Mapping[str, str], session: Mapping[str, Any]) -> list[str]:
+        """Names and reasons of the constraints this combination breaks."""
+        out = []
+        for name, rule in self.constraints.items():
+            why = rule(options, session)
+            if why:
+                out.append(f"{name}: {why}")
+        return out
+
+    def runtime_options(self, options: Mapping[str, str], cache_dir: Path | None) -> dict[str, str]:
+        """The options handed to ORT: the stored ones plus cache paths autotune owns."""
+        out = dict(options)
+        if cache_dir is not None:
+            for key, sub in self.cache_options.items():
+                path = cache_dir / sub
+                path.mkdir(parents=True, exist_ok=True)
+                out[key] = str(path)
+        return out

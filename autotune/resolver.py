@@ -1,0 +1,250 @@
+"""Run time: the best stored configuration for this model on this chip, as a session.
+
+Never imports optuna or onnx. Every stored configuration is validated (known providers, known
+and safe options) before it reaches ORT; one that fails validation or fails to build here is
+skipped with a warning. With nothing usable, the session gets plain ORT defaults: an app is never
+worse off for calling ``best_session`` than for calling ``InferenceSession``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from autotune.build import build_session, dropped_providers, model_cache_dir
+from autotune.chip import current_chip
+from autotune.config import DEFAULT_CONFIG, SessionConfig
+from autotune.digest import model_digest
+from autotune.errors import AutotuneError, ConfigError, DatabaseError, SessionBuildError
+from autotune.providers import validate_config
+from autotune.store import ResultKey, Store
+
+log = logging.getLogger("autotune")
+
+
+@dataclass(frozen=True)
+class BestConfig:
+    """A stored configuration chosen for this model, chip, ORT version and shapes."""
+
+    config: SessionConfig
+    ratio: float | None  # latency relative to ORT's default configuration (lower is faster)
+    source: str  # "verdict" (head-to-head re-measured) or "trial" (best single trial)
+    stale: bool  # measured with another ORT version
+    key: ResultKey
+    measured_at: str | None = None
+
+    @property
+    def speedup(self) -> float | None:
+        return 1.0 / self.ratio if self.ratio else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "config": self.config.to_dict(),
+            "config_id": self.config.config_id,
+            "label": self.config.describe(),
+            "ratio": self.ratio,
+            "speedup": self.speedup,
+            "source": self.source,
+            "stale": self.stale,
+            "model_digest": self.key.model_digest,
+            "chip": self.key.chip,
+            "ort_version": self.key.ort_version,
+            "shapes": self.key.shapes,
+            "measured_at": self.measured_at,
+        }
+
+
+def _signature(shapes: dict[str, tuple[int, ...]] | None) -> str | None:
+    if not shapes:
+        return None
+    return ";".join(f"{k}={'x'.join(map(str, v))}" for k, v in sorted(shapes.items()))
+
+
+def candidates(
+    path: str | os.PathLike[str],
+    *,
+    shapes: dict[str, tuple[int, ...]] | None = None,
+    db: str | None = None,
+) -> list[BestConfig]:
+    """Every usable stored choice for this model here, best first (validated, never raises for
+    an unsafe or unknown entry: those are logged and skipped)."""
+    digest = model_digest(path)
+    chip = current_chip()
+    with Store.open(db, write=False) as store:
+        signature = _signature(shapes)
+        if signature is None:
+            stored = store.shape_signatures(digest, chip.chip_id)
+            defaults = [s for s, d in stored if d]
+            signature = defaults[0] if defaults else (stored[0][0] if len(stored) == 1 else None)
+        if signature is None:
+            return []
+        key = ResultKey(digest, chip.chip_id, chip.ort_version, signature)
+        out: list[BestConfig] = []
+        for any_ort in (False, True):
+            searches = [
+                s
+                for s in store.searches(key, any_ort=any_ort)
+                if s["state"] == "done" and s["pick_config"]
+            ]
+            searches.sort(key=lambda s: s["finished_at"] or "", reverse=True)
+            for s in searches:
+                _add(out, s["pick_config"], s["pick_ratio"], "verdict", s, chip.ort_version, key)
+            trials = [
+                t for t in store.trials(key, any_ort=any_ort) if t["status"] == "ok" and t["ratio"]
+            ]
+            trials.sort(key=lambda t: t["ratio"])
+            for t in trials:
+                _add(out, t["config"], t["ratio"], "trial", t, chip.ort_version, key)
+            if out:
+                break
+        return out
+
+
+def _add(
+    out: list[BestConfig],
+    config_json: str,
+    ratio: float | None,
+    source: str,
+    row: dict[str, Any],
+    ort_version: str,
+    key: ResultKey,
+) -> None:
+    try:
+        config = SessionConfig.from_json(config_json)
+        validate_config(config)
+    except ConfigError as exc:
+        log.warning("autotune: refusing a stored configuration (%s); trying the next one", exc)
+        return
+    if any(c.config.config_id == config.config_id for c in out):
+        return
+    stale = row.get("ort_version") != ort_version
+    out.append(
+        BestConfig(
+            config=config,
+            ratio=ratio,
+            source=source,
+            stale=stale,
+            key=ResultKey(key.model_digest, key.chip, row.get("ort_version") or "", key.shapes),
+            measured_at=row.get("finished_at") or row.get("created_at"),
+        )
+    )
+
+
+def best_config(
+    path: str | os.PathLike[str],
+    *,
+    shapes: dict[str, tuple[int, ...]] | None = None,
+    db: str | None = None,
+) -> BestConfig | None:
+    """The best known configuration for this model on this chip, or None if none is stored.
+
+    Raises ModelError if ``path`` is missing or a directory, DatabaseError if a database file
+    is not an autotune database.
+    """
+    found = candidates(path, shapes=shapes, db=db)
+    return found[0] if found else None
+
+
+def best_session(
+    path: str | os.PathLike[str],
+    *,
+    shapes: dict[str, tuple[int, ...]] | None = None,
+    db: str | None = None,
+    strict: bool = False,
+    warmup: bool | str = False,
+) -> Any:
+    """An ``onnxruntime.InferenceSession`` built from the best stored configuration here.
+
+    With no stored entry, no database, or a stored configuration that is refused or fails to
+    build here, logs one warning and returns a session with plain ORT defaults. With
+    ``strict=True`` those cases raise (AutotuneError subclasses) instead. ``warmup=True`` runs one
+    inference on synthetic inputs before returning; ``warmup="background"`` does it in a thread.
+    """
+    try:
+        found = candidates(path, shapes=shapes, db=db)
+    except DatabaseError as exc:
+        if strict:
+            raise
+        log.warning("autotune: %s; using ORT defaults", exc)
+        found = []
+    except AutotuneError:
+        raise  # the model itself is missing: the app cannot run at all
+    digest = model_digest(path)
+    session = None
+    for choice in found:
+        try:
+            session = build_session(
+                path, choice.config, cache_dir=model_cache_dir(digest, choice.config)
+            )
+        except Exception as exc:  # noqa: BLE001 - ORT raises several types; fall back
+            if strict:
+                raise SessionBuildError(
+                    f"stored configuration {choice.config.describe()} failed to build here: {exc}"
+                ) from None
+            log.warning(
+                "autotune: stored configuration %s failed to build here (%s); trying the next",
+                choice.config.describe(),
+                " ".join(str(exc).split())[:200],
+            )
+            continue
+        dropped = dropped_providers(session, choice.config)
+        if dropped:
+            log.warning("autotune: ORT dropped %s for %s", ", ".join(dropped), path)
+        if choice.stale:
+            log.info("autotune: using a configuration measured with ORT %s", choice.key.ort_version)
+        break
+    if session is None:
+        if strict:
+            raise SessionBuildError(
+                f"no tuned configuration for {path} on {current_chip().chip_id}; "
+                f"run: autotune search {path}"
+            )
+        if not found:
+            log.warning(
+                "autotune: no tuned configuration for %s on this chip; using ORT defaults "
+                "(run: autotune search %s)",
+                os.fspath(path),
+                os.fspath(path),
+            )
+        session = build_session(path, DEFAULT_CONFIG)
+    if warmup:
+        _warm(session, background=warmup == "background", shapes=shapes)
+    return session
+
+
+def _warm(session: Any, *, background: bool, shapes: dict[str, tuple[int, ...]] | None) -> None:
+    feeds = {}
+    for inp in session.get_inputs():
+        dims = (shapes or {}).get(inp.name) or tuple(
+            d if isinstance(d, int) and d > 0 else 1 for d in inp.shape
+        )
+        dtype = _NP_TYPES.get(inp.type, np.float32)
+        feeds[inp.name] = np.ones(dims, dtype=dtype)
+
+    def run() -> None:
+        try:
+            session.run(None, feeds)
+        except Exception as exc:  # noqa: BLE001 - warm-up is best effort
+            log.info("autotune: warm-up run failed (%s)", exc)
+
+    if background:
+        threading.Thread(target=run, name="autotune-warmup", daemon=True).start()
+    else:
+        run()
+
+
+_NP_TYPES: dict[str, Any] = {
+    "tensor(float)": np.float32,
+    "tensor(float16)": np.float16,
+    "tensor(double)": np.float64,
+    "tensor(int64)": np.int64,
+    "tensor(int32)": np.int32,
+    "tensor(int8)": np.int8,
+    "tensor(uint8)": np.uint8,
+    "tensor(bool)": np.bool_,
+}

@@ -1,0 +1,104 @@
+"""The search space: an execution provider with its options, and the session options around it.
+
+Plain define-by-run functions over a ``TrialLike`` (optuna's Trial, or a FixedTrial to replay a
+stored point), so this module never imports optuna. Parameter names are stable: they are stored
+with every trial so an interrupted search can be resumed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from autotune.config import CPU, SessionConfig
+from autotune.providers import SPACES, ProviderSpace, SearchContext, TrialLike
+
+POLICY_PREFIX = "policy:"
+
+DEFAULT_PARAMS: dict[str, Any] = {
+    "provider": CPU,
+    "graph_optimization_level": "ORT_ENABLE_ALL",
+    "intra_op_num_threads": 0,
+    "intra_op_spinning": "1",
+    "execution_mode": "ORT_SEQUENTIAL",
+    "enable_mem_pattern": True,
+    "enable_cpu_mem_arena": True,
+    "free_dimension_overrides": False,
+}
+
+
+def graph_levels() -> list[str]:
+    """The optimization levels this onnxruntime has (ORT_ENABLE_LAYOUT from 1.23)."""
+    import onnxruntime as ort
+
+    names = ["ORT_DISABLE_ALL", "ORT_ENABLE_BASIC", "ORT_ENABLE_EXTENDED", "ORT_ENABLE_LAYOUT"]
+    return [n for n in names if hasattr(ort.GraphOptimizationLevel, n)] + ["ORT_ENABLE_ALL"]
+
+
+def thread_choices(cores: int) -> list[int]:
+    """0 (ORT's choice) and 1 … cores: 1, powers of two, and the core count."""
+    values = {0, 1, cores}
+    n = 2
+    while n < cores:
+        values.add(n)
+        n *= 2
+    return sorted(values)
+
+
+def suggest_config(
+    trial: TrialLike,
+    ctx: SearchContext,
+    spaces: list[ProviderSpace],
+    *,
+    levels: list[str],
+    policies: tuple[str, ...] = (),
+) -> SessionConfig:
+    """Ask ``trial`` for one configuration."""
+    choices = [s.name for s in spaces] + [POLICY_PREFIX + p for p in policies]
+    provider = trial.suggest_categorical("provider", choices)
+    options: dict[str, str] = {}
+    required: dict[str, Any] = {}
+    policy = None
+    if provider.startswith(POLICY_PREFIX):
+        policy = provider[len(POLICY_PREFIX) :]
+    else:
+        space = SPACES[provider]
+        options = space.suggest(trial, ctx)
+        required = dict(space.session_requirements)
+
+    level = trial.suggest_categorical("graph_optimization_level", levels)
+    threads = trial.suggest_categorical("intra_op_num_threads", thread_choices(ctx.cores))
+    entries: dict[str, str] = {}
+    if threads != 1:
+        entries["session.intra_op.allow_spinning"] = trial.suggest_categorical(
+            "intra_op_spinning", ["1", "0"]
+        )
+    mode = required.get("execution_mode") or trial.suggest_categorical(
+        "execution_mode", ["ORT_SEQUENTIAL", "ORT_PARALLEL"]
+    )
+    inter = 0
+    if mode == "ORT_PARALLEL":
+        inter = trial.suggest_categorical("inter_op_num_threads", thread_choices(ctx.cores))
+    if "enable_mem_pattern" in required:
+        mem_pattern = bool(required["enable_mem_pattern"])
+    else:
+        mem_pattern = trial.suggest_categorical("enable_mem_pattern", [True, False])
+    arena = trial.suggest_categorical("enable_cpu_mem_arena", [True, False])
+    free_dims: dict[str, int] = {}
+    if ctx.free_dims and trial.suggest_categorical("free_dimension_overrides", [False, True]):
+        free_dims = dict(ctx.free_dims)
+
+    providers: tuple[tuple[str, dict[str, str]], ...] = ((CPU, {}),)
+    if policy is None and provider != CPU:
+        providers = ((provider, options), (CPU, {}))
+    return SessionConfig(
+        providers=providers,
+        graph_optimization_level=level,
+        execution_mode=mode,
+        intra_op_num_threads=threads,
+        inter_op_num_threads=inter,
+        enable_mem_pattern=mem_pattern,
+        enable_cpu_mem_arena=arena,
+        session_entries=entries,
+        free_dimension_overrides=free_dims,
+        device_policy=policy,
+    ).canonical()

@@ -1,0 +1,384 @@
+"""The tuning database: one plain SQLite file per layer, written with sqlite-utils.
+
+Tables (readable as they are in sqlite-utils or datasette):
+
+``trials``    one row per measured configuration: key (model digest, chip, ORT version, input
+              shapes), the configuration as canonical JSON, status, every figure, provenance.
+``searches``  one row per ``autotune search`` run: its key, state, and the final verdict (the
+              configuration picked after the head-to-head re-measurement).
+
+Several databases may be layered: the first is the writable personal one, the rest are opened
+read-only (team databases, possibly inside a read-only app bundle). Lookups read all layers.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import sqlite_utils
+from sqlite_utils.migrations import Migrations
+
+from autotune.errors import DatabaseError
+from autotune.paths import database_paths
+
+MIGRATION_SET = "autotune"
+migrations = Migrations(MIGRATION_SET)
+
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+@migrations()
+def m001_initial(db: sqlite_utils.Database) -> None:
+    db["trials"].create(  # type: ignore[union-attr]
+        {
+            "id": int,
+            "trial_uid": str,
+            "search_id": str,
+            "trial_number": int,
+            "model_digest": str,
+            "model_name": str,
+            "chip": str,
+            "ort_version": str,
+            "shapes": str,
+            "default_shapes": int,
+            "config_id": str,
+            "config": str,
+            "provider": str,
+            "label": str,
+            "status": str,
+            "error": str,
+            "ratio": float,
+            "ratio_iqr": float,
+            "rounds_kept": int,
+            "rounds_dropped": int,
+            "latency_ms_p50": float,
+            "latency_ms_p90": float,
+            "reference_ms_p50": float,
+            "runs": int,
+            "session_create_ms": float,
+            "first_run_ms": float,
+            "session_rss_mb": float,
+            "peak_rss_mb": float,
+            "max_abs_err": float,
+            "err_to_tol": float,
+            "floor_ms": float,
+            "placement": str,
+            "params": str,
+            "created_at": str,
+            "autotune_version": str,
+            "ort_build": str,
+            "host": str,
+            "host_id": str,
+            "user": str,
+            "os": str,
+        },
+        pk="id",
+        not_null={"trial_uid", "model_digest", "chip", "ort_version", "shapes", "config_id"},
+    )
+    db["trials"].create_index(["trial_uid"], unique=True)  # type: ignore[union-attr]
+    db["trials"].create_index(  # type: ignore[union-attr]
+        ["model_digest", "chip", "ort_version", "shapes", "config_id"]
+    )
+    db["searches"].create(  # type: ignore[union-attr]
+        {
+            "search_id": str,
+            "model_digest": str,
+            "model_name": str,
+            "chip": str,
+            "ort_version": str,
+            "shapes": str,
+            "default_shapes": int,
+            "state": str,
+            "started_at": str,
+            "finished_at": str,
+            "trials_requested": int,
+            "trials_measured": int,
+            "objective": str,
+            "pick_config_id": str,
+            "pick_config": str,
+            "pick_label": str,
+            "pick_ratio": float,
+            "pick_latency_ms_p50": float,
+            "default_latency_ms_p50": float,
+            "verdict": str,
+            "wall_s": float,
+            "autotune_version": str,
+            "host": str,
+            "host_id": str,
+            "user": str,
+            "os": str,
+        },
+        pk="search_id",
+    )
+    db["searches"].create_index(  # type: ignore[union-attr]
+        ["model_digest", "chip", "ort_version", "shapes"]
+    )
+
+
+KNOWN_MIGRATIONS = {m.name for m in migrations._migrations}
+JSON_COLUMNS = {"config", "placement", "params", "ort_build", "pick_config", "verdict"}
+
+
+@dataclass(frozen=True)
+class ResultKey:
+    """What a result is valid for."""
+
+    model_digest: str
+    chip: str
+    ort_version: str
+    shapes: str
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _check_file(path: Path) -> None:
+    if path.is_dir():
+        raise DatabaseError(f"database {path} is a directory; give a file path with --db")
+    if path.exists() and path.stat().st_size > 0:
+        try:
+            with open(path, "rb") as f:
+                header = f.read(16)
+        except OSError as exc:
+            raise DatabaseError(f"database {path} cannot be read ({exc.strerror})") from None
+        if header != SQLITE_HEADER:
+            raise DatabaseError(
+                f"{path} is not a SQLite database; point --db or AUTOTUNE_DB at an autotune "
+                "database or a new file"
+            )
+
+
+def _check_schema(db: sqlite_utils.Database, path: Path) -> None:
+    try:
+        tables = set(db.table_names())
+    except sqlite3.DatabaseError as exc:
+        raise DatabaseError(f"database {path} is damaged ({exc}); restore it from a copy") from None
+    if "_sqlite_migrations" in tables:
+        applied = {
+            r["name"]
+            for r in db["_sqlite_migrations"].rows_where(  # type: ignore[union-attr]
+                "migration_set = ?", [MIGRATION_SET]
+            )
+        }
+        newer = applied - KNOWN_MIGRATIONS
+        if newer:
+            raise DatabaseError(
+                f"database {path} was written by a newer autotune (schema {sorted(newer)[-1]}); "
+                "upgrade autotune with: pip install -U autotune"
+            )
+        if applied:
+            return
+    if tables - {"_sqlite_migrations"}:
+        raise DatabaseError(
+            f"database {path} is not an autotune database (tables: {', '.join(sorted(tables))}); "
+            "give another file with --db"
+        )
+
+
+def open_writable(path: Path) -> sqlite_utils.Database:
+    """Open (creating and migrating as needed) the writable database."""
+    _check_file(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(str(path), timeout=30, isolation_level=None)
+        conn.execute("PRAGMA busy_timeout = 30000")
+        db = sqlite_utils.Database(conn)
+        _check_schema(db, path)
+        if db.journal_mode != "wal":
+            db.enable_wal()
+        conn.execute("PRAGMA synchronous = NORMAL")
+        if migrations.pending(db):
+            # IMMEDIATE takes the write lock first, so two processes creating one database at
+            # once migrate it once; the migrations run as savepoints inside this transaction.
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                migrations.apply(db)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+    except sqlite3.DatabaseError as exc:
+        raise DatabaseError(f"database {path} cannot be opened ({exc}); check the file") from None
+    except OSError as exc:
+        raise DatabaseError(f"database {path} cannot be created ({exc.strerror})") from None
+    return db
+
+
+def open_readonly(path: Path) -> sqlite_utils.Database | None:
+    """Open a database read-only; None if it does not exist. Works in read-only directories."""
+    if not path.exists():
+        return None
+    _check_file(path)
+    if path.stat().st_size == 0:
+        return None
+    uri = f"file:{quote(str(path.resolve()))}"
+    for suffix in ("?mode=ro", "?immutable=1"):
+        try:
+            conn = sqlite3.connect(uri + suffix, uri=True, timeout=30)
+            conn.execute("PRAGMA busy_timeout = 30000")
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            db = sqlite_utils.Database(conn)
+            _check_schema(db, path)
+            if "trials" not in db.table_names():
+                return None
+            return db
+        except sqlite3.OperationalError:
+            continue  # e.g. a WAL database in a read-only directory: retry as immutable
+        except sqlite3.DatabaseError as exc:
+            raise DatabaseError(
+                f"database {path} is damaged or not SQLite ({exc}); give another file"
+            ) from None
+    raise DatabaseError(f"database {path} cannot be opened read-only; check its permissions")
+
+
+class Store:
+    """The layered tuning database."""
+
+    def __init__(self, paths: list[Path], *, write: bool) -> None:
+        self.paths = paths
+        self.writable: sqlite_utils.Database | None = None
+        self.layers: list[sqlite_utils.Database] = []
+        for i, path in enumerate(paths):
+            if i == 0 and write:
+                self.writable = open_writable(path)
+                self.layers.append(self.writable)
+            else:
+                db = open_readonly(path)
+                if db is not None:
+                    self.layers.append(db)
+
+    @classmethod
+    def open(cls, explicit: str | None = None, *, write: bool = False) -> Store:
+        return cls(database_paths(explicit), write=write)
+
+    def close(self) -> None:
+        for db in self.layers:
+            db.conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- writing ---------------------------------------------------------------------------
+    def _db(self) -> sqlite_utils.Database:
+        if self.writable is None:
+            raise DatabaseError("the database was opened read-only")
+        return self.writable
+
+    def record_trial(self, row: dict[str, Any]) -> None:
+        """Insert one trial in its own short transaction (durable at once, WAL)."""
+        db = self._db()
+        with db.atomic():
+            db["trials"].insert(_encode(row))  # type: ignore[union-attr]
+
+    def upsert_search(self, row: dict[str, Any]) -> None:
+        db = self._db()
+        with db.atomic():
+            db["searches"].upsert(_encode(row), pk="search_id")  # type: ignore[union-attr]
+
+    # -- reading ---------------------------------------------------------------------------
+    def _rows(self, table: str, where: str, params: list[Any], order: str | None = None) -> list[dict[str, Any]]:
+        out = []
+        for db in self.layers:
+            if table not in db.table_names():
+                continue
+            for row in db[table].rows_where(where, params, order_by=order):  # type: ignore[union-attr]
+                out.append(row)
+        return out
+
+    def trials(self, key: ResultKey, *, any_ort: bool = False) -> list[dict[str, Any]]:
+        where = "model_digest = ? and chip = ? and shapes = ?"
+        params: list[Any] = [key.model_digest, key.chip, key.shapes]
+        if not any_ort:
+            where += " and ort_version = ?"
+            params.append(key.ort_version)
+        return _dedupe(self._rows("trials", where, params, "id"), "trial_uid")
+
+    def trials_of_model(self, model_digest: str, chip: str | None = None) -> list[dict[str, Any]]:
+        where, params = "model_digest = ?", [model_digest]
+        if chip:
+            where += " and chip = ?"
+            params.append(chip)
+        return _dedupe(self._rows("trials", where, params, "id"), "trial_uid")
+
+    def searches(self, key: ResultKey, *, any_ort: bool = False) -> list[dict[str, Any]]:
+        where = "model_digest = ? and chip = ? and shapes = ?"
+        params: list[Any] = [key.model_digest, key.chip, key.shapes]
+        if not any_ort:
+            where += " and ort_version = ?"
+            params.append(key.ort_version)
+        return _dedupe(self._rows("searches", where, params, "started_at"), "search_id")
+
+    def shape_signatures(self, model_digest: str, chip: str) -> list[tuple[str, int]]:
+        """(shapes, default_shapes) pairs stored for this model on this chip."""
+        seen: dict[str, int] = {}
+        for row in self._rows("trials", "model_digest = ? and chip = ?", [model_digest, chip]):
+            seen[row["shapes"]] = max(seen.get(row["shapes"], 0), row["default_shapes"] or 0)
+        return sorted(seen.items())
+
+    def summary(self) -> list[dict[str, Any]]:
+        """One row per model × chip × ORT version × shapes, with counts and the latest verdict."""
+        groups: dict[tuple[str, ...], dict[str, Any]] = {}
+        rows = _dedupe(self._rows("trials", "1 = 1", [], "id"), "trial_uid")
+        for row in rows:
+            k = (row["model_digest"], row["chip"], row["ort_version"], row["shapes"])
+            g = groups.setdefault(
+                k,
+                {
+                    "model": row["model_name"],
+                    "model_digest": row["model_digest"],
+                    "chip": row["chip"],
+                    "ort_version": row["ort_version"],
+                    "shapes": row["shapes"],
+                    "trials": 0,
+                    "failed": 0,
+                    "best_ratio": None,
+                    "last": "",
+                },
+            )
+            g["trials"] += 1
+            if row["status"] not in ("ok", "pruned"):
+                g["failed"] += 1
+            if row["status"] == "ok" and row["ratio"] is not None:
+                g["best_ratio"] = min(g["best_ratio"] or 9e9, row["ratio"])
+            g["last"] = max(g["last"], row["created_at"] or "")
+        return sorted(groups.values(), key=lambda g: (g["model"] or "", g["chip"], g["shapes"]))
+
+
+def _encode(row: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for k, v in row.items():
+        if k in JSON_COLUMNS and v is not None and not isinstance(v, str):
+            v = json.dumps(v, sort_keys=True)
+        out[k] = v
+    return out
+
+
+def _dedupe(rows: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
+    """The same trial may sit in several layers (a team database and a personal copy)."""
+    seen: set[Any] = set()
+    out = []
+    for row in rows:
+        if row[key] in seen:
+            continue
+        seen.add(row[key])
+        out.append(row)
+    return out
+
+
+def decode_json(value: Any) -> Any:
+    if value is None or not isinstance(value, str):
+        return value
+    try:
+        return json.loads(value)
+    except ValueError:
+        return None
