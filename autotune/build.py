@@ -83,6 +83,14 @@ def build_session(
     import onnxruntime as ort
 
     so = session_options(config, record_placement=record_placement)
+    available = set(ort.get_available_providers())
+    missing = [n for n, _ in config.canonical().providers if n not in available]
+    if missing and not config.device_policy:
+        # ORT would only warn and run on CPU: a configuration for another build is not this one
+        raise ConfigError(
+            f"{', '.join(missing)} is not available in this onnxruntime build "
+            f"({ort.__version__}: {', '.join(sorted(available))})"
+        )
     if config.device_policy:
         return ort.InferenceSession(str(model_path), sess_options=so)
     return ort.InferenceSession(

@@ -95,9 +95,9 @@ def search(
     from autotune.report import outcome_dict, outcome_text
 
     if trials < 1:
-        raise click.UsageError(f"--trials must be at least 1, not {trials}")
+        raise AutotuneError(f"--trials must be at least 1, not {trials}")
     if rounds < 1:
-        raise click.UsageError(f"--rounds must be at least 1, not {rounds}")
+        raise AutotuneError(f"--rounds must be at least 1, not {rounds}")
     options = SearchOptions(
         trials=trials,
         timeout=timeout,

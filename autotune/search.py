@@ -241,7 +241,6 @@ class _Search:
         prov = provenance()
         chip = current_chip()
         data = result.to_dict()
-        data.pop("ratios", None)
         row = {
             "trial_uid": uuid.uuid4().hex,
             "search_id": self.search_id,
@@ -320,7 +319,12 @@ class _Search:
                 dists = {k: json_to_distribution(v) for k, v in stored["distributions"].items()}
                 params = stored["params"]
                 if row["status"] == OK and row["ratio"] is not None:
-                    frozen = create_trial(params=params, distributions=dists, value=row["ratio"])
+                    frozen = create_trial(
+                        params=params,
+                        distributions=dists,
+                        value=row["ratio"],
+                        intermediate_values=dict(enumerate(_ratios(row))),
+                    )
                 else:
                     frozen = create_trial(
                         params=params, distributions=dists, state=TrialState.FAIL
@@ -360,6 +364,8 @@ class _Search:
                 if row is not None:
                     # measured before (this run or an earlier one): never measure it again
                     if row["status"] == OK and row["ratio"] is not None:
+                        for step, ratio in enumerate(_ratios(row)):
+                            trial.report(ratio, step)
                         study.tell(trial, row["ratio"])
                     else:
                         study.tell(trial, state=TrialState.FAIL)
@@ -465,7 +471,9 @@ class _Search:
                 return False
             trial.report(ratio, kept)
             kept += 1
-            return bool(trial.should_prune())
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # "cannot prune yet" notes from the pruner
+                return bool(trial.should_prune())
 
         try:
             worker = self._worker()
@@ -545,6 +553,11 @@ class _Search:
             int(verdict["rounds_dropped"]),
             compared[0]["latency_ms_p50"],
         )
+
+
+def _ratios(row: dict[str, Any]) -> list[float]:
+    values = decode_json(row.get("ratios")) or []
+    return [float(v) for v in values if isinstance(v, (int, float))]
 
 
 def _result_text(result: TrialResult) -> str:

@@ -55,6 +55,7 @@ def m001_initial(db: sqlite_utils.Database) -> None:
             "error": str,
             "ratio": float,
             "ratio_iqr": float,
+            "ratios": str,
             "rounds_kept": int,
             "rounds_dropped": int,
             "latency_ms_p50": float,
@@ -122,7 +123,7 @@ def m001_initial(db: sqlite_utils.Database) -> None:
 
 
 KNOWN_MIGRATIONS = {m.name for m in migrations._migrations}
-JSON_COLUMNS = {"config", "placement", "params", "ort_build", "pick_config", "verdict"}
+JSON_COLUMNS = {"config", "placement", "params", "ort_build", "pick_config", "verdict", "ratios"}
 
 
 @dataclass(frozen=True)

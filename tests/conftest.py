@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from autotune.measure import Protocol
+from tests import models
+
+# A quick protocol: enough rounds to exercise pairing, pruning and the guard, in little time.
+FAST = Protocol(block_seconds=0.005, rounds=3, max_rounds=6, final_rounds=3)
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test gets its own database and cache; nothing touches the user's."""
+    monkeypatch.setenv("AUTOTUNE_DB", str(tmp_path / "autotune.db"))
+    monkeypatch.setenv("AUTOTUNE_CACHE_DIR", str(tmp_path / "cache"))
+
+
+@pytest.fixture
+def mlp_path(tmp_path: Path) -> Path:
+    return models.mlp(tmp_path / "mlp.onnx")
+
+
+@pytest.fixture
+def dynamic_path(tmp_path: Path) -> Path:
+    return models.dynamic(tmp_path / "dynamic.onnx")

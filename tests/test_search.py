@@ -1,0 +1,132 @@
+"""End-to-end searches on a real (small) model with the real onnxruntime, optuna and SQLite."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from autotune.config import DEFAULT_CONFIG, SessionConfig
+from autotune.errors import SearchError, ShapeError
+from autotune.search import SearchOptions, run_search
+from autotune.store import ResultKey, Store
+from tests import faults
+from tests.conftest import FAST
+
+
+def _options(**kw: object) -> SearchOptions:
+    base: dict[str, object] = {"trials": 5, "protocol": FAST, "seed": 1}
+    base.update(kw)
+    return SearchOptions(**base)  # type: ignore[arg-type]
+
+
+def _trials(outcome_key: ResultKey) -> list[dict[str, object]]:
+    with Store.open() as store:
+        return store.trials(outcome_key)
+
+
+def test_search_stores_every_trial_with_default_first(mlp_path: Path) -> None:
+    outcome = run_search(mlp_path, _options())
+    rows = _trials(outcome.key)
+    assert len(rows) == 5 == outcome.measured
+    first = min(rows, key=lambda r: r["trial_number"])  # type: ignore[arg-type, return-value]
+    assert first["config_id"] == DEFAULT_CONFIG.config_id
+    assert len({r["config_id"] for r in rows}) == 5  # no configuration measured twice
+    for row in rows:
+        assert row["status"] in ("ok", "pruned")
+        assert row["chip"] == outcome.key.chip
+        assert row["shapes"] == "x=1x16"
+        assert row["autotune_version"]
+        assert row["session_create_ms"] is not None and row["first_run_ms"] is not None
+        placement = json.loads(row["placement"])  # type: ignore[arg-type]
+        assert placement["nodes"] == {"CPUExecutionProvider": 3}
+        SessionConfig.from_json(row["config"])  # type: ignore[arg-type]
+    ok = [r for r in rows if r["status"] == "ok"]
+    assert all(0.2 < r["ratio"] < 5 for r in ok)  # type: ignore[operator]
+    assert outcome.compared[0]["config_id"] == DEFAULT_CONFIG.config_id
+    # the verdict never reports something slower than the default as the pick
+    assert outcome.pick_ratio <= 1.0
+
+
+def test_search_resumes_without_measuring_again(mlp_path: Path) -> None:
+    first = run_search(mlp_path, _options(trials=3))
+    second = run_search(mlp_path, _options(trials=6, seed=2))
+    assert second.resumed == 3
+    assert second.measured == 3
+    rows = _trials(first.key)
+    assert len(rows) == 6
+    assert len({r["config_id"] for r in rows}) == 6
+    # a third run with the same budget measures nothing new, and still gives a verdict
+    third = run_search(mlp_path, _options(trials=6))
+    assert third.measured == 0 and len(_trials(first.key)) == 6
+
+
+def test_crashing_trial_is_recorded_and_search_goes_on(mlp_path: Path) -> None:
+    # injected fault (tests/faults.py): configurations with one intra-op thread segfault
+    options = _options(trials=8, worker_target=faults.crashing_worker)
+    outcome = run_search(mlp_path, options)
+    rows = _trials(outcome.key)
+    crashed = [r for r in rows if r["status"] == "crashed"]
+    assert crashed, "the sampler should have proposed a one-thread configuration in 8 trials"
+    assert all("SIGSEGV" in r["error"] for r in crashed)  # type: ignore[operator]
+    assert all(json.loads(r["config"])["intra_op_num_threads"] == 1 for r in crashed)  # type: ignore[arg-type]
+    assert len([r for r in rows if r["status"] in ("ok", "pruned")]) == len(rows) - len(crashed)
+    assert outcome.measured == 8
+    # resumed: the crashed configurations are known and never tried again
+    again = run_search(mlp_path, _options(trials=12, worker_target=faults.crashing_worker))
+    rows = _trials(outcome.key)
+    ids = [r["config_id"] for r in rows]
+    assert len(ids) == len(set(ids)) == 12
+    assert again.resumed == 8
+
+
+def test_hanging_trial_times_out(mlp_path: Path) -> None:
+    # injected fault (tests/faults.py): configurations with one intra-op thread hang
+    options = _options(trials=6, trial_timeout=3.0, worker_target=faults.hanging_worker)
+    outcome = run_search(mlp_path, options)
+    rows = _trials(outcome.key)
+    timeouts = [r for r in rows if r["status"] == "timeout"]
+    assert timeouts
+    assert "no answer within 3 s" in timeouts[0]["error"]  # type: ignore[operator]
+    assert outcome.measured == 6
+
+
+def test_symbolic_dims_need_shapes(dynamic_path: Path) -> None:
+    with pytest.raises(ShapeError) as info:
+        run_search(dynamic_path, _options())
+    message = str(info.value)
+    assert "--shape tokens=1xN" in message and "--shape x=1xNx8" in message
+    assert not Path(Store.open().paths[0]).exists()  # nothing written for bad input
+
+
+def test_shapes_key_results(dynamic_path: Path) -> None:
+    a = run_search(
+        dynamic_path, _options(trials=2, shapes={"tokens": (1, 8), "x": (1, 3, 8)})
+    )
+    b = run_search(
+        dynamic_path, _options(trials=2, shapes={"tokens": (1, 32), "x": (1, 3, 8)})
+    )
+    assert a.key.shapes == "tokens=1x8;x=1x3x8" and b.key.shapes == "tokens=1x32;x=1x3x8"
+    assert b.resumed == 0  # another shape is another result
+    rows = _trials(a.key)
+    configs = [json.loads(r["config"]) for r in rows]  # type: ignore[arg-type]
+    # free-dimension overrides are part of the space when dims were given with --shape
+    assert all("free_dimension_overrides" in c for c in configs)
+
+
+def test_same_model_twice_at_once_is_refused(mlp_path: Path) -> None:
+    from autotune.digest import model_digest
+    from autotune.search import _ModelLock
+
+    lock = _ModelLock(model_digest(mlp_path))
+    try:
+        with pytest.raises(SearchError, match="already running"):
+            run_search(mlp_path, _options())
+    finally:
+        lock.release()
+
+
+def test_trials_must_be_positive(mlp_path: Path) -> None:
+    with pytest.raises(SearchError, match="--trials must be at least 1"):
+        run_search(mlp_path, _options(trials=0))
