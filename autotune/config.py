@@ -65,7 +65,8 @@ SESSION_ENTRY_DEFAULTS = {
 
 MAX_THREADS = 1024
 MAX_FREE_DIM = 1 << 20
-_NAME_RE = re.compile(r"[A-Za-z0-9_.:/\-]{1,128}")
+_NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,127}")  # provider and option names
+_DIM_RE = re.compile(r"[A-Za-z0-9_.:\-]{1,128}")  # symbolic dimension names
 
 
 @dataclass(frozen=True)
@@ -291,7 +292,7 @@ def _parse_free_dims(value: Any) -> dict[str, int]:
         raise ConfigError("free_dimension_overrides must be an object of at most 64 entries")
     out = {}
     for key, v in value.items():
-        if not isinstance(key, str) or not _NAME_RE.fullmatch(key):
+        if not isinstance(key, str) or not _DIM_RE.fullmatch(key):
             raise ConfigError(f"free dimension name {key!r:.60} is not a valid name")
         out[key] = _int(f"free dimension {key}", v, 1, MAX_FREE_DIM)
     return out

@@ -1,0 +1,112 @@
+"""The SQLite schema, its migrations and its refusals, on real SQLite files."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import stat
+from pathlib import Path
+
+import pytest
+import sqlite_utils
+
+from autotune.errors import DatabaseError
+from autotune.store import KNOWN_MIGRATIONS, Store, migrations, open_readonly, open_writable
+
+
+def test_blank_database_migrates_to_the_schema(tmp_path: Path) -> None:
+    db = open_writable(tmp_path / "new.db")
+    assert {m.name for m in migrations.applied(db)} == KNOWN_MIGRATIONS
+    trials = db["trials"].columns_dict  # type: ignore[union-attr]
+    for column, kind in {
+        "trial_uid": str,
+        "model_digest": str,
+        "chip": str,
+        "ort_version": str,
+        "shapes": str,
+        "config": str,
+        "status": str,
+        "ratio": float,
+        "latency_ms_p50": float,
+        "session_create_ms": float,
+        "first_run_ms": float,
+        "peak_rss_mb": float,
+        "created_at": str,
+        "autotune_version": str,
+        "host_id": str,
+        "placement": str,
+    }.items():
+        assert trials[column] is kind, column
+    assert "pick_config" in db["searches"].columns_dict  # type: ignore[union-attr]
+    assert db.journal_mode == "wal"
+    # opening again applies nothing twice
+    db.conn.close()
+    again = open_writable(tmp_path / "new.db")
+    assert len(migrations.applied(again)) == len(KNOWN_MIGRATIONS)
+
+
+def test_directory_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(DatabaseError, match="is a directory"):
+        open_writable(tmp_path)
+
+
+def test_read_only_file_in_read_only_directory(tmp_path: Path) -> None:
+    shipped = tmp_path / "bundle"
+    shipped.mkdir()
+    db = open_writable(shipped / "team.db")
+    db["trials"].insert(  # type: ignore[union-attr]
+        {"trial_uid": "u1", "model_digest": "d", "chip": "c", "ort_version": "v",
+         "shapes": "x=1", "config_id": "i", "status": "ok"}
+    )
+    db.conn.close()
+    (shipped / "team.db").chmod(stat.S_IRUSR)
+    shipped.chmod(stat.S_IRUSR | stat.S_IXUSR)
+    try:
+        if os.access(shipped / "team.db", os.W_OK):
+            pytest.skip("running as a user that ignores file permissions (root)")
+        ro = open_readonly(shipped / "team.db")
+        assert ro is not None
+        assert ro["trials"].count == 1  # type: ignore[union-attr]
+    finally:
+        shipped.chmod(stat.S_IRWXU)
+
+
+def test_layers_read_all_and_write_first(tmp_path: Path) -> None:
+    team = open_writable(tmp_path / "team.db")
+    team["trials"].insert(  # type: ignore[union-attr]
+        {"trial_uid": "t1", "model_digest": "d", "chip": "c", "ort_version": "v",
+         "shapes": "x=1", "config_id": "i", "status": "ok", "created_at": "2026"}
+    )
+    team.conn.close()
+    store = Store([tmp_path / "mine.db", tmp_path / "team.db"], write=True)
+    store.record_trial(
+        {"trial_uid": "m1", "model_digest": "d", "chip": "c", "ort_version": "v",
+         "shapes": "x=1", "config_id": "j", "status": "ok", "created_at": "2026"}
+    )
+    assert {r["trial_uid"] for r in store.trials_of_model("d")} == {"t1", "m1"}
+    store.close()
+    conn = sqlite3.connect(tmp_path / "team.db")
+    assert conn.execute("select count(*) from trials").fetchone()[0] == 1  # team db untouched
+    conn.close()
+
+
+def test_failed_migration_rolls_back(tmp_path: Path) -> None:
+    from autotune import store as store_module
+
+    path = tmp_path / "half.db"
+    open_writable(path).conn.close()
+
+    @store_module.migrations()
+    def m900_broken(db: sqlite_utils.Database) -> None:
+        db["scratch"].insert({"a": 1})  # type: ignore[union-attr]
+        raise RuntimeError("boom")
+
+    try:
+        with pytest.raises(RuntimeError):
+            open_writable(path)
+        conn = sqlite3.connect(path)
+        tables = {r[0] for r in conn.execute("select name from sqlite_master where type='table'")}
+        conn.close()
+        assert "scratch" not in tables
+    finally:
+        store_module.migrations._migrations.pop()
