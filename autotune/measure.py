@@ -1,33 +1,35 @@
-"""Measuring configurations honestly, in a worker process.
+"""Measuring configurations honestly: one process per session, timed in paired rounds.
 
-One worker per search holds the reference session (ORT defaults) and measures each candidate
-against it **interleaved and paired**: short rounds, each running a block of the candidate and a
-block of the reference in random order; a round's score is the ratio of the two block medians.
-On the shared VMs this runs on, slow phases lasting seconds to minutes double latencies, so
-absolute times from different moments cannot be compared, but a ratio taken within one round can.
-Rounds whose reference block is more than ``guard`` times slower than the fastest reference block
-known for this model are dropped (a slow phase). See ../shared/reference/measurement-on-this-machine.md.
+Every candidate configuration runs in its own spawned process holding one session; the reference
+(ORT's default configuration) lives in another for the whole search. Candidate and reference are
+timed **interleaved and paired**: short rounds, each running a block of the candidate and a block
+of the reference in random order; a round's score is the ratio of the two block medians. On the
+shared VMs this runs on, slow phases lasting seconds to minutes double latencies, so absolute
+times from different moments cannot be compared, but a ratio taken within one round can. Rounds
+whose reference block is more than ``guard`` times slower than the fastest reference block known
+for this model are dropped (a slow phase). See ../shared/reference/measurement-on-this-machine.md.
 
-The worker also checks every candidate: that the providers asked for were kept and where nodes
-were placed, and that outputs match a CPU-EP reference run (ORT_DISABLE_ALL, fp32).
+The process not being timed is frozen with SIGSTOP: an idle ORT session's intra-op threads keep
+spinning after a run, and on a 2-core machine two live sessions in one process slow each other by
+up to 2x (measured: 5.8 ms alone, 10-12 ms alternating with a second session, 5.7 ms frozen).
 
-A crash (segfault, abort) or a hang in a candidate kills only the worker; the parent records the
-trial as crashed or timed out and starts a fresh worker.
+The parent checks every candidate: that the providers asked for were kept and where nodes were
+placed, and that outputs match a CPU-EP reference run (ORT_DISABLE_ALL, fp32). A crash (segfault,
+abort) or a hang kills only the candidate's process; the trial is recorded as crashed or timed out.
 """
 
 from __future__ import annotations
 
-import gc
 import math
 import multiprocessing
 import os
 import random
 import resource
+import signal
 import statistics
 import sys
 import tempfile
 import time
-import traceback
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -74,12 +76,25 @@ class Protocol:
 
 @dataclass(frozen=True)
 class WorkerSetup:
+    """What a search measures with: the model, its feeds, the protocol."""
+
     model_path: str
     feeds: dict[str, Any]
     protocol: Protocol = Protocol()
     floor_ms: float | None = None  # fastest reference block known for this model (stored)
     cache_root: str | None = None  # per-trial compile caches go below it
     reference_config: str = DEFAULT_CONFIG.to_json()
+
+
+@dataclass(frozen=True)
+class ProcessSetup:
+    """What one session process builds."""
+
+    model_path: str
+    feeds: dict[str, Any]
+    config: str
+    cache_dir: str | None = None
+    reference_outputs: bool = False  # also compute the CPU-EP fp32 reference outputs
 
 
 @dataclass
@@ -134,7 +149,7 @@ def placement_of(session: Any, config: SessionConfig) -> dict[str, Any]:
         return {"available": False}
     try:
         subgraphs = session.get_provider_graph_assignment_info()
-    except Exception as exc:  # noqa: BLE001 - placement is diagnostic; never fail a trial on it
+    except Exception as exc:
         return {"available": False, "error": str(exc)[:200]}
     nodes: Counter[str] = Counter()
     partitions: Counter[str] = Counter()
@@ -167,14 +182,24 @@ def compare_outputs(
         ref_a = np.asarray(ref)
         out_a = np.asarray(out)
         if ref_a.shape != out_a.shape:
-            return False, math.inf, math.inf, f"output {i} has shape {out_a.shape}, not {ref_a.shape}"
+            return (
+                False,
+                math.inf,
+                math.inf,
+                f"output {i} has shape {out_a.shape}, not {ref_a.shape}",
+            )
         if ref_a.dtype.kind in "fc":
             r = rtol if rtol is not None else (1e-2 if ref_a.dtype.itemsize <= 2 else 1e-3)
             a = atol if atol is not None else (1e-3 if ref_a.dtype.itemsize <= 2 else 1e-4)
             ref64 = ref_a.astype(np.float64)
             out64 = out_a.astype(np.float64)
             if not np.array_equal(np.isnan(ref64), np.isnan(out64)):
-                return False, math.inf, math.inf, f"output {i} has NaNs where the reference has none"
+                return (
+                    False,
+                    math.inf,
+                    math.inf,
+                    f"output {i} has NaNs where the reference has none",
+                )
             finite = ~np.isnan(ref64)
             diff = np.abs(ref64 - out64)[finite]
             tol = (a + r * np.abs(ref64))[finite]
@@ -182,221 +207,20 @@ def compare_outputs(
                 max_abs = max(max_abs, float(diff.max()))
                 worst = max(worst, float((diff / tol).max()))
         elif not np.array_equal(ref_a, out_a):
-            return False, math.inf, math.inf, f"output {i} ({ref_a.dtype}) differs from the reference"
-    if worst > 1.0:
-        return False, max_abs, worst, f"outputs differ from the CPU reference by up to {max_abs:.3g}"
-    return True, max_abs, worst, None
-
-
-class _Timer:
-    """Times blocks of runs of one session."""
-
-    def __init__(self, session: Any, feeds: dict[str, Any]) -> None:
-        self.session = session
-        self.feeds = feeds
-
-    def block(self, runs: int) -> list[float]:
-        run = self.session.run
-        feeds = self.feeds
-        run(None, feeds)  # one discarded run: caches, spinning threads waking up
-        out = []
-        clock = time.perf_counter
-        for _ in range(runs):
-            t0 = clock()
-            run(None, feeds)
-            out.append((clock() - t0) * 1000.0)
-        return out
-
-
-class _Worker:
-    def __init__(self, conn: Any, setup: WorkerSetup) -> None:
-        import onnxruntime as ort
-
-        ort.set_default_logger_severity(3)
-        self.conn = conn
-        self.setup = setup
-        self.protocol = setup.protocol
-        self.feeds = setup.feeds
-        path = setup.model_path
-        # the accuracy reference: CPU EP, no graph optimizations, fp32
-        ref_cfg = SessionConfig(graph_optimization_level="ORT_DISABLE_ALL")
-        ref = build_session(path, ref_cfg)
-        self.reference_outputs = ref.run(None, self.feeds)
-        del ref
-        self.baseline_config = SessionConfig.from_json(setup.reference_config)
-        self.baseline = _Timer(build_session(path, self.baseline_config), self.feeds)
-        for _ in range(3):
-            self.baseline.block(1)
-        probe = self.baseline.block(5)
-        self.latency_estimate_ms = statistics.median(probe)
-        self.runs_per_block = self._runs_for(self.latency_estimate_ms)
-        floor = min(statistics.median(self.baseline.block(self.runs_per_block)) for _ in range(3))
-        self.floor_ms = min(floor, setup.floor_ms) if setup.floor_ms else floor
-
-    def _runs_for(self, latency_ms: float) -> int:
-        p = self.protocol
-        wanted = math.ceil(p.block_seconds * 1000.0 / max(latency_ms, 1e-4))
-        return max(p.min_runs_per_block, min(p.max_runs_per_block, wanted))
-
-    def _kept(self, reference_block_ms: float) -> bool:
-        self.floor_ms = min(self.floor_ms, reference_block_ms)
-        return reference_block_ms <= self.protocol.guard * self.floor_ms
-
-    def _stop_requested(self) -> bool:
-        if self.conn.poll(0):
-            msg = self.conn.recv()
-            return bool(msg and msg[0] == "stop")
-        return False
-
-    def ready_info(self) -> dict[str, Any]:
-        return {
-            "latency_ms": self.latency_estimate_ms,
-            "runs_per_block": self.runs_per_block,
-            "floor_ms": self.floor_ms,
-            "pid": os.getpid(),
-        }
-
-    # one candidate against the reference -----------------------------------------------
-    def measure(self, config_json: str, trial_dir: str | None) -> TrialResult:
-        config = SessionConfig.from_json(config_json)
-        p = self.protocol
-        rss_before = _rss_mb()
-        t0 = time.perf_counter()
-        try:
-            session = build_session(
-                self.setup.model_path,
-                config,
-                cache_dir=Path(trial_dir) if trial_dir else None,
-                record_placement=True,
+            return (
+                False,
+                math.inf,
+                math.inf,
+                f"output {i} ({ref_a.dtype}) differs from the reference",
             )
-        except Exception as exc:  # noqa: BLE001 - any build failure is a recorded result
-            return TrialResult(status=FAILED, error=_one_line(exc))
-        create_ms = (time.perf_counter() - t0) * 1000.0
-        result = TrialResult(status=OK, session_create_ms=create_ms)
-        dropped = dropped_providers(session, config)
-        result.placement = placement_of(session, config)
-        if dropped:
-            result.status = EP_DROPPED
-            result.error = f"ORT dropped {', '.join(dropped)} and ran on CPU"
-            return result
-        placed = result.placement.get("nodes", {})
-        silent = [n for n in result.placement.get("requested", []) if not placed.get(n)]
-        if result.placement.get("available") and silent:
-            result.status = EP_DROPPED
-            result.error = f"{', '.join(silent)} took no nodes; the session ran on CPU"
-            return result
-        try:
-            t0 = time.perf_counter()
-            outputs = session.run(None, self.feeds)
-            result.first_run_ms = (time.perf_counter() - t0) * 1000.0
-        except Exception as exc:  # noqa: BLE001
-            return TrialResult(status=FAILED, error=_one_line(exc), session_create_ms=create_ms)
-        rss_after = _rss_mb()
-        if rss_before is not None and rss_after is not None:
-            result.session_rss_mb = max(0.0, rss_after - rss_before)
-        ok, max_abs, worst, problem = compare_outputs(self.reference_outputs, outputs, p.rtol, p.atol)
-        result.max_abs_err, result.err_to_tol = max_abs, worst
-        if not ok:
-            result.status = INACCURATE
-            result.error = problem
-            return result
-        candidate = _Timer(session, self.feeds)
-        candidate.block(2)
-        self._interleave(candidate, result)
-        result.peak_rss_mb = _peak_rss_mb()
-        result.floor_ms = self.floor_ms
-        del session, candidate
-        gc.collect()
-        return result
-
-    def _interleave(self, candidate: _Timer, result: TrialResult) -> None:
-        p = self.protocol
-        samples: list[float] = []
-        ref_samples: list[float] = []
-        kept_ratios: list[float] = []
-        dropped = 0
-        stopped = False
-        rng = random.Random(len(result.ratios) + os.getpid())
-        for index in range(p.max_rounds):
-            order = [("c", candidate), ("r", self.baseline)]
-            rng.shuffle(order)
-            blocks: dict[str, list[float]] = {}
-            for tag, timer in order:
-                time.sleep(0.002)
-                blocks[tag] = timer.block(self.runs_per_block)
-            cand_ms = statistics.median(blocks["c"])
-            ref_ms = statistics.median(blocks["r"])
-            ratio = cand_ms / ref_ms
-            kept = self._kept(ref_ms)
-            if kept:
-                kept_ratios.append(ratio)
-                samples += blocks["c"]
-                ref_samples += blocks["r"]
-            else:
-                dropped += 1
-                time.sleep(0.2)  # a slow phase: give it a moment to pass
-            self.conn.send(("round", index, ratio, kept))
-            if self._stop_requested():
-                stopped = True
-                break
-            if len(kept_ratios) >= p.rounds:
-                break
-        if not kept_ratios:
-            # never a fast phase: report the unguarded figure, marked as contended
-            result.error = "every round ran in a slow phase; figure is unguarded"
-            kept_ratios = [statistics.median(blocks["c"]) / statistics.median(blocks["r"])]
-            samples, ref_samples = blocks["c"], blocks["r"]
-        result.ratios = kept_ratios
-        result.ratio = statistics.median(kept_ratios)
-        result.ratio_iqr = _iqr(kept_ratios)
-        result.rounds_kept = len(kept_ratios)
-        result.rounds_dropped = dropped
-        result.latency_ms_p50 = _percentile(samples, 50)
-        result.latency_ms_p90 = _percentile(samples, 90)
-        result.reference_ms_p50 = _percentile(ref_samples, 50)
-        result.runs = len(samples)
-        if stopped:
-            result.status = PRUNED
-
-    # final head-to-head of several configurations --------------------------------------
-    def compare(self, configs: list[str], rounds: int) -> dict[str, Any]:
-        sessions = []
-        for text in configs:
-            cfg = SessionConfig.from_json(text)
-            sessions.append(_Timer(build_session(self.setup.model_path, cfg), self.feeds))
-        ratios: list[list[float]] = [[] for _ in configs]
-        latencies: list[list[float]] = [[] for _ in configs]
-        dropped = 0
-        rng = random.Random(os.getpid())
-        total = 0
-        while total < rounds * 2 and min(len(r) for r in ratios) < rounds:
-            total += 1
-            order = [*list(range(len(sessions))), -1]
-            rng.shuffle(order)
-            blocks: dict[int, float] = {}
-            for i in order:
-                time.sleep(0.002)
-                timer = self.baseline if i < 0 else sessions[i]
-                block = timer.block(self.runs_per_block)
-                blocks[i] = statistics.median(block)
-                if i >= 0:
-                    latencies[i] += block
-            if not self._kept(blocks[-1]):
-                dropped += 1
-                time.sleep(0.2)
-                continue
-            for i in range(len(sessions)):
-                ratios[i].append(blocks[i] / blocks[-1])
-        del sessions
-        gc.collect()
-        return {
-            "ratios": [statistics.median(r) if r else None for r in ratios],
-            "iqr": [_iqr(r) if r else None for r in ratios],
-            "rounds_kept": min(len(r) for r in ratios),
-            "rounds_dropped": dropped,
-            "latency_ms_p50": [_percentile(x, 50) for x in latencies],
-            "latency_ms_p90": [_percentile(x, 90) for x in latencies],
-        }
+    if worst > 1.0:
+        return (
+            False,
+            max_abs,
+            worst,
+            f"outputs differ from the CPU reference by up to {max_abs:.3g}",
+        )
+    return True, max_abs, worst, None
 
 
 def _percentile(values: list[float], q: float) -> float | None:
@@ -410,36 +234,70 @@ def _iqr(values: list[float]) -> float:
     return float(q75 - q25)
 
 
+# ---------------------------------------------------------------------------------------------
+# the session process (imports onnxruntime, never optuna)
+# ---------------------------------------------------------------------------------------------
+
+
 def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split()) or type(exc).__name__
     return text[:500]
 
 
-def worker_main(conn: Any, setup: WorkerSetup) -> None:
-    """Entry point of a measuring worker process."""
+def worker_main(conn: Any, setup: ProcessSetup) -> None:
+    """Entry point of a session process: build, report, then time blocks on request."""
     import signal
 
     # Ctrl-C is the parent's to handle: it must not kill a trial and be recorded as a crash
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    import onnxruntime as ort
+
+    ort.set_default_logger_severity(3)
     try:
-        worker = _Worker(conn, setup)
-    except Exception as exc:  # noqa: BLE001 - reported to the parent, which raises SearchError
-        conn.send(("setup_failed", _one_line(exc), traceback.format_exc(limit=3)))
+        info: dict[str, Any] = {}
+        if setup.reference_outputs:
+            ref = build_session(
+                setup.model_path, SessionConfig(graph_optimization_level="ORT_DISABLE_ALL")
+            )
+            info["reference_outputs"] = ref.run(None, setup.feeds)
+            del ref
+        config = SessionConfig.from_json(setup.config)
+        rss_before = _rss_mb()
+        t0 = time.perf_counter()
+        session = build_session(
+            setup.model_path,
+            config,
+            cache_dir=Path(setup.cache_dir) if setup.cache_dir else None,
+            record_placement=True,
+        )
+        info["session_create_ms"] = (time.perf_counter() - t0) * 1000.0
+        info["dropped"] = dropped_providers(session, config)
+        info["placement"] = placement_of(session, config)
+        t0 = time.perf_counter()
+        info["outputs"] = session.run(None, setup.feeds)
+        info["first_run_ms"] = (time.perf_counter() - t0) * 1000.0
+        rss_after = _rss_mb()
+        if rss_before is not None and rss_after is not None:
+            info["session_rss_mb"] = max(0.0, rss_after - rss_before)
+    except Exception as exc:
+        conn.send(("failed", _one_line(exc)))
         return
-    conn.send(("ready", worker.ready_info()))
+    conn.send(("built", info))
+    run = session.run
+    feeds = setup.feeds
+    clock = time.perf_counter
     while True:
         try:
             msg = conn.recv()
-            kind = msg[0]
-            if kind == "measure":
-                result = worker.measure(msg[1], msg[2])
-                conn.send(("result", result.to_dict()))
-            elif kind == "compare":
-                conn.send(("compared", worker.compare(msg[1], msg[2])))
-            elif kind == "stop":
-                continue  # a stop that arrived after its trial ended
-            else:
+            if msg[0] != "block":
                 return
+            run(None, feeds)  # one discarded run: caches, threads waking up
+            times = []
+            for _ in range(msg[1]):
+                t0 = clock()
+                run(None, feeds)
+                times.append((clock() - t0) * 1000.0)
+            conn.send(("times", times, _peak_rss_mb()))
         except (EOFError, BrokenPipeError, ConnectionResetError):
             return  # the parent is gone (killed): nothing left to measure for
 
@@ -450,18 +308,108 @@ def worker_main(conn: Any, setup: WorkerSetup) -> None:
 
 
 class WorkerLost(Exception):
-    """The worker died (crashed) or stopped answering (timeout)."""
+    """A session process died (crashed) or stopped answering (timeout)."""
 
     def __init__(self, status: str, message: str) -> None:
         super().__init__(message)
         self.status = status
 
 
-WorkerTarget = Callable[[Any, WorkerSetup], None]
+WorkerTarget = Callable[[Any, ProcessSetup], None]
+
+
+class SessionProcess:
+    """A spawned process holding one session, frozen (SIGSTOP) whenever it is not being timed."""
+
+    def __init__(self, setup: ProcessSetup, target: WorkerTarget, timeout: float) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self.conn, child = ctx.Pipe()
+        self.process = ctx.Process(target=target, args=(child, setup), daemon=True)
+        self.process.start()
+        child.close()
+        self.peak_rss_mb: float | None = None
+        try:
+            msg = self._receive(timeout)
+        except WorkerLost:
+            self.kill()
+            raise
+        if msg[0] != "built":
+            self.kill()
+            raise WorkerLost(FAILED, str(msg[1]))
+        self.info: dict[str, Any] = msg[1]
+        self._freeze()
+
+    def _freeze(self) -> None:
+        if self.process.pid and self.process.is_alive():
+            os.kill(self.process.pid, signal.SIGSTOP)
+
+    def _thaw(self) -> None:
+        if self.process.pid and self.process.is_alive():
+            os.kill(self.process.pid, signal.SIGCONT)
+
+    def _receive(self, timeout: float) -> Any:
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                self.kill()
+                raise WorkerLost(
+                    TIMEOUT, f"no answer within {timeout:.0f} s; the process was killed"
+                )
+            try:
+                if self.conn.poll(min(remaining, 0.5)):
+                    return self.conn.recv()
+            except (EOFError, OSError):
+                pass
+            if not self.process.is_alive():
+                try:
+                    if self.conn.poll(0):
+                        return self.conn.recv()
+                except (EOFError, OSError):
+                    pass
+                raise WorkerLost(CRASHED, _exit_text(self.process.exitcode))
+
+    def block(self, runs: int, timeout: float) -> list[float]:
+        """Time ``runs`` runs (after one discarded run) while every other process is frozen."""
+        self._thaw()
+        try:
+            self.conn.send(("block", runs))
+            msg = self._receive(timeout)
+        finally:
+            self._freeze()
+        self.peak_rss_mb = msg[2]
+        times: list[float] = msg[1]
+        return times
+
+    def kill(self) -> None:
+        if self.process.is_alive():
+            self._thaw()
+            self.process.kill()
+        self.process.join(5)
+
+    def close(self) -> None:
+        self._thaw()
+        try:
+            self.conn.send(("exit",))
+        except OSError:
+            pass
+        self.process.join(5)
+        self.kill()
+        self.conn.close()
+
+
+def _exit_text(code: int | None) -> str:
+    if code is not None and code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        return f"the process died with {name}"
+    return f"the process exited with code {code}"
 
 
 class MeasuringWorker:
-    """A spawned worker process and the conversation with it."""
+    """The search's measuring side: the reference process and one process per candidate."""
 
     def __init__(
         self,
@@ -470,38 +418,36 @@ class MeasuringWorker:
         startup_timeout: float = 600.0,
         target: WorkerTarget = worker_main,
     ) -> None:
-        ctx = multiprocessing.get_context("spawn")
-        self.conn, child = ctx.Pipe()
-        self.process = ctx.Process(target=target, args=(child, setup), daemon=True)
-        self.process.start()
-        child.close()
-        msg = self._receive(startup_timeout)
-        if msg[0] != "ready":
-            self.close()
-            raise WorkerLost(FAILED, str(msg[1]))
-        self.info: dict[str, Any] = msg[1]
+        self.setup = setup
+        self.protocol = setup.protocol
+        self.target = target
+        self.baseline = SessionProcess(
+            ProcessSetup(
+                setup.model_path, setup.feeds, setup.reference_config, reference_outputs=True
+            ),
+            target,
+            startup_timeout,
+        )
+        self.reference_outputs = self.baseline.info["reference_outputs"]
+        probe = self.baseline.block(5, startup_timeout)
+        self.latency_estimate_ms = statistics.median(probe)
+        p = self.protocol
+        wanted = math.ceil(p.block_seconds * 1000.0 / max(self.latency_estimate_ms, 1e-4))
+        self.runs_per_block = max(p.min_runs_per_block, min(p.max_runs_per_block, wanted))
+        floor = min(
+            statistics.median(self.baseline.block(self.runs_per_block, startup_timeout))
+            for _ in range(3)
+        )
+        self.floor_ms = min(floor, setup.floor_ms) if setup.floor_ms else floor
+        self.info = {
+            "latency_ms": self.latency_estimate_ms,
+            "runs_per_block": self.runs_per_block,
+            "floor_ms": self.floor_ms,
+        }
 
-    def _receive(self, timeout: float) -> Any:
-        deadline = time.monotonic() + timeout
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                self.kill()
-                raise WorkerLost(TIMEOUT, f"no answer within {timeout:.0f} s; the worker was killed")
-            try:
-                if self.conn.poll(min(remaining, 0.5)):
-                    return self.conn.recv()
-            except (EOFError, OSError):
-                pass
-            if not self.process.is_alive():
-                # drain anything sent just before it ended
-                try:
-                    if self.conn.poll(0):
-                        return self.conn.recv()
-                except (EOFError, OSError):
-                    pass
-                code = self.process.exitcode
-                raise WorkerLost(CRASHED, _exit_text(code))
+    def _kept(self, reference_block_ms: float) -> bool:
+        self.floor_ms = min(self.floor_ms, reference_block_ms)
+        return reference_block_ms <= self.protocol.guard * self.floor_ms
 
     def measure(
         self,
@@ -511,54 +457,162 @@ class MeasuringWorker:
         trial_dir: str | None = None,
         on_round: Callable[[int, float, bool], bool] | None = None,
     ) -> TrialResult:
-        """Measure one candidate. ``on_round`` returns True to stop early (prune).
-        Raises WorkerLost if the worker crashes or exceeds ``timeout``."""
-        self.conn.send(("measure", config.to_json(), trial_dir))
+        """Measure one candidate in its own process. ``on_round`` returns True to stop early
+        (prune). A crash or hang of the candidate gives a crashed/timeout result."""
         deadline = time.monotonic() + timeout
-        while True:
-            msg = self._receive(max(0.0, deadline - time.monotonic()))
-            if msg[0] == "round":
-                if on_round is not None and on_round(msg[1], msg[2], msg[3]):
-                    self.conn.send(("stop",))
-                continue
-            if msg[0] == "result":
-                data = msg[1]
-                return TrialResult(**data)
-            raise WorkerLost(FAILED, f"unexpected message from worker: {msg[0]}")
+        p = self.protocol
+        try:
+            cand = SessionProcess(
+                ProcessSetup(self.setup.model_path, self.setup.feeds, config.to_json(), trial_dir),
+                self.target,
+                timeout,
+            )
+        except WorkerLost as exc:
+            return TrialResult(status=exc.status, error=str(exc))
+        try:
+            info = cand.info
+            result = TrialResult(
+                status=OK,
+                session_create_ms=info["session_create_ms"],
+                first_run_ms=info["first_run_ms"],
+                session_rss_mb=info.get("session_rss_mb"),
+                placement=info["placement"],
+            )
+            if info["dropped"]:
+                result.status = EP_DROPPED
+                result.error = f"ORT dropped {', '.join(info['dropped'])} and ran on CPU"
+                return result
+            placed = result.placement.get("nodes", {})
+            silent = [n for n in result.placement.get("requested", []) if not placed.get(n)]
+            if result.placement.get("available") and silent:
+                result.status = EP_DROPPED
+                result.error = f"{', '.join(silent)} took no nodes; the session ran on CPU"
+                return result
+            ok, max_abs, worst, problem = compare_outputs(
+                self.reference_outputs, info["outputs"], p.rtol, p.atol
+            )
+            result.max_abs_err, result.err_to_tol = max_abs, worst
+            if not ok:
+                result.status = INACCURATE
+                result.error = problem
+                return result
+            self._interleave(cand, result, deadline, on_round)
+            result.peak_rss_mb = cand.peak_rss_mb
+            result.floor_ms = self.floor_ms
+            return result
+        except WorkerLost as exc:
+            return TrialResult(status=exc.status, error=str(exc))
+        finally:
+            cand.close()
+
+    def _interleave(
+        self,
+        cand: SessionProcess,
+        result: TrialResult,
+        deadline: float,
+        on_round: Callable[[int, float, bool], bool] | None,
+    ) -> None:
+        p = self.protocol
+        samples: list[float] = []
+        ref_samples: list[float] = []
+        kept_ratios: list[float] = []
+        dropped = 0
+        stopped = False
+        rng = random.Random()
+        blocks: dict[str, list[float]] = {}
+        for index in range(p.max_rounds):
+            order = [("c", cand), ("r", self.baseline)]
+            rng.shuffle(order)
+            for tag, proc in order:
+                remaining = deadline - time.monotonic()
+                if proc is cand and remaining <= 0:
+                    cand.kill()
+                    raise WorkerLost(TIMEOUT, "the trial ran past its time limit; it was killed")
+                blocks[tag] = proc.block(self.runs_per_block, max(remaining, 60.0))
+            cand_ms = statistics.median(blocks["c"])
+            ref_ms = statistics.median(blocks["r"])
+            ratio = cand_ms / ref_ms
+            kept = self._kept(ref_ms)
+            if kept:
+                kept_ratios.append(ratio)
+                samples += blocks["c"]
+                ref_samples += blocks["r"]
+            else:
+                dropped += 1
+                time.sleep(0.2)  # a slow phase: give it a moment to pass
+            if on_round is not None and on_round(index, ratio, kept):
+                stopped = True
+                break
+            if len(kept_ratios) >= p.rounds:
+                break
+        if not kept_ratios:
+            # never a fast phase: report the unguarded figure, marked as such
+            result.error = "every round ran in a slow phase; figure is unguarded"
+            kept_ratios = [statistics.median(blocks["c"]) / statistics.median(blocks["r"])]
+            samples, ref_samples = blocks["c"], blocks["r"]
+        result.ratios = kept_ratios
+        result.ratio = statistics.median(kept_ratios)
+        result.ratio_iqr = _iqr(kept_ratios)
+        result.rounds_kept = len(kept_ratios) if not result.error else 0
+        result.rounds_dropped = dropped
+        result.latency_ms_p50 = _percentile(samples, 50)
+        result.latency_ms_p90 = _percentile(samples, 90)
+        result.reference_ms_p50 = _percentile(ref_samples, 50)
+        result.runs = len(samples)
+        if stopped:
+            result.status = PRUNED
 
     def compare(self, configs: list[SessionConfig], rounds: int, timeout: float) -> dict[str, Any]:
-        self.conn.send(("compare", [c.to_json() for c in configs], rounds))
-        msg = self._receive(timeout)
-        if msg[0] != "compared":
-            raise WorkerLost(FAILED, f"unexpected message from worker: {msg[0]}")
-        result: dict[str, Any] = msg[1]
-        return result
+        """Head-to-head of several configurations against the reference, fresh processes."""
+        procs: list[SessionProcess] = []
+        try:
+            for cfg in configs:
+                procs.append(
+                    SessionProcess(
+                        ProcessSetup(self.setup.model_path, self.setup.feeds, cfg.to_json()),
+                        self.target,
+                        timeout,
+                    )
+                )
+            ratios: list[list[float]] = [[] for _ in configs]
+            latencies: list[list[float]] = [[] for _ in configs]
+            dropped = 0
+            rng = random.Random()
+            attempts = 0
+            while attempts < rounds * 2 and min(len(r) for r in ratios) < rounds:
+                attempts += 1
+                order = [*range(len(procs)), -1]
+                rng.shuffle(order)
+                medians: dict[int, float] = {}
+                blocks: dict[int, list[float]] = {}
+                for i in order:
+                    proc = self.baseline if i < 0 else procs[i]
+                    blocks[i] = proc.block(self.runs_per_block, timeout)
+                    medians[i] = statistics.median(blocks[i])
+                if not self._kept(medians[-1]):
+                    dropped += 1
+                    time.sleep(0.2)
+                    continue
+                for i in range(len(procs)):
+                    ratios[i].append(medians[i] / medians[-1])
+                    latencies[i] += blocks[i]
+        finally:
+            for proc in procs:
+                proc.close()
+        return {
+            "ratios": [statistics.median(r) if r else None for r in ratios],
+            "iqr": [_iqr(r) if r else None for r in ratios],
+            "rounds_kept": min(len(r) for r in ratios),
+            "rounds_dropped": dropped,
+            "latency_ms_p50": [_percentile(x, 50) for x in latencies],
+            "latency_ms_p90": [_percentile(x, 90) for x in latencies],
+        }
 
     def kill(self) -> None:
-        if self.process.is_alive():
-            self.process.kill()
-        self.process.join(5)
+        self.baseline.kill()
 
     def close(self) -> None:
-        try:
-            self.conn.send(("exit",))
-        except (OSError, BrokenPipeError):
-            pass
-        self.process.join(5)
-        self.kill()
-        self.conn.close()
-
-
-def _exit_text(code: int | None) -> str:
-    import signal
-
-    if code is not None and code < 0:
-        try:
-            name = signal.Signals(-code).name
-        except ValueError:
-            name = f"signal {-code}"
-        return f"the worker process died with {name}"
-    return f"the worker process exited with code {code}"
+        self.baseline.close()
 
 
 def new_trial_dir(root: str | None) -> str | None:

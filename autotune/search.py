@@ -280,7 +280,7 @@ class _Search:
             except WorkerLost as exc:
                 raise SearchError(
                     f"the model cannot run with ORT's default configuration here ({exc}); "
-                    "check it with: python -c \"import onnxruntime as o; "
+                    'check it with: python -c "import onnxruntime as o; '
                     f"o.InferenceSession('{self.path}')\""
                 ) from None
             floor = self.worker.info.get("floor_ms")
@@ -326,9 +326,7 @@ class _Search:
                         intermediate_values=dict(enumerate(_ratios(row))),
                     )
                 else:
-                    frozen = create_trial(
-                        params=params, distributions=dists, state=TrialState.FAIL
-                    )
+                    frozen = create_trial(params=params, distributions=dists, state=TrialState.FAIL)
                 study.add_trial(frozen)
             except (KeyError, TypeError, ValueError):
                 continue  # a row from another space version: still known, just not replayed
@@ -483,10 +481,10 @@ class _Search:
                 trial_dir=new_trial_dir(self.trial_root),
                 on_round=on_round,
             )
-        except WorkerLost as exc:
+        except WorkerLost as exc:  # the reference process itself was lost
             self._drop_worker()
             status = exc.status if exc.status in (CRASHED, TIMEOUT) else FAILED
-            return TrialResult(status=status, error=str(exc))
+            return TrialResult(status=status, error=f"reference process: {exc}")
 
     def _final(self) -> tuple[list[dict[str, Any]], SessionConfig, float, int, float | None]:
         """Head-to-head of the default and the best few, fresh, to avoid the winner's curse."""
@@ -540,7 +538,11 @@ class _Search:
         pick, pick_ratio = DEFAULT_CONFIG, default_ratio
         for i, entry in enumerate(compared[1:], start=1):
             r = entry["ratio"]
-            if r is not None and r <= default_ratio * (1 - self.options.min_gain) and r < pick_ratio:
+            if (
+                r is not None
+                and r <= default_ratio * (1 - self.options.min_gain)
+                and r < pick_ratio
+            ):
                 pick, pick_ratio = contenders[i], r
         # the verdict is relative to the default measured in the same rounds
         for entry in compared:

@@ -29,11 +29,11 @@ def _inject(fault: str) -> None:
     measure.build_session = build  # type: ignore[assignment]
 
 
-def crashing_worker(conn: Any, setup: measure.WorkerSetup) -> None:
+def crashing_worker(conn: Any, setup: measure.ProcessSetup) -> None:
     _inject("crash")
     measure.worker_main(conn, setup)
 
 
-def hanging_worker(conn: Any, setup: measure.WorkerSetup) -> None:
+def hanging_worker(conn: Any, setup: measure.ProcessSetup) -> None:
     _inject("hang")
     measure.worker_main(conn, setup)
