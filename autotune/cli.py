@@ -60,16 +60,34 @@ def example(name: str, output: str | None) -> None:
 
 @cli.command()
 @click.argument("model", type=click.Path())
-@click.option("--trials", default=30, show_default=True, type=int, help="Configurations to measure.")
+@click.option(
+    "--trials", default=30, show_default=True, type=int, help="Configurations to measure."
+)
 @click.option("--timeout", type=float, help="Stop starting new trials after this many seconds.")
 @_shape_option
-@click.option("--inputs", type=click.Path(), help="Real input data: an .npz with one array per input.")
+@click.option(
+    "--inputs", type=click.Path(), help="Real input data: an .npz with one array per input."
+)
 @_db_option
-@click.option("--trial-timeout", default=300.0, show_default=True, help="Kill a trial after this many seconds.")
+@click.option(
+    "--trial-timeout",
+    default=300.0,
+    show_default=True,
+    help="Kill a trial after this many seconds.",
+)
 @click.option("--rounds", default=8, show_default=True, help="Paired rounds per candidate.")
-@click.option("--min-gain", default=0.03, show_default=True, help="Gain a candidate needs to replace the default.")
-@click.option("--rtol", type=float, help="Relative tolerance of the accuracy gate (default per dtype).")
-@click.option("--atol", type=float, help="Absolute tolerance of the accuracy gate (default per dtype).")
+@click.option(
+    "--min-gain",
+    default=0.03,
+    show_default=True,
+    help="Gain a candidate needs to replace the default.",
+)
+@click.option(
+    "--rtol", type=float, help="Relative tolerance of the accuracy gate (default per dtype)."
+)
+@click.option(
+    "--atol", type=float, help="Absolute tolerance of the accuracy gate (default per dtype)."
+)
 @click.option("--seed", type=int, help="Sampler seed.")
 @click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
 def search(
@@ -91,8 +109,8 @@ def search(
     from autotune.measure import Protocol
     from autotune.model import parse_shape_args
     from autotune.progress import ProgressLine
-    from autotune.search import SearchOptions, run_search
     from autotune.report import outcome_dict, outcome_text
+    from autotune.search import SearchOptions, run_search
 
     if trials < 1:
         raise AutotuneError(f"--trials must be at least 1, not {trials}")
@@ -128,8 +146,8 @@ def search(
 def best(model: str, shapes: tuple[str, ...], db: str | None, as_json: bool) -> None:
     """Print the best known configuration for MODEL on this chip."""
     from autotune.model import parse_shape_args
-    from autotune.resolver import best_config
     from autotune.report import best_text
+    from autotune.resolver import best_config
 
     choice = best_config(model, shapes=parse_shape_args(shapes) or None, db=db)
     if as_json:
@@ -147,8 +165,8 @@ def best(model: str, shapes: tuple[str, ...], db: str | None, as_json: bool) -> 
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 def list_(db: str | None, as_json: bool) -> None:
     """List the models, chips and shapes the database holds results for."""
-    from autotune.store import Store
     from autotune.report import summary_text
+    from autotune.store import Store
 
     with Store.open(db, write=False) as store:
         rows = store.summary()
@@ -164,8 +182,8 @@ def show(model: str, db: str | None, all_chips: bool, as_json: bool) -> None:
     """List every trial of MODEL on this chip, best first, failures with their reasons."""
     from autotune.chip import current_chip
     from autotune.digest import model_digest
-    from autotune.store import Store
     from autotune.report import ordered_trials, trials_text
+    from autotune.store import Store
 
     digest = model_digest(model)
     with Store.open(db, write=False) as store:
@@ -197,3 +215,7 @@ def chip(as_json: bool) -> None:
 
 def main() -> None:
     cli(prog_name="autotune")
+
+
+if __name__ == "__main__":
+    main()

@@ -244,12 +244,26 @@ def _one_line(exc: BaseException) -> str:
     return text[:500]
 
 
+def _die_with_parent() -> None:
+    """On Linux, have the kernel kill this process when the search process dies (kill -9):
+    a frozen orphan would otherwise wait forever."""
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+
+
 def worker_main(conn: Any, setup: ProcessSetup) -> None:
     """Entry point of a session process: build, report, then time blocks on request."""
     import signal
 
     # Ctrl-C is the parent's to handle: it must not kill a trial and be recorded as a crash
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _die_with_parent()
     import onnxruntime as ort
 
     ort.set_default_logger_severity(3)
