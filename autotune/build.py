@@ -17,7 +17,9 @@ RECORD_PLACEMENT = "session.record_ep_graph_assignment_info"
 
 
 def session_options(config: SessionConfig, *, record_placement: bool = False) -> Any:
-    """``onnxruntime.SessionOptions`` for ``config``; raises ConfigError if this ORT lacks a setting."""
+    """``onnxruntime.SessionOptions`` for ``config``.
+
+    Raises ConfigError if this onnxruntime lacks a setting."""
     import onnxruntime as ort
 
     c = config.canonical()
@@ -53,7 +55,9 @@ def placement_supported() -> bool:
     return hasattr(ort.InferenceSession, "get_provider_graph_assignment_info")
 
 
-def provider_list(config: SessionConfig, cache_dir: Path | None) -> list[tuple[str, dict[str, str]]]:
+def provider_list(
+    config: SessionConfig, cache_dir: Path | None
+) -> list[tuple[str, dict[str, str]]]:
     """The ``providers=`` argument, with autotune-owned cache paths filled in."""
     from autotune.providers import SPACES
 

@@ -50,7 +50,9 @@ SESSION_ENTRIES: dict[str, tuple[str, ...] | str] = {
     "session.dynamic_block_base": r"[1-9][0-9]{0,2}",
     "session.graph_optimizations_loop_level": ("0", "1", "2"),
     "optimization.enable_gelu_approximation": _BOOL01,
-    "optimization.disable_specified_optimizers": r"[A-Za-z][A-Za-z0-9_]{0,63}(,[A-Za-z][A-Za-z0-9_]{0,63}){0,15}",
+    "optimization.disable_specified_optimizers": (
+        r"[A-Za-z][A-Za-z0-9_]{0,63}(,[A-Za-z][A-Za-z0-9_]{0,63}){0,15}"
+    ),
 }
 # Values equal to ORT's defaults are dropped from the canonical form.
 SESSION_ENTRY_DEFAULTS = {
@@ -202,7 +204,9 @@ class SessionConfig:
         if "providers" in data:
             kwargs["providers"] = _parse_providers(data["providers"])
         level = data.get("graph_optimization_level", "ORT_ENABLE_ALL")
-        kwargs["graph_optimization_level"] = _choice("graph_optimization_level", level, GRAPH_LEVELS)
+        kwargs["graph_optimization_level"] = _choice(
+            "graph_optimization_level", level, GRAPH_LEVELS
+        )
         mode = data.get("execution_mode", "ORT_SEQUENTIAL")
         kwargs["execution_mode"] = _choice("execution_mode", mode, EXECUTION_MODES)
         for name in ("intra_op_num_threads", "inter_op_num_threads"):

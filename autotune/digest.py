@@ -74,7 +74,9 @@ def model_digest(path: str | os.PathLike[str]) -> str:
             try:
                 with conn:
                     conn.execute("DELETE FROM digests WHERE path=?", (key[0],))
-                    conn.execute("INSERT OR REPLACE INTO digests VALUES (?,?,?,?,?)", (*key, digest))
+                    conn.execute(
+                        "INSERT OR REPLACE INTO digests VALUES (?,?,?,?,?)", (*key, digest)
+                    )
             except sqlite3.Error:
                 pass
     if conn is not None:

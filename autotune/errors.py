@@ -1,12 +1,12 @@
 """Errors autotune raises. Every message names the problem and the fix in one line.
 
-    AutotuneError                 base; the CLI prints ``Error: <message>`` and exits 1
-    ├── ModelError                not a file, not ONNX, truncated, unreadable
-    ├── ShapeError                symbolic dimensions not given, bad ``--shape``, bad ``--inputs``
-    ├── ConfigError               a configuration that fails validation (unknown or unsafe option)
-    ├── DatabaseError             not SQLite, schema newer than this autotune, locked by a search
-    ├── SearchError               a search that cannot start or finish (bad arguments, busy model)
-    └── SessionBuildError         ``strict=True`` and the stored configuration does not build
+AutotuneError                 base; the CLI prints ``Error: <message>`` and exits 1
+├── ModelError                not a file, not ONNX, truncated, unreadable
+├── ShapeError                symbolic dimensions not given, bad ``--shape``, bad ``--inputs``
+├── ConfigError               a configuration that fails validation (unknown or unsafe option)
+├── DatabaseError             not SQLite, schema newer than this autotune, locked by a search
+├── SearchError               a search that cannot start or finish (bad arguments, busy model)
+└── SessionBuildError         ``strict=True`` and the stored configuration does not build
 """
 
 from __future__ import annotations

@@ -20,6 +20,7 @@ abort) or a hang kills only the candidate's process; the trial is recorded as cr
 
 from __future__ import annotations
 
+import contextlib
 import math
 import multiprocessing
 import os
@@ -403,10 +404,8 @@ class SessionProcess:
 
     def close(self) -> None:
         self._thaw()
-        try:
+        with contextlib.suppress(OSError):
             self.conn.send(("exit",))
-        except OSError:
-            pass
         self.process.join(5)
         self.kill()
         self.conn.close()

@@ -107,7 +107,9 @@ def load_model_info(path: str | os.PathLike[str]) -> ModelInfo:
 def _count_ops(graph: Any, ops: Counter[str]) -> bool:
     nested = False
     for node in graph.node:
-        ops[node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}:{node.op_type}"] += 1
+        ops[
+            node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}:{node.op_type}"
+        ] += 1
         for attr in node.attribute:
             for sub in [attr.g] if attr.HasField("g") else list(attr.graphs):
                 nested = True

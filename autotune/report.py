@@ -114,7 +114,8 @@ def best_text(choice: Any) -> str:
     lines = [
         f"model:       {choice.key.model_digest[:16]}",
         f"chip:        {choice.key.chip}",
-        f"onnxruntime: {choice.key.ort_version}" + (" (stale: another version)" if choice.stale else ""),
+        f"onnxruntime: {choice.key.ort_version}"
+        + (" (stale: another version)" if choice.stale else ""),
         f"shapes:      {choice.key.shapes}",
         f"source:      {choice.source} ({choice.measured_at})",
         f"speed-up:    {speedup(choice.ratio)} vs ORT defaults",
@@ -138,8 +139,17 @@ def summary_text(rows: list[dict[str, Any]]) -> str:
         return "The database holds no results yet; run: autotune search MODEL.onnx"
     return table(
         [
-            [r["model"], r["model_digest"][:12], r["chip"], r["ort_version"], r["shapes"],
-             r["trials"], r["failed"], speedup(r["best_ratio"]), r["last"]]
+            [
+                r["model"],
+                r["model_digest"][:12],
+                r["chip"],
+                r["ort_version"],
+                r["shapes"],
+                r["trials"],
+                r["failed"],
+                speedup(r["best_ratio"]),
+                r["last"],
+            ]
             for r in rows
         ],
         ["model", "digest", "chip", "ort", "shapes", "trials", "failed", "best", "last"],
@@ -192,5 +202,6 @@ def trials_text(rows: list[dict[str, Any]], model: str) -> str:
             ]
         )
     return table(
-        body, ["status", "speed-up", "p50", "load", "first run", "placement", "configuration", "reason"]
+        body,
+        ["status", "speed-up", "p50", "load", "first run", "placement", "configuration", "reason"],
     )

@@ -181,7 +181,7 @@ def best_session(
             session = build_session(
                 path, choice.config, cache_dir=model_cache_dir(digest, choice.config)
             )
-        except Exception as exc:  # noqa: BLE001 - ORT raises several types; fall back
+        except Exception as exc:
             if strict:
                 raise SessionBuildError(
                     f"stored configuration {choice.config.describe()} failed to build here: {exc}"
@@ -229,7 +229,7 @@ def _warm(session: Any, *, background: bool, shapes: dict[str, tuple[int, ...]] 
     def run() -> None:
         try:
             session.run(None, feeds)
-        except Exception as exc:  # noqa: BLE001 - warm-up is best effort
+        except Exception as exc:
             log.info("autotune: warm-up run failed (%s)", exc)
 
     if background:

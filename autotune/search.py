@@ -358,8 +358,9 @@ class _Search:
                 except ConfigError:
                     study.tell(trial, state=TrialState.FAIL)
                     continue
-                row = self.known.get(config.config_id)
-                if row is not None:
+                known = self.known.get(config.config_id)
+                if known is not None:
+                    row = known
                     # measured before (this run or an earlier one): never measure it again
                     if row["status"] == OK and row["ratio"] is not None:
                         for step, ratio in enumerate(_ratios(row)):

@@ -164,9 +164,7 @@ def _check_schema(db: sqlite_utils.Database, path: Path) -> None:
     if "_sqlite_migrations" in tables:
         applied = {
             r["name"]
-            for r in db["_sqlite_migrations"].rows_where(  # type: ignore[union-attr]
-                "migration_set = ?", [MIGRATION_SET]
-            )
+            for r in db["_sqlite_migrations"].rows_where("migration_set = ?", [MIGRATION_SET])
         }
         newer = applied - KNOWN_MIGRATIONS
         if newer:
@@ -287,12 +285,14 @@ class Store:
             db["searches"].upsert(_encode(row), pk="search_id")  # type: ignore[union-attr]
 
     # -- reading ---------------------------------------------------------------------------
-    def _rows(self, table: str, where: str, params: list[Any], order: str | None = None) -> list[dict[str, Any]]:
+    def _rows(
+        self, table: str, where: str, params: list[Any], order: str | None = None
+    ) -> list[dict[str, Any]]:
         out = []
         for db in self.layers:
             if table not in db.table_names():
                 continue
-            for row in db[table].rows_where(where, params, order_by=order):  # type: ignore[union-attr]
+            for row in db[table].rows_where(where, params, order_by=order):
                 out.append(row)
         return out
 

@@ -54,7 +54,10 @@ def test_round_trip() -> None:
             "is not one autotune applies",
         ),
         ('{"session_entries": {"session.intra_op.allow_spinning": "2"}}', "invalid value"),
-        ('{"session_entries": {"session.dynamic_block_base": "1; DROP TABLE trials"}}', "invalid value"),
+        (
+            '{"session_entries": {"session.dynamic_block_base": "1; DROP TABLE trials"}}',
+            "invalid value",
+        ),
         ('{"free_dimension_overrides": {"batch": 0}}', "from 1 to 1048576"),
         ('{"providers": "CPUExecutionProvider"}', "list of 1 to 4"),
         ('{"providers": [["../../lib", {}]]}', "not a valid name"),
@@ -70,4 +73,6 @@ def test_hostile_or_malformed_json_is_refused(text: str, expected: str) -> None:
 
 def test_huge_json_is_refused() -> None:
     with pytest.raises(ConfigError, match="reasonable size"):
-        SessionConfig.from_json(json.dumps({"providers": [["CPUExecutionProvider", {}]]}) + " " * 70000)
+        SessionConfig.from_json(
+            json.dumps({"providers": [["CPUExecutionProvider", {}]]}) + " " * 70000
+        )

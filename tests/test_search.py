@@ -101,12 +101,8 @@ def test_symbolic_dims_need_shapes(dynamic_path: Path) -> None:
 
 
 def test_shapes_key_results(dynamic_path: Path) -> None:
-    a = run_search(
-        dynamic_path, _options(trials=2, shapes={"tokens": (1, 8), "x": (1, 3, 8)})
-    )
-    b = run_search(
-        dynamic_path, _options(trials=2, shapes={"tokens": (1, 32), "x": (1, 3, 8)})
-    )
+    a = run_search(dynamic_path, _options(trials=2, shapes={"tokens": (1, 8), "x": (1, 3, 8)}))
+    b = run_search(dynamic_path, _options(trials=2, shapes={"tokens": (1, 32), "x": (1, 3, 8)}))
     assert a.key.shapes == "tokens=1x8;x=1x3x8" and b.key.shapes == "tokens=1x32;x=1x3x8"
     assert b.resumed == 0  # another shape is another result
     rows = _trials(a.key)

@@ -55,8 +55,15 @@ def test_read_only_file_in_read_only_directory(tmp_path: Path) -> None:
     shipped.mkdir()
     db = open_writable(shipped / "team.db")
     db["trials"].insert(  # type: ignore[union-attr]
-        {"trial_uid": "u1", "model_digest": "d", "chip": "c", "ort_version": "v",
-         "shapes": "x=1", "config_id": "i", "status": "ok"}
+        {
+            "trial_uid": "u1",
+            "model_digest": "d",
+            "chip": "c",
+            "ort_version": "v",
+            "shapes": "x=1",
+            "config_id": "i",
+            "status": "ok",
+        }
     )
     db.conn.close()
     (shipped / "team.db").chmod(stat.S_IRUSR)
@@ -74,14 +81,30 @@ def test_read_only_file_in_read_only_directory(tmp_path: Path) -> None:
 def test_layers_read_all_and_write_first(tmp_path: Path) -> None:
     team = open_writable(tmp_path / "team.db")
     team["trials"].insert(  # type: ignore[union-attr]
-        {"trial_uid": "t1", "model_digest": "d", "chip": "c", "ort_version": "v",
-         "shapes": "x=1", "config_id": "i", "status": "ok", "created_at": "2026"}
+        {
+            "trial_uid": "t1",
+            "model_digest": "d",
+            "chip": "c",
+            "ort_version": "v",
+            "shapes": "x=1",
+            "config_id": "i",
+            "status": "ok",
+            "created_at": "2026",
+        }
     )
     team.conn.close()
     store = Store([tmp_path / "mine.db", tmp_path / "team.db"], write=True)
     store.record_trial(
-        {"trial_uid": "m1", "model_digest": "d", "chip": "c", "ort_version": "v",
-         "shapes": "x=1", "config_id": "j", "status": "ok", "created_at": "2026"}
+        {
+            "trial_uid": "m1",
+            "model_digest": "d",
+            "chip": "c",
+            "ort_version": "v",
+            "shapes": "x=1",
+            "config_id": "j",
+            "status": "ok",
+            "created_at": "2026",
+        }
     )
     assert {r["trial_uid"] for r in store.trials_of_model("d")} == {"t1", "m1"}
     store.close()

@@ -12,7 +12,7 @@ from autotune.config import SessionConfig
 from autotune.errors import ConfigError
 from autotune.providers.base import Option, ProviderSpace, SearchContext, TrialLike
 
-_MODULES = ("cpu",)
+_MODULES = ("cpu", "coreml", "cuda", "tensorrt", "openvino", "dml", "qnn")
 
 SPACES: dict[str, ProviderSpace] = {}
 for _module in _MODULES:
@@ -31,7 +31,7 @@ def installed_providers() -> list[str]:
             for device in get_devices():
                 if device.ep_name not in names:
                     names.append(device.ep_name)
-        except Exception:  # noqa: BLE001 - a broken device query must not hide the providers
+        except Exception:  # a broken device query must not hide the providers
             pass
     return names
 
