@@ -89,6 +89,10 @@ def example(name: str, output: str | None) -> None:
     "--atol", type=float, help="Absolute tolerance of the accuracy gate (default per dtype)."
 )
 @click.option("--seed", type=int, help="Sampler seed.")
+@click.option(
+    "--storage",
+    help="Shared Optuna storage for a study spanning machines: journal:/shared/file or an RDB URL.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
 def search(
     model: str,
@@ -103,6 +107,7 @@ def search(
     rtol: float | None,
     atol: float | None,
     seed: int | None,
+    storage: str | None,
     as_json: bool,
 ) -> None:
     """Search the fastest correct configuration for MODEL on this machine and store it."""
@@ -126,6 +131,7 @@ def search(
         protocol=Protocol(rounds=rounds, max_rounds=max(rounds * 2 + 4, 8), rtol=rtol, atol=atol),
         min_gain=min_gain,
         seed=seed,
+        storage=storage,
     )
     try:
         outcome = run_search(model, options, progress=None if as_json else ProgressLine())

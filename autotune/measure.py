@@ -533,6 +533,8 @@ class MeasuringWorker:
         stopped = False
         rng = random.Random()
         blocks: dict[str, list[float]] = {}
+        # a fresh process runs its first blocks slow (page faults, arena growth): warm it up
+        cand.block(self.runs_per_block, max(deadline - time.monotonic(), 1.0))
         for index in range(p.max_rounds):
             order = [("c", cand), ("r", self.baseline)]
             rng.shuffle(order)
@@ -587,6 +589,8 @@ class MeasuringWorker:
                         timeout,
                     )
                 )
+            for proc in procs:
+                proc.block(self.runs_per_block, timeout)  # warm-up, discarded
             ratios: list[list[float]] = [[] for _ in configs]
             latencies: list[list[float]] = [[] for _ in configs]
             dropped = 0

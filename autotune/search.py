@@ -12,6 +12,7 @@ the default and keep the default unless a candidate beats it by ``min_gain``.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import os
 import time
 import uuid
@@ -67,6 +68,7 @@ class SearchOptions:
     min_gain: float = 0.03  # a candidate must beat the default by this much to be picked
     seed: int | None = None
     patience: int | None = None  # stop after this many trials without a better one
+    storage: str | None = None  # shared Optuna storage: an RDB URL or journal:/path/to/file
     worker_target: WorkerTarget = worker_main  # tests inject faults here (crash, hang)
 
 
@@ -160,7 +162,8 @@ def run_search(
     chip = current_chip()
     key = ResultKey(info.digest, chip.chip_id, chip.ort_version, shape_signature(shapes))
     store = Store.open(options.db, write=True)
-    lock = _ModelLock(info.digest)
+    # a distributed study runs one worker per machine; locally, one search per model at a time
+    lock = None if options.storage else _ModelLock(info.digest)
     try:
         return _Search(
             info.path, info.path.name, key, default_shapes, feeds, store, options, emit, started
@@ -174,7 +177,8 @@ def run_search(
             )
         )
     finally:
-        lock.release()
+        if lock is not None:
+            lock.release()
         store.close()
 
 
@@ -312,8 +316,17 @@ class _Search:
                 seed=options.seed, multivariate=True, group=True, n_startup_trials=8
             )
             pruner = optuna.pruners.WilcoxonPruner(p_threshold=0.1, n_startup_steps=4)
-        study = optuna.create_study(direction="minimize", sampler=sampler, pruner=pruner)
-        for row in self.known.values():
+        study = optuna.create_study(
+            direction="minimize",
+            sampler=sampler,
+            pruner=pruner,
+            storage=_storage(options.storage),
+            study_name=self._study_name() if options.storage else None,
+            load_if_exists=True,
+        )
+        shared = options.storage is not None
+        replay = list(self.known.values()) if not study.trials else []
+        for row in replay:
             stored = decode_json(row["params"]) or {}
             try:
                 dists = {k: json_to_distribution(v) for k, v in stored["distributions"].items()}
@@ -330,7 +343,7 @@ class _Search:
                 study.add_trial(frozen)
             except (KeyError, TypeError, ValueError):
                 continue  # a row from another space version: still known, just not replayed
-        if DEFAULT_CONFIG.config_id not in self.known:
+        if DEFAULT_CONFIG.config_id not in self.known and not (shared and study.trials):
             study.enqueue_trial(DEFAULT_PARAMS)
         spaces = available_spaces()
         levels = graph_levels()
@@ -346,7 +359,7 @@ class _Search:
         stale_asks = 0
         since_best = 0
         try:
-            while self.measured < budget:
+            while (_finished(study) < options.trials) if shared else (self.measured < budget):
                 if options.timeout is not None and self._elapsed() > options.timeout:
                     break
                 if options.patience is not None and since_best >= options.patience:
@@ -358,11 +371,13 @@ class _Search:
                 except ConfigError:
                     study.tell(trial, state=TrialState.FAIL)
                     continue
+                if shared:
+                    self._learn_from(study, ctx, spaces, levels, trial.number)
                 known = self.known.get(config.config_id)
                 if known is not None:
                     row = known
                     # measured before (this run or an earlier one): never measure it again
-                    if row["status"] == OK and row["ratio"] is not None:
+                    if row["status"] in (OK, "elsewhere") and row["ratio"] is not None:
                         for step, ratio in enumerate(_ratios(row)):
                             trial.report(ratio, step)
                         study.tell(trial, row["ratio"])
@@ -449,6 +464,34 @@ class _Search:
             interrupted=interrupted,
         )
 
+    def _study_name(self) -> str:
+        k = self.key
+        where = hashlib.sha256(f"{k.chip}|{k.shapes}".encode()).hexdigest()[:12]
+        return f"autotune-{k.model_digest[:16]}-{k.ort_version}-{where}"
+
+    def _learn_from(
+        self, study: Any, ctx: SearchContext, spaces: Any, levels: list[str], current: int
+    ) -> None:
+        """In a shared study, configurations other workers measured or are measuring count as
+        known: replay their parameters through the space to get their configuration ids."""
+        from optuna.trial import FixedTrial
+
+        for t in study.get_trials(deepcopy=False):
+            if t.number == current or not t.params:
+                continue
+            try:
+                cfg = suggest_config(FixedTrial(t.params), ctx, spaces, levels=levels)
+            except (ValueError, KeyError):
+                continue
+            if cfg.config_id not in self.known:
+                self.known[cfg.config_id] = {
+                    "status": "elsewhere",
+                    "ratio": t.value,
+                    "config": cfg.to_json(),
+                    "label": cfg.describe(),
+                    "ratios": None,
+                }
+
     def search_row_state(self, state: str) -> None:
         extra: dict[str, Any] = {"state": state}
         if state == "running":
@@ -489,6 +532,8 @@ class _Search:
 
     def _final(self) -> tuple[list[dict[str, Any]], SessionConfig, float, int, float | None]:
         """Head-to-head of the default and the best few, fresh, to avoid the winner's curse."""
+        for row in self.store.trials(self.key):  # other workers of a shared study, too
+            self.known.setdefault(row["config_id"], row)
         ok = sorted(
             (r for r in self.known.values() if r["status"] == OK and r["ratio"] is not None),
             key=lambda r: r["ratio"],
@@ -556,6 +601,36 @@ class _Search:
             int(verdict["rounds_dropped"]),
             compared[0]["latency_ms_p50"],
         )
+
+
+def _storage(url: str | None) -> Any:
+    """An Optuna storage: ``journal:/path`` (a journal file on a shared file system) or an RDB
+    URL such as ``postgresql://user:pass@host/db``; None for an in-memory study."""
+    if url is None:
+        return None
+    if url.startswith("journal:"):
+        from optuna.storages import JournalStorage
+        from optuna.storages.journal import JournalFileBackend
+
+        path = url[len("journal:") :]
+        if not path:
+            raise SearchError(
+                "--storage journal: needs a file path, e.g. journal:/shared/study.log"
+            )
+        return JournalStorage(JournalFileBackend(path))
+    if "://" not in url:
+        raise SearchError(
+            f"--storage {url!r} is not a storage URL; use journal:/path/to/file or an RDB URL "
+            "such as postgresql://user@host/db"
+        )
+    return url
+
+
+def _finished(study: Any) -> int:
+    from optuna.trial import TrialState
+
+    done = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+    return len(study.get_trials(deepcopy=False, states=done))
 
 
 def _ratios(row: dict[str, Any]) -> list[float]:
