@@ -81,7 +81,7 @@ def _accelerators() -> tuple[str, ...]:
         return ()
     try:
         devices = get_devices()
-    except Exception:
+    except Exception:  # noqa: BLE001 - the device list is informative only
         return ()
     for d in devices:
         kind = str(getattr(d.device, "type", "")).rsplit(".", 1)[-1]
@@ -114,7 +114,7 @@ def provenance() -> dict[str, str]:
     host = socket.gethostname()
     try:
         user = getpass.getuser()
-    except Exception:
+    except Exception:  # noqa: BLE001 - no user name in some containers
         user = "unknown"
     return {
         "host": host,

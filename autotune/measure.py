@@ -150,7 +150,7 @@ def placement_of(session: Any, config: SessionConfig) -> dict[str, Any]:
         return {"available": False}
     try:
         subgraphs = session.get_provider_graph_assignment_info()
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - placement is diagnostic only
         return {"available": False, "error": str(exc)[:200]}
     nodes: Counter[str] = Counter()
     partitions: Counter[str] = Counter()
@@ -294,7 +294,7 @@ def worker_main(conn: Any, setup: ProcessSetup) -> None:
         rss_after = _rss_mb()
         if rss_before is not None and rss_after is not None:
             info["session_rss_mb"] = max(0.0, rss_after - rss_before)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any build or run failure is a result
         conn.send(("failed", _one_line(exc)))
         return
     conn.send(("built", info))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +21,7 @@ from autotune.build import build_session, dropped_providers, model_cache_dir
 from autotune.chip import current_chip
 from autotune.config import DEFAULT_CONFIG, SessionConfig
 from autotune.digest import model_digest
-from autotune.errors import AutotuneError, ConfigError, DatabaseError, SessionBuildError
+from autotune.errors import ConfigError, DatabaseError, SessionBuildError
 from autotune.providers import validate_config
 from autotune.store import ResultKey, Store
 
@@ -70,9 +71,11 @@ def candidates(
     *,
     shapes: dict[str, tuple[int, ...]] | None = None,
     db: str | None = None,
-) -> list[BestConfig]:
-    """Every usable stored choice for this model here, best first (validated, never raises for
-    an unsafe or unknown entry: those are logged and skipped)."""
+) -> Iterator[BestConfig]:
+    """Every usable stored choice for this model here, best first: the newest head-to-head
+    verdicts, then single trials by speed; this ORT version first, others (stale) after.
+    Entries that fail validation are logged and skipped. Lazy: stops reading at the first
+    choice the caller takes."""
     digest = model_digest(path)
     chip = current_chip()
     with Store.open(db, write=False) as store:
@@ -82,9 +85,9 @@ def candidates(
             defaults = [s for s, d in stored if d]
             signature = defaults[0] if defaults else (stored[0][0] if len(stored) == 1 else None)
         if signature is None:
-            return []
+            return
         key = ResultKey(digest, chip.chip_id, chip.ort_version, signature)
-        out: list[BestConfig] = []
+        seen: set[str] = set()
         for any_ort in (False, True):
             searches = [
                 s
@@ -92,46 +95,42 @@ def candidates(
                 if s["state"] == "done" and s["pick_config"]
             ]
             searches.sort(key=lambda s: s["finished_at"] or "", reverse=True)
-            for s in searches:
-                _add(out, s["pick_config"], s["pick_ratio"], "verdict", s, chip.ort_version, key)
+            rows = [(s["pick_config"], s["pick_ratio"], "verdict", s) for s in searches]
             trials = [
                 t for t in store.trials(key, any_ort=any_ort) if t["status"] == "ok" and t["ratio"]
             ]
             trials.sort(key=lambda t: t["ratio"])
-            for t in trials:
-                _add(out, t["config"], t["ratio"], "trial", t, chip.ort_version, key)
-            if out:
-                break
-        return out
+            rows += [(t["config"], t["ratio"], "trial", t) for t in trials]
+            for config_json, ratio, source, row in rows:
+                choice = _choice(config_json, ratio, source, row, chip.ort_version, key)
+                if choice is not None and choice.config.config_id not in seen:
+                    seen.add(choice.config.config_id)
+                    yield choice
+            if seen:
+                return
 
 
-def _add(
-    out: list[BestConfig],
+def _choice(
     config_json: str,
     ratio: float | None,
     source: str,
     row: dict[str, Any],
     ort_version: str,
     key: ResultKey,
-) -> None:
+) -> BestConfig | None:
     try:
         config = SessionConfig.from_json(config_json)
         validate_config(config)
     except ConfigError as exc:
         log.warning("autotune: refusing a stored configuration (%s); trying the next one", exc)
-        return
-    if any(c.config.config_id == config.config_id for c in out):
-        return
-    stale = row.get("ort_version") != ort_version
-    out.append(
-        BestConfig(
-            config=config,
-            ratio=ratio,
-            source=source,
-            stale=stale,
-            key=ResultKey(key.model_digest, key.chip, row.get("ort_version") or "", key.shapes),
-            measured_at=row.get("finished_at") or row.get("created_at"),
-        )
+        return None
+    return BestConfig(
+        config=config,
+        ratio=ratio,
+        source=source,
+        stale=row.get("ort_version") != ort_version,
+        key=ResultKey(key.model_digest, key.chip, row.get("ort_version") or "", key.shapes),
+        measured_at=row.get("finished_at") or row.get("created_at"),
     )
 
 
@@ -146,8 +145,7 @@ def best_config(
     Raises ModelError if ``path`` is missing or a directory, DatabaseError if a database file
     is not an autotune database.
     """
-    found = candidates(path, shapes=shapes, db=db)
-    return found[0] if found else None
+    return next(candidates(path, shapes=shapes, db=db), None)
 
 
 def best_session(
@@ -165,39 +163,40 @@ def best_session(
     ``strict=True`` those cases raise (AutotuneError subclasses) instead. ``warmup=True`` runs one
     inference on synthetic inputs before returning; ``warmup="background"`` does it in a thread.
     """
+    digest = model_digest(path)
+    session = None
+    found = False
     try:
-        found = candidates(path, shapes=shapes, db=db)
+        for choice in candidates(path, shapes=shapes, db=db):
+            found = True
+            try:
+                session = build_session(
+                    path, choice.config, cache_dir=model_cache_dir(digest, choice.config)
+                )
+            except Exception as exc:  # noqa: BLE001 - ORT raises several types; fall back
+                if strict:
+                    raise SessionBuildError(
+                        f"stored configuration {choice.config.describe()} failed to build here: "
+                        f"{exc}"
+                    ) from None
+                log.warning(
+                    "autotune: stored configuration %s failed to build here (%s); trying the next",
+                    choice.config.describe(),
+                    " ".join(str(exc).split())[:200],
+                )
+                continue
+            dropped = dropped_providers(session, choice.config)
+            if dropped:
+                log.warning("autotune: ORT dropped %s for %s", ", ".join(dropped), path)
+            if choice.stale:
+                log.info(
+                    "autotune: using a configuration measured with ORT %s", choice.key.ort_version
+                )
+            break
     except DatabaseError as exc:
         if strict:
             raise
         log.warning("autotune: %s; using ORT defaults", exc)
-        found = []
-    except AutotuneError:
-        raise  # the model itself is missing: the app cannot run at all
-    digest = model_digest(path)
-    session = None
-    for choice in found:
-        try:
-            session = build_session(
-                path, choice.config, cache_dir=model_cache_dir(digest, choice.config)
-            )
-        except Exception as exc:
-            if strict:
-                raise SessionBuildError(
-                    f"stored configuration {choice.config.describe()} failed to build here: {exc}"
-                ) from None
-            log.warning(
-                "autotune: stored configuration %s failed to build here (%s); trying the next",
-                choice.config.describe(),
-                " ".join(str(exc).split())[:200],
-            )
-            continue
-        dropped = dropped_providers(session, choice.config)
-        if dropped:
-            log.warning("autotune: ORT dropped %s for %s", ", ".join(dropped), path)
-        if choice.stale:
-            log.info("autotune: using a configuration measured with ORT %s", choice.key.ort_version)
-        break
     if session is None:
         if strict:
             raise SessionBuildError(
@@ -229,7 +228,7 @@ def _warm(session: Any, *, background: bool, shapes: dict[str, tuple[int, ...]] 
     def run() -> None:
         try:
             session.run(None, feeds)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - warm-up is best effort
             log.info("autotune: warm-up run failed (%s)", exc)
 
     if background:

@@ -18,111 +18,29 @@ import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-import sqlite_utils
-from sqlite_utils.migrations import Migrations
+if TYPE_CHECKING:
+    import sqlite_utils
 
 from autotune.errors import DatabaseError
 from autotune.paths import database_paths
 
 MIGRATION_SET = "autotune"
-migrations = Migrations(MIGRATION_SET)
-
+# the names of autotune.schema's migrations; a database with others is from a newer autotune
+KNOWN_MIGRATIONS = frozenset({"m001_initial"})
 SQLITE_HEADER = b"SQLite format 3\x00"
 
 
-@migrations()
-def m001_initial(db: sqlite_utils.Database) -> None:
-    db["trials"].create(  # type: ignore[union-attr]
-        {
-            "id": int,
-            "trial_uid": str,
-            "search_id": str,
-            "trial_number": int,
-            "model_digest": str,
-            "model_name": str,
-            "chip": str,
-            "ort_version": str,
-            "shapes": str,
-            "default_shapes": int,
-            "config_id": str,
-            "config": str,
-            "provider": str,
-            "label": str,
-            "status": str,
-            "error": str,
-            "ratio": float,
-            "ratio_iqr": float,
-            "ratios": str,
-            "rounds_kept": int,
-            "rounds_dropped": int,
-            "latency_ms_p50": float,
-            "latency_ms_p90": float,
-            "reference_ms_p50": float,
-            "runs": int,
-            "session_create_ms": float,
-            "first_run_ms": float,
-            "session_rss_mb": float,
-            "peak_rss_mb": float,
-            "max_abs_err": float,
-            "err_to_tol": float,
-            "floor_ms": float,
-            "placement": str,
-            "params": str,
-            "created_at": str,
-            "autotune_version": str,
-            "ort_build": str,
-            "host": str,
-            "host_id": str,
-            "user": str,
-            "os": str,
-        },
-        pk="id",
-        not_null={"trial_uid", "model_digest", "chip", "ort_version", "shapes", "config_id"},
-    )
-    db["trials"].create_index(["trial_uid"], unique=True)  # type: ignore[union-attr]
-    db["trials"].create_index(  # type: ignore[union-attr]
-        ["model_digest", "chip", "ort_version", "shapes", "config_id"]
-    )
-    db["searches"].create(  # type: ignore[union-attr]
-        {
-            "search_id": str,
-            "model_digest": str,
-            "model_name": str,
-            "chip": str,
-            "ort_version": str,
-            "shapes": str,
-            "default_shapes": int,
-            "state": str,
-            "started_at": str,
-            "finished_at": str,
-            "trials_requested": int,
-            "trials_measured": int,
-            "objective": str,
-            "pick_config_id": str,
-            "pick_config": str,
-            "pick_label": str,
-            "pick_ratio": float,
-            "pick_latency_ms_p50": float,
-            "default_latency_ms_p50": float,
-            "verdict": str,
-            "wall_s": float,
-            "autotune_version": str,
-            "host": str,
-            "host_id": str,
-            "user": str,
-            "os": str,
-        },
-        pk="search_id",
-    )
-    db["searches"].create_index(  # type: ignore[union-attr]
-        ["model_digest", "chip", "ort_version", "shapes"]
-    )
+def __getattr__(name: str) -> Any:
+    if name == "migrations":  # loaded lazily: it imports sqlite-utils
+        from autotune.schema import migrations
+
+        return migrations
+    raise AttributeError(name)
 
 
-KNOWN_MIGRATIONS = {m.name for m in migrations._migrations}
 JSON_COLUMNS = {"config", "placement", "params", "ort_build", "pick_config", "verdict", "ratios"}
 
 
@@ -156,25 +74,26 @@ def _check_file(path: Path) -> None:
             )
 
 
-def _check_schema(db: sqlite_utils.Database, path: Path) -> None:
+def _check_schema(conn: sqlite3.Connection, path: Path) -> None:
     try:
-        tables = set(db.table_names())
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        applied: set[str] = set()
+        if "_sqlite_migrations" in tables:
+            applied = {
+                r[0]
+                for r in conn.execute(
+                    "SELECT name FROM _sqlite_migrations WHERE migration_set = ?", [MIGRATION_SET]
+                )
+            }
     except sqlite3.DatabaseError as exc:
         raise DatabaseError(f"database {path} is damaged ({exc}); restore it from a copy") from None
-    if "_sqlite_migrations" in tables:
-        applied = {
-            r["name"]
-            for r in db["_sqlite_migrations"].rows_where("migration_set = ?", [MIGRATION_SET])
-        }
-        newer = applied - KNOWN_MIGRATIONS
-        if newer:
-            raise DatabaseError(
-                f"database {path} was written by a newer autotune (schema {sorted(newer)[-1]}); "
-                "upgrade autotune with: pip install -U autotune"
-            )
-        if applied:
-            return
-    if tables - {"_sqlite_migrations"}:
+    newer = applied - KNOWN_MIGRATIONS
+    if newer:
+        raise DatabaseError(
+            f"database {path} was written by a newer autotune (schema {sorted(newer)[-1]}); "
+            "upgrade autotune with: pip install -U autotune"
+        )
+    if not applied and tables - {"_sqlite_migrations"}:
         raise DatabaseError(
             f"database {path} is not an autotune database (tables: {', '.join(sorted(tables))}); "
             "give another file with --db"
@@ -183,13 +102,17 @@ def _check_schema(db: sqlite_utils.Database, path: Path) -> None:
 
 def open_writable(path: Path) -> sqlite_utils.Database:
     """Open (creating and migrating as needed) the writable database."""
+    import sqlite_utils
+
+    from autotune.schema import migrations
+
     _check_file(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(str(path), timeout=30, isolation_level=None)
         conn.execute("PRAGMA busy_timeout = 30000")
+        _check_schema(conn, path)
         db = sqlite_utils.Database(conn)
-        _check_schema(db, path)
         if db.journal_mode != "wal":
             db.enable_wal()
         conn.execute("PRAGMA synchronous = NORMAL")
@@ -210,8 +133,9 @@ def open_writable(path: Path) -> sqlite_utils.Database:
     return db
 
 
-def open_readonly(path: Path) -> sqlite_utils.Database | None:
-    """Open a database read-only; None if it does not exist. Works in read-only directories."""
+def connect_readonly(path: Path) -> sqlite3.Connection | None:
+    """A read-only connection (rows as dicts); None if the file does not exist or is empty.
+    Works in read-only directories (a database shipped inside an app bundle)."""
     if not path.exists():
         return None
     _check_file(path)
@@ -223,43 +147,68 @@ def open_readonly(path: Path) -> sqlite_utils.Database | None:
             conn = sqlite3.connect(uri + suffix, uri=True, timeout=30)
             conn.execute("PRAGMA busy_timeout = 30000")
             conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
-            db = sqlite_utils.Database(conn)
-            _check_schema(db, path)
-            if "trials" not in db.table_names():
-                return None
-            return db
         except sqlite3.OperationalError:
             continue  # e.g. a WAL database in a read-only directory: retry as immutable
         except sqlite3.DatabaseError as exc:
             raise DatabaseError(
                 f"database {path} is damaged or not SQLite ({exc}); give another file"
             ) from None
+        _check_schema(conn, path)
+        conn.row_factory = _dict_row
+        return conn
     raise DatabaseError(f"database {path} cannot be opened read-only; check its permissions")
 
 
+def open_readonly(path: Path) -> sqlite_utils.Database | None:
+    """Like :func:`connect_readonly`, as a sqlite-utils Database (None without a trials table)."""
+    import sqlite_utils
+
+    conn = connect_readonly(path)
+    if conn is None:
+        return None
+    conn.row_factory = None
+    db = sqlite_utils.Database(conn)
+    return db if "trials" in db.table_names() else None
+
+
+def _dict_row(cursor: sqlite3.Cursor, row: tuple[Any, ...]) -> dict[str, Any]:
+    return {d[0]: v for d, v in zip(cursor.description, row, strict=True)}
+
+
+def _tables(conn: sqlite3.Connection) -> set[str]:
+    rows = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+    return {r["name"] if isinstance(r, dict) else r[0] for r in rows}
+
+
 class Store:
-    """The layered tuning database."""
+    """The layered tuning database. Reads use plain sqlite3 (fast to import: the run-time path);
+    the writable layer is also wrapped by sqlite-utils for inserts."""
 
     def __init__(self, paths: list[Path], *, write: bool) -> None:
         self.paths = paths
         self.writable: sqlite_utils.Database | None = None
-        self.layers: list[sqlite_utils.Database] = []
+        self.layers: list[tuple[sqlite3.Connection, set[str]]] = []
         for i, path in enumerate(paths):
             if i == 0 and write:
                 self.writable = open_writable(path)
-                self.layers.append(self.writable)
+                reader = sqlite3.connect(str(path), timeout=30)
+                reader.execute("PRAGMA busy_timeout = 30000")
+                reader.row_factory = _dict_row
+                self.layers.append((reader, _tables(reader)))
             else:
-                db = open_readonly(path)
-                if db is not None:
-                    self.layers.append(db)
+                conn = connect_readonly(path)
+                if conn is not None:
+                    self.layers.append((conn, _tables(conn)))
 
     @classmethod
     def open(cls, explicit: str | None = None, *, write: bool = False) -> Store:
         return cls(database_paths(explicit), write=write)
 
     def close(self) -> None:
-        for db in self.layers:
-            db.conn.close()
+        for conn, _ in self.layers:
+            conn.close()
+        if self.writable is not None:
+            self.writable.conn.close()
 
     def __enter__(self) -> Store:
         return self
@@ -288,12 +237,12 @@ class Store:
     def _rows(
         self, table: str, where: str, params: list[Any], order: str | None = None
     ) -> list[dict[str, Any]]:
-        out = []
-        for db in self.layers:
-            if table not in db.table_names():
-                continue
-            for row in db[table].rows_where(where, params, order_by=order):
-                out.append(row)
+        # table, where and order are this module's own constants; values are bound parameters
+        sql = f"SELECT * FROM {table} WHERE {where}" + (f" ORDER BY {order}" if order else "")
+        out: list[dict[str, Any]] = []
+        for conn, tables in self.layers:
+            if table in tables:
+                out += conn.execute(sql, params).fetchall()
         return out
 
     def trials(self, key: ResultKey, *, any_ort: bool = False) -> list[dict[str, Any]]:
@@ -322,8 +271,14 @@ class Store:
     def shape_signatures(self, model_digest: str, chip: str) -> list[tuple[str, int]]:
         """(shapes, default_shapes) pairs stored for this model on this chip."""
         seen: dict[str, int] = {}
-        for row in self._rows("trials", "model_digest = ? and chip = ?", [model_digest, chip]):
-            seen[row["shapes"]] = max(seen.get(row["shapes"], 0), row["default_shapes"] or 0)
+        sql = (
+            "SELECT shapes, max(coalesce(default_shapes, 0)) AS d FROM trials "
+            "WHERE model_digest = ? AND chip = ? GROUP BY shapes"
+        )
+        for conn, tables in self.layers:
+            if "trials" in tables:
+                for row in conn.execute(sql, [model_digest, chip]):
+                    seen[row["shapes"]] = max(seen.get(row["shapes"], 0), row["d"] or 0)
         return sorted(seen.items())
 
     def summary(self) -> list[dict[str, Any]]:

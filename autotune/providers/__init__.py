@@ -31,7 +31,7 @@ def installed_providers() -> list[str]:
             for device in get_devices():
                 if device.ep_name not in names:
                     names.append(device.ep_name)
-        except Exception:  # a broken device query must not hide the providers
+        except Exception:  # noqa: BLE001 - a broken device query must not hide the providers
             pass
     return names
 

@@ -1,0 +1,103 @@
+"""The tuning database's schema, as named transactional migrations (sqlite-utils).
+
+Imported only when a database is written: sqlite-utils costs ~60 ms to import, which the
+run-time lookup (``best_session``) does not pay. Every migration's name must also be listed in
+``autotune.store.KNOWN_MIGRATIONS`` (a test checks it).
+"""
+
+from __future__ import annotations
+
+import sqlite_utils
+from sqlite_utils.migrations import Migrations
+
+MIGRATION_SET = "autotune"
+migrations = Migrations(MIGRATION_SET)
+
+
+@migrations()
+def m001_initial(db: sqlite_utils.Database) -> None:
+    db["trials"].create(  # type: ignore[union-attr]
+        {
+            "id": int,
+            "trial_uid": str,
+            "search_id": str,
+            "trial_number": int,
+            "model_digest": str,
+            "model_name": str,
+            "chip": str,
+            "ort_version": str,
+            "shapes": str,
+            "default_shapes": int,
+            "config_id": str,
+            "config": str,
+            "provider": str,
+            "label": str,
+            "status": str,
+            "error": str,
+            "ratio": float,
+            "ratio_iqr": float,
+            "ratios": str,
+            "rounds_kept": int,
+            "rounds_dropped": int,
+            "latency_ms_p50": float,
+            "latency_ms_p90": float,
+            "reference_ms_p50": float,
+            "runs": int,
+            "session_create_ms": float,
+            "first_run_ms": float,
+            "session_rss_mb": float,
+            "peak_rss_mb": float,
+            "max_abs_err": float,
+            "err_to_tol": float,
+            "floor_ms": float,
+            "placement": str,
+            "params": str,
+            "created_at": str,
+            "autotune_version": str,
+            "ort_build": str,
+            "host": str,
+            "host_id": str,
+            "user": str,
+            "os": str,
+        },
+        pk="id",
+        not_null={"trial_uid", "model_digest", "chip", "ort_version", "shapes", "config_id"},
+    )
+    db["trials"].create_index(["trial_uid"], unique=True)  # type: ignore[union-attr]
+    db["trials"].create_index(  # type: ignore[union-attr]
+        ["model_digest", "chip", "ort_version", "shapes", "config_id"]
+    )
+    db["searches"].create(  # type: ignore[union-attr]
+        {
+            "search_id": str,
+            "model_digest": str,
+            "model_name": str,
+            "chip": str,
+            "ort_version": str,
+            "shapes": str,
+            "default_shapes": int,
+            "state": str,
+            "started_at": str,
+            "finished_at": str,
+            "trials_requested": int,
+            "trials_measured": int,
+            "objective": str,
+            "pick_config_id": str,
+            "pick_config": str,
+            "pick_label": str,
+            "pick_ratio": float,
+            "pick_latency_ms_p50": float,
+            "default_latency_ms_p50": float,
+            "verdict": str,
+            "wall_s": float,
+            "autotune_version": str,
+            "host": str,
+            "host_id": str,
+            "user": str,
+            "os": str,
+        },
+        pk="search_id",
+    )
+    db["searches"].create_index(  # type: ignore[union-attr]
+        ["model_digest", "chip", "ort_version", "shapes"]
+    )

@@ -1,0 +1,122 @@
+"""What ``autotune.best_session()`` costs an app over a plain ``onnxruntime.InferenceSession()``.
+
+Measures, each in fresh processes (so the page cache is warm but nothing is memoized):
+- cold: a new process that imports autotune, hashes the model (digest cache empty) and builds;
+- warm: a new process whose digest cache already knows the file (the normal app start);
+- in-process: repeated calls in one process (the digest is memoized);
+and model-hash throughput. Both paths build the same configuration (ORT defaults) so the
+difference is autotune's own work: stat, digest lookup, chip id, database query, validation.
+
+    python scripts/bench_overhead.py [MODEL.onnx] [--repeats 15]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+CHILD = r"""
+import json, sys, time
+t0 = time.perf_counter()
+mode, path = sys.argv[1], sys.argv[2]
+import onnxruntime as ort
+t_import = time.perf_counter()
+if mode == "ort":
+    s = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+else:
+    import autotune
+    s = autotune.best_session(path)
+t1 = time.perf_counter()
+print(json.dumps({"build_ms": (t1 - t_import) * 1000, "total_ms": (t1 - t0) * 1000,
+                  "optuna": "optuna" in sys.modules}))
+"""
+
+
+def child(mode: str, model: Path, env: dict[str, str]) -> dict[str, float]:
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD, mode, str(model)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    result: dict[str, float] = json.loads(out.strip().splitlines()[-1])
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("model", nargs="?", help="an .onnx file (default: the mlp example)")
+    parser.add_argument("--repeats", type=int, default=15)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="autotune-bench-"))
+    env = {
+        **os.environ,
+        "AUTOTUNE_DB": str(work / "autotune.db"),
+        "AUTOTUNE_CACHE_DIR": str(work / "cache"),
+    }
+    os.environ.update({k: env[k] for k in ("AUTOTUNE_DB", "AUTOTUNE_CACHE_DIR")})
+    if args.model:
+        model = Path(args.model)
+    else:
+        from autotune.examples import write_example
+
+        model = write_example("mlp", work / "mlp.onnx")
+    # a stored pick, so best_session goes through lookup + validation + build
+    subprocess.run(
+        [sys.executable, "-m", "autotune.cli", "search", str(model), "--trials", "2",
+         "--rounds", "2", "--json"],
+        env=env, capture_output=True, check=True,
+    )  # fmt: skip
+    import autotune
+    from autotune import digest
+
+    autotune.best_session(model)  # warm the digest cache on disk
+
+    ort_ms, warm_ms, cold_ms = [], [], []
+    for _ in range(args.repeats):
+        ort_ms.append(child("ort", model, env)["build_ms"])
+        warm = child("autotune", model, env)
+        assert not warm["optuna"], "best_session imported optuna"
+        warm_ms.append(warm["build_ms"])
+        cold_env = {**env, "AUTOTUNE_CACHE_DIR": tempfile.mkdtemp(dir=work)}
+        cold_ms.append(child("autotune", model, cold_env)["build_ms"])
+
+    import onnxruntime as ort
+
+    in_ort, in_at = [], []
+    for _ in range(args.repeats * 4):
+        t0 = time.perf_counter()
+        ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+        in_ort.append((time.perf_counter() - t0) * 1000)
+        t0 = time.perf_counter()
+        autotune.best_session(model)
+        in_at.append((time.perf_counter() - t0) * 1000)
+
+    size = model.stat().st_size
+    digest._memo.clear()
+    t0 = time.perf_counter()
+    digest._hash_file(model)
+    hash_s = time.perf_counter() - t0
+
+    med = statistics.median
+    print(f"model: {model.name} ({size / 2**20:.1f} MB), {args.repeats} fresh processes each")
+    print(f"InferenceSession() in a new process:            {med(ort_ms):7.2f} ms")
+    print(f"best_session() new process, digest cached:      {med(warm_ms):7.2f} ms"
+          f"  (+{med(warm_ms) - med(ort_ms):.2f} ms)")  # fmt: skip
+    print(f"best_session() new process, digest not cached:  {med(cold_ms):7.2f} ms"
+          f"  (+{med(cold_ms) - med(ort_ms):.2f} ms)")  # fmt: skip
+    print(f"in one process: InferenceSession {med(in_ort):.2f} ms, best_session {med(in_at):.2f} ms"
+          f"  (+{med(in_at) - med(in_ort):.2f} ms)")  # fmt: skip
+    print(f"model hashing: {size / 2**20 / hash_s:.0f} MB/s")
+
+
+if __name__ == "__main__":
+    main()
