@@ -174,6 +174,7 @@ def run_search(
                 has_dynamic_inputs=info.has_dynamic_inputs,
                 free_dims=free_dimensions(info, shapes),
                 system=chip.system.split()[0],
+                op_types=frozenset(info.op_counts),
             )
         )
     finally:

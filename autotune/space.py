@@ -13,6 +13,7 @@ from autotune.config import CPU, SessionConfig
 from autotune.providers import SPACES, ProviderSpace, SearchContext, TrialLike
 
 POLICY_PREFIX = "policy:"
+GELU_OPS = frozenset({"Erf", "Gelu", "com.microsoft:Gelu", "com.microsoft:BiasGelu"})
 
 DEFAULT_PARAMS: dict[str, Any] = {
     "provider": CPU,
@@ -23,6 +24,7 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "enable_mem_pattern": True,
     "enable_cpu_mem_arena": True,
     "free_dimension_overrides": False,
+    "gelu_approximation": "0",
 }
 
 
@@ -83,6 +85,11 @@ def suggest_config(
     else:
         mem_pattern = trial.suggest_categorical("enable_mem_pattern", [True, False])
     arena = trial.suggest_categorical("enable_cpu_mem_arena", [True, False])
+    if ctx.op_types & GELU_OPS:
+        # a faster tanh approximation of GELU; the accuracy gate decides whether it is allowed
+        approx = trial.suggest_categorical("gelu_approximation", ["0", "1"])
+        if approx == "1":
+            entries["optimization.enable_gelu_approximation"] = "1"
     free_dims: dict[str, int] = {}
     if ctx.free_dims and trial.suggest_categorical("free_dimension_overrides", [False, True]):
         free_dims = dict(ctx.free_dims)

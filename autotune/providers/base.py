@@ -74,6 +74,7 @@ class SearchContext:
     has_dynamic_inputs: bool = False
     free_dims: Mapping[str, int] = field(default_factory=dict)
     system: str = "Linux"
+    op_types: frozenset[str] = frozenset()  # op types in the model (e.g. to offer GELU options)
 
 
 # A named rule over (provider options, session settings): returns why the pair is invalid, or None.

@@ -1,0 +1,90 @@
+"""The accuracy gate: a configuration whose outputs differ from the CPU-EP fp32 reference beyond
+tolerance is stored as inaccurate and never picked."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from autotune.config import SessionConfig
+from autotune.examples import write_example
+from autotune.measure import (
+    INACCURATE,
+    OK,
+    MeasuringWorker,
+    Protocol,
+    WorkerSetup,
+    compare_outputs,
+)
+from autotune.model import load_model_info, resolve_shapes, synthetic_feeds
+from tests.conftest import FAST
+
+# ORT's tanh approximation of GELU: a real configuration that changes outputs by ~1e-3
+APPROX = SessionConfig(session_entries={"optimization.enable_gelu_approximation": "1"})
+
+
+@pytest.fixture(scope="module")
+def transformer(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_example("transformer", tmp_path_factory.mktemp("m") / "transformer.onnx")
+
+
+def _worker(path: Path, protocol: Protocol) -> MeasuringWorker:
+    info = load_model_info(path)
+    feeds = synthetic_feeds(info, resolve_shapes(info))
+    return MeasuringWorker(WorkerSetup(str(path), feeds, protocol))
+
+
+def test_gelu_approximation_is_rejected_by_default(transformer: Path) -> None:
+    worker = _worker(transformer, FAST)
+    try:
+        result = worker.measure(APPROX, timeout=120)
+        exact = worker.measure(
+            SessionConfig(graph_optimization_level="ORT_ENABLE_EXTENDED"), timeout=120
+        )
+    finally:
+        worker.close()
+    assert result.status == INACCURATE
+    assert result.err_to_tol is not None and result.err_to_tol > 1
+    assert "differ from the CPU reference" in (result.error or "")
+    assert exact.status == OK and exact.err_to_tol is not None and exact.err_to_tol < 1
+
+
+def test_looser_tolerance_accepts_it(transformer: Path) -> None:
+    worker = _worker(transformer, Protocol(**{**FAST.__dict__, "rtol": 1e-2, "atol": 5e-3}))
+    try:
+        result = worker.measure(APPROX, timeout=120)
+    finally:
+        worker.close()
+    assert result.status == OK
+
+
+def test_search_never_picks_an_inaccurate_configuration(transformer: Path) -> None:
+    from autotune.search import SearchOptions, run_search
+    from autotune.store import Store
+
+    outcome = run_search(transformer, SearchOptions(trials=10, protocol=FAST, seed=3))
+    with Store.open() as store:
+        rows = store.trials(outcome.key)
+    inaccurate = {r["config_id"] for r in rows if r["status"] == INACCURATE}
+    assert inaccurate, "with this seed the sampler tries the GELU approximation after fusion"
+    for r in rows:
+        if r["status"] == INACCURATE:
+            assert r["err_to_tol"] > 1
+        elif r["status"] in (OK, "pruned"):
+            assert r["err_to_tol"] <= 1
+    assert outcome.pick.config_id not in inaccurate
+    assert "enable_gelu_approximation" not in outcome.pick.to_json()
+
+
+def test_compare_outputs_by_dtype() -> None:
+    ref = [np.array([1.0, 2.0], np.float32), np.array([1, 2], np.int64)]
+    assert compare_outputs(ref, [ref[0] + 1e-6, ref[1]], None, None)[0]
+    ok, max_abs, worst, why = compare_outputs(ref, [ref[0] + 0.1, ref[1]], None, None)
+    assert not ok and max_abs == pytest.approx(0.1, rel=1e-3) and "0.1" in (why or "")
+    assert not compare_outputs(ref, [ref[0], ref[1] + 1], None, None)[0]
+    half = [np.array([1.0], np.float16)]
+    assert compare_outputs(half, [half[0] + np.float16(0.005)], None, None)[0]  # fp16: rtol 1e-2
+    nan = [np.array([np.nan, 1.0], np.float32)]
+    assert not compare_outputs([np.array([0.0, 1.0], np.float32)], nan, None, None)[0]
