@@ -81,7 +81,7 @@ def test_search_never_picks_an_inaccurate_configuration(transformer: Path) -> No
 def test_compare_outputs_by_dtype() -> None:
     ref = [np.array([1.0, 2.0], np.float32), np.array([1, 2], np.int64)]
     assert compare_outputs(ref, [ref[0] + 1e-6, ref[1]], None, None)[0]
-    ok, max_abs, worst, why = compare_outputs(ref, [ref[0] + 0.1, ref[1]], None, None)
+    ok, max_abs, _worst, why = compare_outputs(ref, [ref[0] + 0.1, ref[1]], None, None)
     assert not ok and max_abs == pytest.approx(0.1, rel=1e-3) and "0.1" in (why or "")
     assert not compare_outputs(ref, [ref[0], ref[1] + 1], None, None)[0]
     half = [np.array([1.0], np.float16)]
