@@ -50,7 +50,7 @@ from autotune.model import (
     synthetic_feeds,
 )
 from autotune.paths import cache_dir
-from autotune.providers import SearchContext, available_spaces, validate_config
+from autotune.providers import SearchContext, available_spaces, device_policies, validate_config
 from autotune.space import DEFAULT_PARAMS, graph_levels, suggest_config
 from autotune.store import ResultKey, Store, decode_json, now
 
@@ -348,6 +348,7 @@ class _Search:
             study.enqueue_trial(DEFAULT_PARAMS)
         spaces = available_spaces()
         levels = graph_levels()
+        policies = device_policies()
         budget = max(0, options.trials - resumed)
         self.search_row_state("running")
         self.emit(
@@ -367,13 +368,13 @@ class _Search:
                     break
                 trial = study.ask()
                 try:
-                    config = suggest_config(trial, ctx, spaces, levels=levels)
+                    config = suggest_config(trial, ctx, spaces, levels=levels, policies=policies)
                     validate_config(config)
                 except ConfigError:
                     study.tell(trial, state=TrialState.FAIL)
                     continue
                 if shared:
-                    self._learn_from(study, ctx, spaces, levels, trial.number)
+                    self._learn_from(study, ctx, spaces, levels, policies, trial.number)
                 known = self.known.get(config.config_id)
                 if known is not None:
                     row = known
@@ -471,7 +472,13 @@ class _Search:
         return f"autotune-{k.model_digest[:16]}-{k.ort_version}-{where}"
 
     def _learn_from(
-        self, study: Any, ctx: SearchContext, spaces: Any, levels: list[str], current: int
+        self,
+        study: Any,
+        ctx: SearchContext,
+        spaces: Any,
+        levels: list[str],
+        policies: tuple[str, ...],
+        current: int,
     ) -> None:
         """In a shared study, configurations other workers measured or are measuring count as
         known: replay their parameters through the space to get their configuration ids."""
@@ -481,7 +488,9 @@ class _Search:
             if t.number == current or not t.params:
                 continue
             try:
-                cfg = suggest_config(FixedTrial(t.params), ctx, spaces, levels=levels)
+                cfg = suggest_config(
+                    FixedTrial(t.params), ctx, spaces, levels=levels, policies=policies
+                )
             except (ValueError, KeyError):
                 continue
             if cfg.config_id not in self.known:

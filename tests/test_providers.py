@@ -613,3 +613,32 @@ def test_validate_config_refuses_a_library_path_from_a_database() -> None:
     )
     with pytest.raises(ConfigError, match="trt_extra_plugin_lib_paths"):
         validate_config(SessionConfig.from_json(text))
+
+
+def test_device_policies_only_where_a_device_could_be_chosen(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import onnxruntime as ort
+
+    from autotune.providers import device_policies
+
+    # this wheel sees only the CPU EP's device: every policy would be the default configuration
+    assert device_policies() == ()
+
+    class _Device:
+        def __init__(self, name: str) -> None:
+            self.ep_name = name
+
+    monkeypatch.setattr(
+        ort, "get_ep_devices", lambda: [_Device("CPUExecutionProvider"), _Device("X")]
+    )
+    assert "PREFER_NPU" in device_policies() and "MAX_PERFORMANCE" in device_policies()
+
+
+def test_policy_configuration_builds_a_real_session(tmp_path: Path) -> None:
+    from autotune.build import build_session
+    from tests.models import mlp
+
+    config = SessionConfig(device_policy="PREFER_NPU")
+    session = build_session(mlp(tmp_path / "m.onnx"), config)
+    assert session.get_providers() == ["CPUExecutionProvider"]  # no NPU here: ORT picks CPU

@@ -36,6 +36,25 @@ def installed_providers() -> list[str]:
     return names
 
 
+def device_policies() -> tuple[str, ...]:
+    """ORT's automatic EP-selection policies, offered as candidates when this onnxruntime has
+    them (>= 1.23) and a device other than the default CPU EP could be chosen. Otherwise every
+    policy resolves to the plain CPU EP, which the default configuration already measures."""
+    import onnxruntime as ort
+
+    from autotune.config import DEVICE_POLICIES
+
+    if not hasattr(ort, "OrtExecutionProviderDevicePolicy") or not hasattr(ort, "get_ep_devices"):
+        return ()
+    try:
+        devices = ort.get_ep_devices()
+    except Exception:  # noqa: BLE001 - no device list, no policies
+        return ()
+    if all(d.ep_name == "CPUExecutionProvider" for d in devices):
+        return ()
+    return DEVICE_POLICIES
+
+
 def available_spaces() -> list[ProviderSpace]:
     """The spaces of providers available here, CPU first (cheapest), then by compile cost."""
     here = set(installed_providers())
@@ -62,6 +81,7 @@ __all__ = [
     "SearchContext",
     "TrialLike",
     "available_spaces",
+    "device_policies",
     "installed_providers",
     "validate_config",
 ]
