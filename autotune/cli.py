@@ -219,6 +219,16 @@ def chip(as_json: bool) -> None:
     click.echo(f"providers:   {', '.join(data['providers_available'])}")
 
 
+def _register() -> None:
+    """Commands that live in their own modules (each imports its heavy parts lazily)."""
+    from autotune.cli_inspect import inspect_cmd
+
+    cli.add_command(inspect_cmd)
+
+
+_register()
+
+
 def main() -> None:
     cli(prog_name="autotune")
 

@@ -1,0 +1,82 @@
+"""Repeatability: run the same search several times (fresh database each time), then judge the
+picks against each other in one fresh paired head-to-head (default, pick 1, pick 2, …).
+
+    python scripts/repeat_search.py MODEL.onnx [--repeats 3] [--trials 30]
+    python scripts/repeat_search.py --example resnet50
+
+Prints each run's pick, wall time and claimed speed-up, then the head-to-head ratios (each pick
+relative to the default, measured in the same rounds) and the spread between picks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("model", nargs="?")
+    parser.add_argument("--example", help="use an example model: resnet50, mobilenetv2, ...")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--trials", type=int, default=30)
+    parser.add_argument("--rounds", type=int, default=15, help="head-to-head rounds")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="autotune-repeat-"))
+    os.environ["AUTOTUNE_CACHE_DIR"] = str(work / "cache")
+    if args.example:
+        from autotune.examples import write_example
+
+        model = write_example(args.example, work / f"{args.example}.onnx")
+    elif args.model:
+        model = Path(args.model)
+    else:
+        sys.exit("give MODEL.onnx or --example NAME")
+
+    from autotune.config import DEFAULT_CONFIG, SessionConfig
+    from autotune.measure import MeasuringWorker, Protocol, WorkerSetup
+    from autotune.model import load_model_info, resolve_shapes, synthetic_feeds
+    from autotune.search import SearchOptions, run_search
+
+    picks: list[SessionConfig] = []
+    print(f"model {model.name}: {args.repeats} searches of {args.trials} trials")
+    for i in range(args.repeats):
+        db = work / f"run{i}.db"
+        t0 = time.monotonic()
+        outcome = run_search(model, SearchOptions(trials=args.trials, db=str(db)))
+        wall = time.monotonic() - t0
+        picks.append(outcome.pick)
+        print(
+            f"  run {i + 1}: {wall:5.0f} s, pick {outcome.pick.describe()!r}, "
+            f"claimed {1 / outcome.pick_ratio:.3f}x, final rounds dropped {outcome.rounds_dropped}"
+        )
+    info = load_model_info(model)
+    feeds = synthetic_feeds(info, resolve_shapes(info))
+    worker = MeasuringWorker(WorkerSetup(str(model), feeds, Protocol()))
+    contenders = [DEFAULT_CONFIG, *picks]
+    try:
+        verdict = worker.compare(contenders, args.rounds, timeout=600)
+    finally:
+        worker.close()
+    base = verdict["ratios"][0]
+    ratios = [r / base for r in verdict["ratios"][1:]]
+    print(
+        f"head-to-head ({verdict['rounds_kept']} rounds kept, "
+        f"{verdict['rounds_dropped']} dropped by the slow-phase guard):"
+    )
+    for cfg, r in zip(picks, ratios, strict=True):
+        print(f"  {cfg.describe():50s} {1 / r:.3f}x the default")
+    spread = max(ratios) / min(ratios) - 1
+    print(
+        f"picks within {spread * 100:.1f}% of each other "
+        f"(median speed-up {1 / statistics.median(ratios):.3f}x)"
+    )
+
+
+if __name__ == "__main__":
+    main()
