@@ -183,8 +183,19 @@ def list_(db: str | None, as_json: bool) -> None:
 @click.argument("model", type=click.Path())
 @_db_option
 @click.option("--all-chips", is_flag=True, help="Show trials from every chip, not only this one.")
+@click.option("--host", help="Only trials from this host name (or anonymous host id).")
+@click.option("--user", help="Only trials run by this user.")
+@click.option("--ort", "ort_version", help="Only trials measured with this onnxruntime version.")
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
-def show(model: str, db: str | None, all_chips: bool, as_json: bool) -> None:
+def show(
+    model: str,
+    db: str | None,
+    all_chips: bool,
+    host: str | None,
+    user: str | None,
+    ort_version: str | None,
+    as_json: bool,
+) -> None:
     """List every trial of MODEL on this chip, best first, failures with their reasons."""
     from autotune.chip import current_chip
     from autotune.digest import model_digest
@@ -194,7 +205,15 @@ def show(model: str, db: str | None, all_chips: bool, as_json: bool) -> None:
     digest = model_digest(model)
     with Store.open(db, write=False) as store:
         rows = ordered_trials(
-            store.trials_of_model(digest, None if all_chips else current_chip().chip_id)
+            [
+                r
+                for r in store.trials_of_model(
+                    digest, None if all_chips else current_chip().chip_id
+                )
+                if (host is None or host in (r["host"], r["host_id"]))
+                and (user is None or r["user"] == user)
+                and (ort_version is None or r["ort_version"] == ort_version)
+            ]
         )
     click.echo(json.dumps(rows, indent=2) if as_json else trials_text(rows, model))
 

@@ -101,3 +101,10 @@ def m001_initial(db: sqlite_utils.Database) -> None:
     db["searches"].create_index(  # type: ignore[union-attr]
         ["model_digest", "chip", "ort_version", "shapes"]
     )
+
+
+@migrations()
+def m002_cached_load_time(db: sqlite_utils.Database) -> None:
+    """How long a compiling EP (CoreML, OpenVINO, TensorRT) takes to load once its compiled
+    model is cached: the compile time its cache directory saves."""
+    db["trials"].add_column("cached_session_create_ms", float)  # type: ignore[union-attr]

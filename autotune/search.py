@@ -346,6 +346,8 @@ class _Search:
                 continue  # a row from another space version: still known, just not replayed
         if DEFAULT_CONFIG.config_id not in self.known and not (shared and study.trials):
             study.enqueue_trial(DEFAULT_PARAMS)
+        for params in self._stale_picks():
+            study.enqueue_trial(params, skip_if_exists=True)
         spaces = available_spaces()
         levels = graph_levels()
         policies = device_policies()
@@ -465,6 +467,29 @@ class _Search:
             default_latency_ms=default_ms,
             interrupted=interrupted,
         )
+
+    def _stale_picks(self, limit: int = 3) -> list[dict[str, Any]]:
+        """Parameters of the best results measured with another ORT version, re-validated
+        first: the best bet on a new ORT, and what apps use (marked stale) until then."""
+        if self.known:
+            return []
+        rows = [
+            r
+            for r in self.store.trials(self.key, any_ort=True)
+            if r["status"] == OK
+            and r["ratio"] is not None
+            and r["config_id"] != DEFAULT_CONFIG.config_id
+        ]
+        rows.sort(key=lambda r: r["ratio"])
+        out: list[dict[str, Any]] = []
+        for row in rows:
+            stored = decode_json(row["params"]) or {}
+            params = stored.get("params") if isinstance(stored, dict) else None
+            if isinstance(params, dict) and params not in out:
+                out.append(params)
+            if len(out) >= limit:
+                break
+        return out
 
     def _study_name(self) -> str:
         k = self.key

@@ -29,7 +29,7 @@ from autotune.paths import database_paths
 
 MIGRATION_SET = "autotune"
 # the names of autotune.schema's migrations; a database with others is from a newer autotune
-KNOWN_MIGRATIONS = frozenset({"m001_initial"})
+KNOWN_MIGRATIONS = frozenset({"m001_initial", "m002_cached_load_time"})
 SQLITE_HEADER = b"SQLite format 3\x00"
 
 

@@ -126,3 +126,40 @@ def test_same_model_twice_at_once_is_refused(mlp_path: Path) -> None:
 def test_trials_must_be_positive(mlp_path: Path) -> None:
     with pytest.raises(SearchError, match="--trials must be at least 1"):
         run_search(mlp_path, _options(trials=0))
+
+
+def test_results_from_another_ort_version_are_revalidated_first(mlp_path: Path) -> None:
+    import sqlite3
+
+    first = run_search(mlp_path, _options(trials=4))
+    db = Store.open().paths[0]
+    conn = sqlite3.connect(db)
+    with conn:  # as if measured with an older onnxruntime
+        conn.execute("UPDATE trials SET ort_version = '1.0.0'")
+        conn.execute("UPDATE searches SET ort_version = '1.0.0'")
+    best_old = conn.execute(
+        "SELECT config_id FROM trials WHERE status = 'ok' AND config_id != ? "
+        "ORDER BY ratio LIMIT 1",
+        [DEFAULT_CONFIG.config_id],
+    ).fetchone()
+    conn.close()
+    again = run_search(mlp_path, _options(trials=3, seed=9))
+    rows = sorted(_trials(again.key), key=lambda r: r["trial_number"])  # type: ignore[arg-type, return-value]
+    assert again.resumed == 0 and first.key.ort_version == again.key.ort_version
+    assert rows[0]["config_id"] == DEFAULT_CONFIG.config_id
+    if best_old:
+        assert rows[1]["config_id"] == best_old[0]
+
+
+def test_show_filters_by_provenance(mlp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from autotune.chip import provenance
+    from autotune.cli import cli
+
+    run_search(mlp_path, _options(trials=2))
+    me = provenance()
+    out = CliRunner().invoke(cli, ["show", str(mlp_path), "--host", me["host_id"], "--json"])
+    assert len(json.loads(out.output)) == 2
+    out = CliRunner().invoke(cli, ["show", str(mlp_path), "--user", "somebody-else", "--json"])
+    assert json.loads(out.output) == []

@@ -133,3 +133,44 @@ def test_failed_migration_rolls_back(tmp_path: Path) -> None:
         assert "scratch" not in tables
     finally:
         store_module.migrations._migrations.pop()
+
+
+def test_older_database_is_upgraded_on_first_write_keeping_its_rows(tmp_path: Path) -> None:
+    import sqlite_utils
+
+    from autotune.schema import migrations as schema_migrations
+
+    path = tmp_path / "old.db"
+    old = sqlite_utils.Database(path)
+    schema_migrations.apply(old, stop_before="m002_cached_load_time")  # as autotune 0.1 left it
+    old["trials"].insert(  # type: ignore[union-attr]
+        {
+            "trial_uid": "u",
+            "model_digest": "d",
+            "chip": "c",
+            "ort_version": "v",
+            "shapes": "x=1",
+            "config_id": "i",
+            "status": "ok",
+        }
+    )
+    old.conn.close()
+    # a read does not write
+    ro = Store([path], write=False)
+    assert len(ro.trials_of_model("d")) == 1
+    ro.close()
+    conn = sqlite3.connect(path)
+    assert "cached_session_create_ms" not in [
+        r[1] for r in conn.execute("PRAGMA table_info(trials)")
+    ]
+    conn.close()
+    # the first write migrates, keeping the rows
+    db = open_writable(path)
+    assert "cached_session_create_ms" in db["trials"].columns_dict  # type: ignore[union-attr]
+    assert db["trials"].count == 1  # type: ignore[union-attr]
+
+
+def test_schema_names_match_the_store_list() -> None:
+    from autotune.schema import migrations as schema_migrations
+
+    assert {m.name for m in schema_migrations._migrations} == KNOWN_MIGRATIONS
