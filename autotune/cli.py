@@ -90,6 +90,12 @@ def example(name: str, output: str | None) -> None:
 )
 @click.option("--seed", type=int, help="Sampler seed.")
 @click.option(
+    "--patience",
+    default=12,
+    show_default=True,
+    help="Stop after this many trials without a 1% better one (0: never).",
+)
+@click.option(
     "--storage",
     help="Shared Optuna storage for a study spanning machines: journal:/shared/file or an RDB URL.",
 )
@@ -107,6 +113,7 @@ def search(
     rtol: float | None,
     atol: float | None,
     seed: int | None,
+    patience: int,
     storage: str | None,
     as_json: bool,
 ) -> None:
@@ -131,6 +138,7 @@ def search(
         protocol=Protocol(rounds=rounds, max_rounds=max(rounds * 2 + 4, 8), rtol=rtol, atol=atol),
         min_gain=min_gain,
         seed=seed,
+        patience=patience or None,
         storage=storage,
     )
     try:

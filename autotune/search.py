@@ -51,7 +51,7 @@ from autotune.model import (
 )
 from autotune.paths import cache_dir
 from autotune.providers import SearchContext, available_spaces, device_policies, validate_config
-from autotune.space import DEFAULT_PARAMS, graph_levels, suggest_config
+from autotune.space import DEFAULT_PARAMS, graph_levels, one_knob_variants, suggest_config
 from autotune.store import ResultKey, Store, decode_json, now
 
 
@@ -67,7 +67,8 @@ class SearchOptions:
     top_k: int = 3  # candidates re-measured head to head with the default
     min_gain: float = 0.03  # a candidate must beat the default by this much to be picked
     seed: int | None = None
-    patience: int | None = None  # stop after this many trials without a better one
+    patience: int | None = 12  # stop after this many trials without a 1% better one
+    seed_variants: bool = True  # start with the default's one-knob variants
     storage: str | None = None  # shared Optuna storage: an RDB URL or journal:/path/to/file
     worker_target: WorkerTarget = worker_main  # tests inject faults here (crash, hang)
 
@@ -103,6 +104,9 @@ class Outcome:
 
 
 Progress = Callable[[Event], None]
+
+IMPROVEMENT = 0.01  # a trial improves on the best when it is this much faster
+DEAD_DIMENSION = 0.015  # a one-knob change within this of the default does nothing measurable
 
 
 class _ModelLock:
@@ -213,6 +217,8 @@ class _Search:
         self.best: tuple[float, str] | None = None
         self.floor_ms: float | None = None
         self.trial_root = str(cache_dir() / "trials" / key.model_digest[:16])
+        self.variant_dims: dict[str, str] = {}  # config id of a one-knob variant -> its setting
+        self.frozen: dict[str, Any] = {}  # settings measured to make no difference here
 
     # -- bookkeeping ---------------------------------------------------------------------
     def _elapsed(self) -> float:
@@ -302,7 +308,7 @@ class _Search:
     def run(self, ctx: SearchContext) -> Outcome:
         optuna = _quiet_optuna()
         from optuna.distributions import distribution_to_json, json_to_distribution
-        from optuna.trial import TrialState, create_trial
+        from optuna.trial import FixedTrial, TrialState, create_trial
 
         options = self.options
         previous = self.store.trials(self.key)
@@ -351,6 +357,15 @@ class _Search:
         spaces = available_spaces()
         levels = graph_levels()
         policies = device_policies()
+        seeds = 0
+        if options.seed_variants and not (shared and study.trials):
+            for dimension, params in one_knob_variants(ctx, levels):
+                cfg = suggest_config(FixedTrial(params), ctx, spaces, levels=levels)
+                self.variant_dims[cfg.config_id] = dimension
+                if cfg.config_id not in self.known:
+                    study.enqueue_trial(params, skip_if_exists=True)
+                    seeds += 1
+        self._freeze_dead_dimensions()
         budget = max(0, options.trials - resumed)
         self.search_row_state("running")
         self.emit(
@@ -366,11 +381,13 @@ class _Search:
             while (_finished(study) < options.trials) if shared else (self.measured < budget):
                 if options.timeout is not None and self._elapsed() > options.timeout:
                     break
-                if options.patience is not None and since_best >= options.patience:
-                    break
+                if options.patience and self.measured > seeds and since_best >= options.patience:
+                    break  # no trial improved on the best by 1% for a while
                 trial = study.ask()
                 try:
-                    config = suggest_config(trial, ctx, spaces, levels=levels, policies=policies)
+                    config = suggest_config(
+                        trial, ctx, spaces, levels=levels, policies=policies, frozen=self.frozen
+                    )
                     validate_config(config)
                 except ConfigError:
                     study.tell(trial, state=TrialState.FAIL)
@@ -410,7 +427,11 @@ class _Search:
                     self.failures += 1
                     study.tell(trial, state=TrialState.FAIL)
                 self._update_best()
-                since_best = 0 if self.best != before else since_best + 1
+                improved = self.best is not None and (
+                    before is None or self.best[0] < before[0] * (1 - IMPROVEMENT)
+                )
+                since_best = 0 if improved else since_best + 1
+                self._freeze_dead_dimensions()
                 self.emit(
                     Event(
                         "trial",
@@ -468,6 +489,27 @@ class _Search:
             interrupted=interrupted,
         )
 
+    def _freeze_dead_dimensions(self) -> None:
+        """A setting whose one-knob variants all measured within noise of the default does
+        nothing measurable here: stop spending trials on it (it keeps ORT's default)."""
+        default = self.known.get(DEFAULT_CONFIG.config_id)
+        if not default or default["status"] != OK or not default["ratio"]:
+            return
+        rows_by_dim: dict[str, list[dict[str, Any] | None]] = {}
+        for config_id, dimension in self.variant_dims.items():
+            rows_by_dim.setdefault(dimension, []).append(self.known.get(config_id))
+        for dimension, rows in rows_by_dim.items():
+            if dimension in self.frozen or any(r is None for r in rows):
+                continue
+            if all(
+                r is not None
+                and r["status"] == OK
+                and r["ratio"] is not None
+                and abs(r["ratio"] / default["ratio"] - 1) < DEAD_DIMENSION
+                for r in rows
+            ):
+                self.frozen[dimension] = DEFAULT_PARAMS[dimension]
+
     def _stale_picks(self, limit: int = 3) -> list[dict[str, Any]]:
         """Parameters of the best results measured with another ORT version, re-validated
         first: the best bet on a new ORT, and what apps use (marked stale) until then."""
@@ -513,8 +555,15 @@ class _Search:
             if t.number == current or not t.params:
                 continue
             try:
+                # parameters a worker froze are absent from its trials: they kept the default
+                fixed = {k: v for k, v in DEFAULT_PARAMS.items() if k not in t.params}
                 cfg = suggest_config(
-                    FixedTrial(t.params), ctx, spaces, levels=levels, policies=policies
+                    FixedTrial(t.params),
+                    ctx,
+                    spaces,
+                    levels=levels,
+                    policies=policies,
+                    frozen=fixed,
                 )
             except (ValueError, KeyError):
                 continue

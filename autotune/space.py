@@ -7,6 +7,7 @@ with every trial so an interrupted search can be resumed.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from autotune.config import CPU, SessionConfig
@@ -53,8 +54,15 @@ def suggest_config(
     *,
     levels: list[str],
     policies: tuple[str, ...] = (),
+    frozen: Mapping[str, Any] | None = None,
 ) -> SessionConfig:
-    """Ask ``trial`` for one configuration."""
+    """Ask ``trial`` for one configuration. Parameters in ``frozen`` (dimensions measured to
+    make no difference here) are not asked: they keep the given value."""
+    fixed = frozen or {}
+
+    def ask(name: str, choices: list[Any]) -> Any:
+        return fixed[name] if name in fixed else trial.suggest_categorical(name, choices)
+
     choices = [s.name for s in spaces] + [POLICY_PREFIX + p for p in policies]
     provider = trial.suggest_categorical("provider", choices)
     options: dict[str, str] = {}
@@ -67,31 +75,29 @@ def suggest_config(
         options = space.suggest(trial, ctx)
         required = dict(space.session_requirements)
 
-    level = trial.suggest_categorical("graph_optimization_level", levels)
-    threads = trial.suggest_categorical("intra_op_num_threads", thread_choices(ctx.cores))
+    level = ask("graph_optimization_level", levels)
+    threads = ask("intra_op_num_threads", thread_choices(ctx.cores))
     entries: dict[str, str] = {}
     if threads != 1:
-        entries["session.intra_op.allow_spinning"] = trial.suggest_categorical(
-            "intra_op_spinning", ["1", "0"]
-        )
-    mode = required.get("execution_mode") or trial.suggest_categorical(
+        entries["session.intra_op.allow_spinning"] = ask("intra_op_spinning", ["1", "0"])
+    mode = required.get("execution_mode") or ask(
         "execution_mode", ["ORT_SEQUENTIAL", "ORT_PARALLEL"]
     )
     inter = 0
     if mode == "ORT_PARALLEL":
-        inter = trial.suggest_categorical("inter_op_num_threads", thread_choices(ctx.cores))
+        inter = ask("inter_op_num_threads", thread_choices(ctx.cores))
     if "enable_mem_pattern" in required:
         mem_pattern = bool(required["enable_mem_pattern"])
     else:
-        mem_pattern = trial.suggest_categorical("enable_mem_pattern", [True, False])
-    arena = trial.suggest_categorical("enable_cpu_mem_arena", [True, False])
+        mem_pattern = ask("enable_mem_pattern", [True, False])
+    arena = ask("enable_cpu_mem_arena", [True, False])
     if ctx.op_types & GELU_OPS:
         # a faster tanh approximation of GELU; the accuracy gate decides whether it is allowed
-        approx = trial.suggest_categorical("gelu_approximation", ["0", "1"])
+        approx = ask("gelu_approximation", ["0", "1"])
         if approx == "1":
             entries["optimization.enable_gelu_approximation"] = "1"
     free_dims: dict[str, int] = {}
-    if ctx.free_dims and trial.suggest_categorical("free_dimension_overrides", [False, True]):
+    if ctx.free_dims and ask("free_dimension_overrides", [False, True]):
         free_dims = dict(ctx.free_dims)
 
     providers: tuple[tuple[str, dict[str, str]], ...] = ((CPU, {}),)
@@ -109,3 +115,27 @@ def suggest_config(
         free_dimension_overrides=free_dims,
         device_policy=policy,
     ).canonical()
+
+
+def one_knob_variants(ctx: SearchContext, levels: list[str]) -> list[tuple[str, dict[str, Any]]]:
+    """The default configuration with one setting changed, for each CPU session setting:
+    cheap to build, and together they show which dimensions matter here. (dimension, params)"""
+    out: list[tuple[str, dict[str, Any]]] = []
+
+    def variant(dimension: str, **change: Any) -> None:
+        out.append((dimension, {**DEFAULT_PARAMS, **change}))
+
+    for level in levels:
+        if level != DEFAULT_PARAMS["graph_optimization_level"]:
+            variant("graph_optimization_level", graph_optimization_level=level)
+    if ctx.cores > 1:
+        variant("intra_op_num_threads", intra_op_num_threads=1)
+    variant("intra_op_spinning", intra_op_spinning="0")
+    variant("execution_mode", execution_mode="ORT_PARALLEL", inter_op_num_threads=0)
+    variant("enable_mem_pattern", enable_mem_pattern=False)
+    variant("enable_cpu_mem_arena", enable_cpu_mem_arena=False)
+    if ctx.free_dims:
+        variant("free_dimension_overrides", free_dimension_overrides=True)
+    if ctx.op_types & GELU_OPS:
+        variant("gelu_approximation", gelu_approximation="1")
+    return out

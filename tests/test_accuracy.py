@@ -64,11 +64,11 @@ def test_search_never_picks_an_inaccurate_configuration(transformer: Path) -> No
     from autotune.search import SearchOptions, run_search
     from autotune.store import Store
 
-    outcome = run_search(transformer, SearchOptions(trials=10, protocol=FAST, seed=3))
+    outcome = run_search(transformer, SearchOptions(trials=12, protocol=FAST, seed=3))
     with Store.open() as store:
         rows = store.trials(outcome.key)
     inaccurate = {r["config_id"] for r in rows if r["status"] == INACCURATE}
-    assert inaccurate, "with this seed the sampler tries the GELU approximation after fusion"
+    assert inaccurate, "the one-knob variants include the GELU approximation at ORT_ENABLE_ALL"
     for r in rows:
         if r["status"] == INACCURATE:
             assert r["err_to_tol"] > 1

@@ -163,3 +163,37 @@ def test_show_filters_by_provenance(mlp_path: Path) -> None:
     assert len(json.loads(out.output)) == 2
     out = CliRunner().invoke(cli, ["show", str(mlp_path), "--user", "somebody-else", "--json"])
     assert json.loads(out.output) == []
+
+
+def test_dead_dimensions_are_frozen_at_the_default(mlp_path: Path) -> None:
+    """A setting whose one-knob variants measured within 1.5% of the default stops being
+    searched; one that mattered stays."""
+    from autotune.providers import SearchContext, available_spaces
+    from autotune.search import _Search
+    from autotune.space import graph_levels, one_knob_variants, suggest_config
+
+    ctx = SearchContext(cores=2)
+    levels = graph_levels()
+    variants = one_knob_variants(ctx, levels)
+    assert {d for d, _ in variants} >= {
+        "graph_optimization_level", "intra_op_num_threads", "intra_op_spinning",
+        "execution_mode", "enable_mem_pattern", "enable_cpu_mem_arena",
+    }  # fmt: skip
+    store = Store.open(write=True)
+    search = _Search(mlp_path, "m", ResultKey("d", "c", "v", "x=1"), True, {}, store, _options(),
+                     lambda e: None, 0.0)  # fmt: skip
+    search.known[DEFAULT_CONFIG.config_id] = {"status": "ok", "ratio": 1.0}
+    for dimension, params in variants:
+        cfg = suggest_config(optuna_fixed(params), ctx, available_spaces(), levels=levels)
+        search.variant_dims[cfg.config_id] = dimension
+        ratio = 1.004 if dimension in ("enable_mem_pattern", "enable_cpu_mem_arena") else 1.3
+        search.known[cfg.config_id] = {"status": "ok", "ratio": ratio}
+    search._freeze_dead_dimensions()
+    store.close()
+    assert search.frozen == {"enable_mem_pattern": True, "enable_cpu_mem_arena": True}
+
+
+def optuna_fixed(params: dict[str, object]) -> object:
+    from optuna.trial import FixedTrial
+
+    return FixedTrial(params)
