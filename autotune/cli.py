@@ -157,20 +157,34 @@ def search(
 @_shape_option
 @_db_option
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
-def best(model: str, shapes: tuple[str, ...], db: str | None, as_json: bool) -> None:
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["python", "swift", "json"]),
+    help="Print the configuration as a ready-to-paste snippet.",
+)
+def best(
+    model: str, shapes: tuple[str, ...], db: str | None, as_json: bool, fmt: str | None
+) -> None:
     """Print the best known configuration for MODEL on this chip."""
     from autotune.model import parse_shape_args
     from autotune.report import best_text
     from autotune.resolver import best_config
+    from autotune.snippets import snippet, unsupported
 
     choice = best_config(model, shapes=parse_shape_args(shapes) or None, db=db)
-    if as_json:
+    if as_json and not fmt:
         click.echo(json.dumps(choice.to_dict() if choice else None, indent=2))
         return
     if choice is None:
         raise AutotuneError(
             f"no tuned configuration for {model} on this chip; run: autotune search {model}"
         )
+    if fmt:
+        for gap in unsupported(choice.config, fmt):
+            click.echo(f"warning: the {fmt} snippet cannot express {gap}", err=True)
+        click.echo(snippet(choice.config, fmt, model_path=model))
+        return
     click.echo(best_text(choice))
 
 
@@ -249,8 +263,10 @@ def chip(as_json: bool) -> None:
 def _register() -> None:
     """Commands that live in their own modules (each imports its heavy parts lazily)."""
     from autotune.cli_inspect import inspect_cmd
+    from autotune.cli_report import report_cmd
 
     cli.add_command(inspect_cmd)
+    cli.add_command(report_cmd)
 
 
 _register()

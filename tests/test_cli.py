@@ -157,3 +157,18 @@ def test_every_command_has_help() -> None:
         assert command.help, name
         code, out = run(name, "--help")
         assert code == 0 and "Usage:" in out
+
+
+def test_best_format_snippets(populated_db: Path, mlp_path: Path) -> None:
+    code, out = run("best", str(mlp_path), "--format", "python")
+    assert code == 0 and "import onnxruntime as ort" in out and "InferenceSession(" in out
+    code, out = run("best", str(mlp_path), "--format", "swift")
+    assert code == 0 and "ORTSessionOptions()" in out
+    code, out = run("best", str(mlp_path), "--format", "json")
+    assert code == 0 and json.loads(out)["providers"][-1][0] == "CPUExecutionProvider"
+
+
+def test_report_command(populated_db: Path, mlp_path: Path, tmp_path: Path) -> None:
+    code, out = run("report", str(mlp_path), "-o", str(tmp_path / "r.html"))
+    assert code == 0, out
+    assert "<svg" in (tmp_path / "r.html").read_text()

@@ -1,0 +1,905 @@
+"""A self-contained HTML report of one model's trials on this chip, for a person to read.
+
+One file, inline CSS and inline SVG: no scripts, no external links, readable offline and safe
+to attach to an issue. Every string that comes from the database is escaped, since a team
+database may have been written on another machine.
+
+Sections: what was measured (model, chip, ORT version, shapes, when); the verdict of the latest
+search (the pick against ORT's default, re-measured head to head); every configuration tried,
+with its speed-up and spread, latency, load time and memory; speed against load time with the
+Pareto front; which options mattered (Optuna's parameter importances over the stored trials);
+where the nodes ran (per execution provider); and the failures with their reasons.
+
+Optuna is imported only to compute the importances, matplotlib only for ``png=``.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from autotune import __version__
+from autotune.config import DEFAULT_CONFIG, SessionConfig
+from autotune.errors import AutotuneError
+from autotune.report import ms, ordered_trials
+from autotune.store import ResultKey, Store, decode_json
+
+OK = "ok"
+PRUNED = "pruned"
+MIN_IMPORTANCE_TRIALS = 5  # fewer measured trials than this cannot say which option mattered
+
+PARAM_NAMES = {
+    "provider": "execution provider",
+    "graph_optimization_level": "graph optimization level",
+    "intra_op_num_threads": "intra-op threads",
+    "intra_op_spinning": "intra-op thread spinning",
+    "execution_mode": "execution mode",
+    "inter_op_num_threads": "inter-op threads",
+    "enable_mem_pattern": "memory pattern",
+    "enable_cpu_mem_arena": "CPU memory arena",
+    "free_dimension_overrides": "free-dimension overrides",
+    "gelu_approximation": "GELU approximation",
+}
+
+
+class ReportError(AutotuneError):
+    """There is nothing stored to report on."""
+
+
+@dataclass
+class ReportData:
+    """What the report shows: the trials of one model × chip × ORT version × shapes."""
+
+    model_name: str
+    key: ResultKey
+    trials: list[dict[str, Any]]
+    search: dict[str, Any] | None  # the latest finished search of this key
+    other_keys: list[tuple[str, str, int]]  # (ORT version, shapes, trials) also stored
+    generated_at: str
+
+    @property
+    def measured(self) -> list[dict[str, Any]]:
+        return [r for r in self.trials if r["status"] == OK and r["ratio"] is not None]
+
+    @property
+    def failures(self) -> list[dict[str, Any]]:
+        return [r for r in self.trials if r["status"] not in (OK, PRUNED)]
+
+    @property
+    def pick_config_id(self) -> str | None:
+        return self.search["pick_config_id"] if self.search else None
+
+
+# -- public API --------------------------------------------------------------------------------
+
+
+def write_report(
+    model_path: str | Path,
+    out_path: str | Path,
+    *,
+    db: str | None = None,
+    png: str | Path | None = None,
+) -> Path:
+    """Write the HTML report of ``model_path``'s trials on this chip to ``out_path``.
+
+    The report covers the model's most recently measured ORT version and shapes. With ``png``,
+    also writes a PNG chart (latency against load time) there; that needs matplotlib.
+    Raises ModelError for a missing model, DatabaseError for an unusable database, and
+    ReportError when nothing is stored for this model on this chip.
+    """
+    data = load_report_data(model_path, db=db)
+    out = Path(out_path)
+    try:
+        out.write_text(render_html(data), encoding="utf-8")
+    except OSError as exc:
+        raise ReportError(f"cannot write the report to {out} ({exc.strerror})") from None
+    if png is not None:
+        write_png(data, Path(png))
+    return out
+
+
+def load_report_data(model_path: str | Path, *, db: str | None = None) -> ReportData:
+    """The stored trials and latest verdict of ``model_path`` on this chip."""
+    from autotune.chip import current_chip
+    from autotune.digest import model_digest
+
+    digest = model_digest(model_path)
+    chip = current_chip().chip_id
+    with Store.open(db, write=False) as store:
+        rows = [_clean(r) for r in store.trials_of_model(digest, chip)]
+        if not rows:
+            raise ReportError(
+                f"no trials of {model_path} on {chip} are stored; run: autotune search {model_path}"
+            )
+        latest = max(rows, key=lambda r: (r["created_at"] or "", r["id"] or 0))
+        key = ResultKey(digest, chip, latest["ort_version"], latest["shapes"])
+        trials = [_clean(r) for r in store.trials(key)]
+        searches = [
+            _clean(s)
+            for s in store.searches(key)
+            if s["state"] == "done" and isinstance(s["pick_config"], str)
+        ]
+    counts: dict[tuple[str, str], int] = {}
+    for row in rows:
+        k = (row["ort_version"], row["shapes"])
+        counts[k] = counts.get(k, 0) + 1
+    others = [
+        (v, s, n) for (v, s), n in sorted(counts.items()) if (v, s) != (key.ort_version, key.shapes)
+    ]
+    search = max(searches, key=lambda s: s["finished_at"] or "") if searches else None
+    return ReportData(
+        model_name=latest["model_name"] or Path(model_path).name,
+        key=key,
+        trials=trials,
+        search=search,
+        other_keys=others,
+        generated_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    )
+
+
+# SQLite keeps whatever a writer put in a column; a database from another machine is cleaned
+# to the types the report expects before anything reads it.
+_NUMBERS = {
+    "ratio", "ratio_iqr", "latency_ms_p50", "latency_ms_p90", "session_create_ms",
+    "first_run_ms", "session_rss_mb", "peak_rss_mb", "pick_ratio", "pick_latency_ms_p50",
+    "default_latency_ms_p50",
+}  # fmt: skip
+_INTEGERS = {"id", "trial_number"}
+
+
+def _clean(row: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in row.items():
+        if k in _NUMBERS:
+            v = _float(v)
+        elif k in _INTEGERS:
+            v = v if isinstance(v, int) and not isinstance(v, bool) else None
+        elif v is not None and not isinstance(v, str):
+            v = str(v)
+        out[k] = v
+    return out
+
+
+def format_speedup(ratio: float | None, iqr: float | None = None, *, base: float = 1.0) -> str:
+    """Speed-up against the default, ``base / ratio``, e.g. ``1.07×``; with the interquartile
+    range of the ratio over the measured rounds, ``1.07× ±0.02`` (± half the IQR, carried over
+    to the speed-up to first order)."""
+    if not ratio or ratio <= 0 or not math.isfinite(ratio):
+        return "-"
+    speedup = base / ratio
+    text = f"{speedup:.2f}×"
+    if iqr is not None and math.isfinite(iqr):
+        half = speedup * iqr / ratio / 2
+        text += " ±<0.01" if half < 0.005 else f" ±{half:.2f}"
+    return text
+
+
+def load_ms(row: dict[str, Any]) -> float | None:
+    """Load time: session creation plus the first run (which is where some EPs compile)."""
+    create, first = _float(row.get("session_create_ms")), _float(row.get("first_run_ms"))
+    if create is None or first is None:
+        return None
+    return create + first
+
+
+def pareto_front(points: Sequence[tuple[str, float, float]]) -> list[str]:
+    """Ids of the (id, load ms, ratio) points no other point beats on both, by load time."""
+    front: list[str] = []
+    best = math.inf
+    for pid, _, ratio in sorted(points, key=lambda p: (p[1], p[2])):
+        if ratio < best:
+            front.append(pid)
+            best = ratio
+    return front
+
+
+def param_importances(trials: Sequence[dict[str, Any]]) -> tuple[dict[str, float] | None, str]:
+    """Optuna's parameter importances for the ratio over the measured trials, most important
+    first, and a note on how far to trust them; (None, reason) when there are too few."""
+    from optuna.distributions import json_to_distribution
+
+    usable: list[tuple[dict[str, Any], dict[str, Any], float]] = []
+    for row in trials:
+        if row["status"] != OK or row["ratio"] is None:
+            continue
+        stored = decode_json(row["params"])
+        try:
+            dists = {k: json_to_distribution(v) for k, v in stored["distributions"].items()}
+            params = dict(stored["params"])
+        except (KeyError, TypeError, ValueError, AttributeError):
+            continue  # a row from another space version, or not a stored Optuna point
+        usable.append((params, dists, float(row["ratio"])))
+    too_few = (
+        f"not enough trials to tell: {len(usable)} measured, and Optuna's importances need at "
+        f"least {MIN_IMPORTANCE_TRIALS} with different results"
+    )
+    if len(usable) < MIN_IMPORTANCE_TRIALS or len({v for _, _, v in usable}) < 2:
+        return None, too_few
+    singles = {k for _, dists, _ in usable for k, d in dists.items() if d.single()}
+    with _optuna() as optuna, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")  # experimental and few-trials notes stay in here
+        from optuna.trial import create_trial
+
+        study = optuna.create_study(direction="minimize")
+        for params, dists, value in usable:
+            try:
+                study.add_trial(create_trial(params=params, distributions=dists, value=value))
+            except (ValueError, TypeError):
+                continue  # a value outside its stored distribution
+        try:
+            evaluator = optuna.importance.PedAnovaImportanceEvaluator()
+            result = optuna.importance.get_param_importances(study, evaluator=evaluator)
+        except (ValueError, RuntimeError, ZeroDivisionError):
+            return None, too_few
+    messages = [str(w.message) for w in caught]
+    if any("will be equal" in m for m in messages):
+        return None, too_few
+    shown = {k: float(v) for k, v in result.items() if k not in singles}
+    if not shown or not any(v > 0 for v in shown.values()):
+        return None, too_few
+    note = f"PED-ANOVA over {len(usable)} measured trials"
+    if len(usable) < 20 or any("less than" in m for m in messages):
+        note += "; with this few trials, read it as a hint"
+    return dict(sorted(shown.items(), key=lambda kv: -kv[1])), note
+
+
+@contextmanager
+def _optuna() -> Iterator[Any]:
+    """optuna, with its INFO logging off for the duration (restored afterwards)."""
+    import optuna
+
+    level = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        yield optuna
+    finally:
+        optuna.logging.set_verbosity(level)
+
+
+# -- HTML ------------------------------------------------------------------------------------
+
+
+def _e(value: Any) -> str:
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+def _mb(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f} MB" if value >= 10 else f"{value:.1f} MB"
+
+
+def _when(value: str | None) -> str:
+    if not value:
+        return "-"
+    return value.replace("T", " ").replace("+00:00", " UTC")
+
+
+def _short(provider: str) -> str:
+    return provider.replace("ExecutionProvider", "")
+
+
+def render_html(data: ReportData) -> str:
+    """The report as one HTML document (a string)."""
+    parts = [
+        _head(data),
+        _verdict(data),
+        _trials_table(data),
+        _pareto_section(data),
+        _importance_section(data),
+        _placement_section(data),
+        _failures_section(data),
+        _footer(data),
+    ]
+    title = f"autotune report: {data.model_name}"
+    return (
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        f"<title>{_e(title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n<main>\n"
+        + "\n".join(parts)
+        + "\n</main>\n</body>\n</html>\n"
+    )
+
+
+_CSS = """
+:root { --fg: #1f2328; --muted: #656d76; --line: #d0d7de; --bg-alt: #f6f8fa;
+  --accent: #0969da; --good: #1a7f37; --bad: #cf222e; --pick: #bf5700; }
+* { box-sizing: border-box; }
+body { margin: 0; color: var(--fg); background: #fff;
+  font: 15px/1.5 -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; }
+main { max-width: 1120px; margin: 0 auto; padding: 24px 28px 48px; }
+h1 { font-size: 26px; margin: 0 0 4px; }
+h2 { font-size: 19px; margin: 36px 0 10px; padding-bottom: 4px;
+  border-bottom: 1px solid var(--line); }
+p { margin: 6px 0 10px; }
+.muted, figcaption, .note { color: var(--muted); }
+.note { font-size: 13px; }
+code, pre { font: 13px/1.45 ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; }
+pre { background: var(--bg-alt); border: 1px solid var(--line); border-radius: 6px;
+  padding: 12px 14px; overflow-x: auto; }
+dl.meta { display: grid; grid-template-columns: max-content 1fr; gap: 2px 18px; margin: 14px 0; }
+dl.meta dt { color: var(--muted); }
+dl.meta dd { margin: 0; }
+.verdict { border: 1px solid var(--line); border-left: 5px solid var(--accent); border-radius: 6px;
+  padding: 12px 18px; background: var(--bg-alt); }
+.verdict .big { font-size: 30px; font-weight: 650; margin-right: 8px; }
+table { border-collapse: collapse; width: 100%; margin: 8px 0 4px; font-size: 14px; }
+th, td { padding: 5px 9px; border-bottom: 1px solid var(--line); text-align: left;
+  vertical-align: top; }
+th { background: var(--bg-alt); font-weight: 600; white-space: nowrap; }
+tbody tr:nth-child(even) { background: #fbfcfd; }
+td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+td.cfg { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 13px; }
+.faster { color: var(--good); font-weight: 600; }
+.slower { color: var(--bad); }
+.badge { display: inline-block; font: 600 11px/1.6 -apple-system, "Segoe UI", sans-serif;
+  padding: 0 6px; border-radius: 9px; margin-left: 6px; vertical-align: 1px;
+  border: 1px solid var(--line); color: var(--muted); background: #fff; }
+.badge.pick { color: #fff; background: var(--pick); border-color: var(--pick); }
+.badge.front { color: var(--accent); border-color: var(--accent); }
+.status { font-weight: 600; }
+.status.failed, .status.crashed, .status.timeout, .status.inaccurate, .status.ep_dropped {
+  color: var(--bad); }
+.bar { background: var(--bg-alt); border-radius: 3px; height: 14px; min-width: 220px; }
+.bar > span { display: block; height: 14px; border-radius: 3px; background: var(--accent); }
+figure { margin: 10px 0; }
+svg { max-width: 100%; height: auto;
+  font-family: -apple-system, "Segoe UI", Helvetica, sans-serif; }
+footer { margin-top: 40px; font-size: 13px; color: var(--muted); }
+"""
+
+
+def _head(data: ReportData) -> str:
+    k = data.key
+    measured = data.measured
+    pruned = sum(1 for r in data.trials if r["status"] == PRUNED)
+    dates = sorted(r["created_at"] for r in data.trials if r["created_at"])
+    when = _when(dates[0]) if dates else "-"
+    if len(dates) > 1 and dates[-1] != dates[0]:
+        when += f" to {_when(dates[-1])}"
+    items = [
+        ("model", f"<code>{_e(data.model_name)}</code>"),
+        ("digest", f'<code title="{_e(k.model_digest)}">{_e(k.model_digest[:16])}</code>'),
+        ("chip", _e(k.chip)),
+        ("onnxruntime", _e(k.ort_version)),
+        ("input shapes", f"<code>{_e(k.shapes)}</code>"),
+        (
+            "trials",
+            f"{len(data.trials)} stored: {len(measured)} measured, {pruned} pruned, "
+            f"{len(data.failures)} failed",
+        ),
+        ("measured", _e(when)),
+    ]
+    hosts = sorted({f"{r['host'] or '?'} ({r['os'] or '?'})" for r in data.trials})
+    if hosts:
+        items.append(("on", _e(", ".join(hosts[:3]) + (" …" if len(hosts) > 3 else ""))))
+    meta = "".join(f"<dt>{name}</dt><dd>{value}</dd>" for name, value in items)
+    others = ""
+    if data.other_keys:
+        listed = "; ".join(
+            f"onnxruntime {_e(v)}, shapes <code>{_e(s)}</code>: {n} trials"
+            for v, s, n in data.other_keys
+        )
+        others = (
+            f'<p class="note">Also stored for this model on this chip, not shown: {listed}.</p>'
+        )
+    return (
+        f"<header>\n<h1>{_e(data.model_name)}: the fastest ONNX Runtime configuration here</h1>\n"
+        f'<p class="muted">Every speed-up is against ORT\'s default configuration, measured in '
+        f"the same rounds on the same machine.</p>\n"
+        f'<dl class="meta">{meta}</dl>\n{others}</header>'
+    )
+
+
+def _verdict(data: ReportData) -> str:
+    out = ['<section id="verdict">', "<h2>Verdict</h2>"]
+    s = data.search
+    if s is None:
+        best = min(data.measured, key=lambda r: r["ratio"], default=None)
+        text = (
+            "No search of this model has finished yet, so there is no head-to-head verdict."
+            if best is None
+            else "No search of this model has finished yet, so there is no head-to-head verdict; "
+            f"the best single trial is <code>{_e(best['label'])}</code> at "
+            f"{_e(format_speedup(best['ratio'], best['ratio_iqr']))}."
+        )
+        out.append(f'<div class="verdict"><p>{text}</p></div>')
+        out.append("</section>")
+        return "\n".join(out)
+    verdict = decode_json(s["verdict"]) or {}
+    compared = verdict.get("compared") if isinstance(verdict, dict) else None
+    compared = [c for c in compared if isinstance(c, dict)] if isinstance(compared, list) else []
+    default_entry = next(
+        (c for c in compared if c.get("config_id") == DEFAULT_CONFIG.config_id), None
+    )
+    base = _float(default_entry.get("ratio")) if default_entry else None
+    pick_entry = next((c for c in compared if c.get("config_id") == s["pick_config_id"]), None)
+    pick_is_default = s["pick_config_id"] == DEFAULT_CONFIG.config_id
+    pick_ratio = s["pick_ratio"]
+    figure = format_speedup(pick_ratio)
+    spread_text = ""
+    entry_ratio = _float(pick_entry.get("ratio")) if pick_entry else None
+    entry_iqr = _float(pick_entry.get("iqr")) if pick_entry else None
+    if pick_ratio and entry_ratio and entry_iqr is not None:
+        # the head-to-head spread, relative, carried over to the pick's ratio to the default
+        with_spread = format_speedup(pick_ratio, entry_iqr / entry_ratio * pick_ratio)
+        spread_text = with_spread[len(figure) :].strip()
+    if pick_is_default:
+        body = (
+            "<p><strong>Keep ORT's default configuration.</strong> No candidate beat it by the "
+            "required margin when re-measured head to head.</p>"
+        )
+    else:
+        body = (
+            f'<p><span class="big">{_e(figure)}</span><span class="muted">{_e(spread_text)}'
+            "</span> the speed of ORT's defaults with "
+            f"<code>{_e(s['pick_label'])}</code></p>"
+            f'<p class="note">p50 {_e(ms(s["pick_latency_ms_p50"]))} against '
+            f"{_e(ms(s['default_latency_ms_p50']))} for the default. "
+            "Apps get it with <code>autotune.best_session(path)</code>.</p>"
+        )
+    out.append(f'<div class="verdict">{body}</div>')
+    out.append(
+        f'<p class="note">Search finished {_e(_when(s["finished_at"]))}; the default and the '
+        f"best {max(0, len(compared) - 1)} candidates were re-measured head to head, in the same "
+        "rounds, to avoid the winner's curse of the best single trial.</p>"
+    )
+    if compared:
+        rows = []
+        for c in compared:
+            ratio = _float(c.get("ratio"))
+            badges = ""
+            if c.get("config_id") == DEFAULT_CONFIG.config_id:
+                badges += '<span class="badge">ORT default</span>'
+            if c.get("config_id") == s["pick_config_id"]:
+                badges += '<span class="badge pick">picked</span>'
+            speed = format_speedup(ratio, _float(c.get("iqr")), base=base or 1.0)
+            rows.append(
+                f'<tr><td class="cfg">{_e(c.get("label"))}{badges}</td>'
+                f'<td class="{_speed_class(ratio, base)}">{_e(speed)}</td>'
+                f'<td class="num">{_e(ms(_float(c.get("latency_ms_p50"))))}</td>'
+                f'<td class="num">{_e(ms(_float(c.get("latency_ms_p90"))))}</td>'
+                f'<td class="num">{_e(ms(load_ms(c)))}</td></tr>'
+            )
+        out.append(
+            '<table class="compared"><thead><tr><th>configuration</th>'
+            '<th class="num">speed-up</th><th class="num">p50</th><th class="num">p90</th>'
+            '<th class="num">load</th></tr></thead><tbody>' + "".join(rows) + "</tbody></table>"
+        )
+    if not pick_is_default:
+        try:
+            from autotune.snippets import snippet
+
+            code = snippet(SessionConfig.from_json(s["pick_config"]), "python", data.model_name)
+        except AutotuneError:
+            code = ""
+        if code:
+            out.append(
+                "<p>The same configuration in plain onnxruntime (also "
+                "<code>autotune best MODEL --format python|swift|json</code>):</p>"
+                f"<pre><code>{_e(code)}</code></pre>"
+            )
+    out.append("</section>")
+    return "\n".join(out)
+
+
+def _float(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def _speed_class(ratio: float | None, base: float | None = None) -> str:
+    if not ratio:
+        return "num"
+    speedup = (base or 1.0) / ratio
+    return "num faster" if speedup >= 1.03 else "num slower" if speedup <= 0.97 else "num"
+
+
+def _trials_table(data: ReportData) -> str:
+    rows = []
+    front = set(pareto_front(_points(data)))
+    for r in ordered_trials([t for t in data.trials if t["status"] in (OK, PRUNED)]):
+        badges = ""
+        if r["config_id"] == DEFAULT_CONFIG.config_id:
+            badges += '<span class="badge">ORT default</span>'
+        if r["config_id"] == data.pick_config_id:
+            badges += '<span class="badge pick">picked</span>'
+        if r["trial_uid"] in front:
+            badges += '<span class="badge front">Pareto front</span>'
+        if r["status"] == OK:
+            speed = format_speedup(r["ratio"], r["ratio_iqr"])
+            speed_cell = f'<td class="{_speed_class(r["ratio"])}">{_e(speed)}</td>'
+        else:
+            approx = f" at {format_speedup(r['ratio'])}" if r["ratio"] else ""
+            speed_cell = f'<td class="num slower">pruned{_e(approx)}</td>'
+        rows.append(
+            f'<tr><td class="num">{_e(r["trial_number"])}</td>'
+            f'<td class="cfg">{_e(r["label"])}{badges}</td>{speed_cell}'
+            f'<td class="num">{_e(ms(r["latency_ms_p50"]))}</td>'
+            f'<td class="num">{_e(ms(r["latency_ms_p90"]))}</td>'
+            f'<td class="num">{_e(ms(load_ms(r)))}</td>'
+            f'<td class="num">{_e(_mb(r["peak_rss_mb"]))}</td>'
+            f'<td class="note">{_e(r["error"] or "")}</td></tr>'
+        )
+    if not rows:
+        table = "<p>No configuration was measured to the end (all failed).</p>"
+    else:
+        table = (
+            '<table class="trials"><thead><tr><th class="num">#</th><th>configuration</th>'
+            '<th class="num">speed-up</th><th class="num">p50</th><th class="num">p90</th>'
+            '<th class="num">load</th><th class="num">peak RSS</th><th>note</th></tr></thead>'
+            "<tbody>" + "".join(rows) + "</tbody></table>"
+        )
+    return (
+        '<section id="trials">\n<h2>Configurations tried</h2>\n'
+        "<p>Best first. <em>Speed-up</em> is ORT's default latency divided by this "
+        "configuration's, the median over paired rounds; ± is half the spread of the middle half "
+        "of the rounds. <em>Load</em> is session creation plus the first run. <em>Pruned</em> "
+        "configurations were stopped early because they were clearly slower. The ORT default "
+        "row measures the default against itself: its distance from 1.00× is the noise of these "
+        "measurements.</p>\n"
+        f"{table}\n</section>"
+    )
+
+
+def _points(data: ReportData) -> list[tuple[str, float, float]]:
+    out = []
+    for r in data.measured:
+        load = load_ms(r)
+        if load is not None and load > 0:
+            out.append((r["trial_uid"], load, float(r["ratio"])))
+    return out
+
+
+def _pareto_section(data: ReportData) -> str:
+    points = _points(data)
+    head = '<section id="pareto">\n<h2>Speed against load time</h2>\n'
+    if not points:
+        return head + "<p>No measured configuration to plot.</p>\n</section>"
+    front = pareto_front(points)
+    by_uid = {r["trial_uid"]: r for r in data.measured}
+    svg = _scatter_svg(data, points, front)
+    items = []
+    for i, uid in enumerate(front, start=1):
+        r = by_uid[uid]
+        items.append(
+            f'<tr><td class="num">{i}</td><td class="cfg">{_e(r["label"])}</td>'
+            f'<td class="num">{_e(format_speedup(r["ratio"], r["ratio_iqr"]))}</td>'
+            f'<td class="num">{_e(ms(load_ms(r)))}</td></tr>'
+        )
+    return (
+        head + "<p>Each dot is a measured configuration. Lower is faster to run, further left is "
+        "faster to load. The blue line joins the Pareto front: the configurations that no other "
+        "one beats on both.</p>\n"
+        f"<figure>{svg}<figcaption>Latency relative to ORT's default (the dashed line) against "
+        "load time (session creation + first run); hover a dot for its configuration."
+        "</figcaption></figure>\n"
+        '<table class="front"><thead><tr><th class="num">front</th><th>configuration</th>'
+        '<th class="num">speed-up</th><th class="num">load</th></tr></thead><tbody>'
+        + "".join(items)
+        + "</tbody></table>\n</section>"
+    )
+
+
+def _nice_ticks(low: float, high: float, count: int = 6) -> list[float]:
+    span = high - low
+    if span <= 0:
+        return [low]
+    raw = span / count
+    mag = 10 ** math.floor(math.log10(raw))
+    step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
+    first = math.ceil(low / step) * step
+    ticks = []
+    v = first
+    while v <= high + step * 1e-9:
+        ticks.append(round(v, 10))
+        v += step
+    return ticks
+
+
+def _log_ticks(low: float, high: float) -> list[float]:
+    ticks = []
+    for decade in range(math.floor(math.log10(low)), math.ceil(math.log10(high)) + 1):
+        for m in (1, 2, 5):
+            v = m * 10.0**decade
+            if low <= v <= high:
+                ticks.append(v)
+    return ticks
+
+
+def _tick_label(v: float) -> str:
+    if v >= 1000:
+        return f"{v / 1000:g} s"
+    return f"{v:g}"
+
+
+def _scatter_svg(data: ReportData, points: list[tuple[str, float, float]], front: list[str]) -> str:
+    width, height = 760, 380
+    left, right, top, bottom = 70, 24, 18, 56
+    pw, ph = width - left - right, height - top - bottom
+    loads = [p[1] for p in points]
+    ratios = [p[2] for p in points] + [1.0]
+    x_lo, x_hi = min(loads), max(loads)
+    log_x = x_hi / x_lo > 8
+    if log_x:
+        x_lo, x_hi = x_lo / 1.25, x_hi * 1.25
+    else:
+        pad = (x_hi - x_lo) * 0.08 or x_hi * 0.1 or 1.0
+        x_lo, x_hi = max(0.0, x_lo - pad), x_hi + pad
+    y_lo, y_hi = min(ratios), max(ratios)
+    pad = (y_hi - y_lo) * 0.1 or 0.05
+    y_lo, y_hi = y_lo - pad, y_hi + pad
+
+    def sx(v: float) -> float:
+        if log_x:
+            frac = (math.log10(v) - math.log10(x_lo)) / (math.log10(x_hi) - math.log10(x_lo))
+        else:
+            frac = (v - x_lo) / (x_hi - x_lo)
+        return left + frac * pw
+
+    def sy(v: float) -> float:
+        return top + (1 - (v - y_lo) / (y_hi - y_lo)) * ph
+
+    svg = [
+        f'<svg id="pareto-chart" viewBox="0 0 {width} {height}" width="{width}" '
+        f'height="{height}" role="img" aria-label="latency against load time">',
+        f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="#fbfcfd" stroke="#d0d7de"/>',
+    ]
+    x_ticks = _log_ticks(x_lo, x_hi) if log_x else _nice_ticks(x_lo, x_hi)
+    for t in x_ticks:
+        x = sx(t)
+        svg.append(
+            f'<line x1="{x:.1f}" y1="{top}" x2="{x:.1f}" y2="{top + ph}" stroke="#eaeef2"/>'
+            f'<text x="{x:.1f}" y="{top + ph + 18}" text-anchor="middle" font-size="12" '
+            f'fill="#656d76">{_e(_tick_label(t))}</text>'
+        )
+    for t in _nice_ticks(y_lo, y_hi, 5):
+        y = sy(t)
+        svg.append(
+            f'<line x1="{left}" y1="{y:.1f}" x2="{left + pw}" y2="{y:.1f}" stroke="#eaeef2"/>'
+            f'<text x="{left - 8}" y="{y + 4:.1f}" text-anchor="end" font-size="12" '
+            f'fill="#656d76">{t:.2f}</text>'
+        )
+    y1 = sy(1.0)
+    svg.append(
+        f'<line x1="{left}" y1="{y1:.1f}" x2="{left + pw}" y2="{y1:.1f}" stroke="#656d76" '
+        'stroke-dasharray="5 4"/>'
+    )
+    scale = " (log scale)" if log_x else ""
+    svg.append(
+        f'<text x="{left + pw / 2:.1f}" y="{height - 12}" text-anchor="middle" font-size="13" '
+        f'fill="#1f2328">load time: session creation + first run, ms{scale}</text>'
+        f'<text transform="translate(18 {top + ph / 2:.1f}) rotate(-90)" text-anchor="middle" '
+        'font-size="13" fill="#1f2328">latency vs ORT default (lower is faster)</text>'
+    )
+    by_id = {p[0]: p for p in points}
+    if len(front) > 1:
+        coords = []
+        for i, pid in enumerate(front):
+            _, load, ratio = by_id[pid]
+            if i:  # a step: the front holds its ratio until the next point's load time
+                coords.append(f"{sx(load):.1f},{sy(by_id[front[i - 1]][2]):.1f}")
+            coords.append(f"{sx(load):.1f},{sy(ratio):.1f}")
+        svg.append(
+            f'<polyline points="{" ".join(coords)}" fill="none" stroke="#0969da" '
+            'stroke-width="1.5" stroke-opacity="0.7"/>'
+        )
+    rows = {r["trial_uid"]: r for r in data.measured}
+    front_index = {pid: i for i, pid in enumerate(front, start=1)}
+    # draw front points last, so they sit on top
+    for pid, load, ratio in sorted(points, key=lambda p: p[0] in front_index):
+        r = rows[pid]
+        x, y = sx(load), sy(ratio)
+        classes = ["point"]
+        fill, radius = "#8c959f", 5.0
+        if pid in front_index:
+            classes.append("front")
+            fill, radius = "#0969da", 6.0
+        tip = f"{r['label']}: {format_speedup(ratio, r['ratio_iqr'])} speed-up, load {ms(load)}"
+        svg.append(
+            f'<circle class="{" ".join(classes)}" cx="{x:.1f}" cy="{y:.1f}" r="{radius}" '
+            f'fill="{fill}" fill-opacity="0.85"><title>{_e(tip)}</title></circle>'
+        )
+        if pid in front_index:
+            svg.append(
+                f'<text x="{x + 8:.1f}" y="{y - 7:.1f}" font-size="11" fill="#0969da" '
+                f'font-weight="600">{front_index[pid]}</text>'
+            )
+        marks = []
+        if r["config_id"] == DEFAULT_CONFIG.config_id:
+            marks.append(("default", "#1f2328"))
+        if r["config_id"] == data.pick_config_id and r["config_id"] != DEFAULT_CONFIG.config_id:
+            marks.append(("picked", "#bf5700"))
+        for j, (text, color) in enumerate(marks):
+            svg.append(
+                f'<circle class="ring" cx="{x:.1f}" cy="{y:.1f}" r="{radius + 4 + 3 * j}" '
+                f'fill="none" stroke="{color}" stroke-width="1.5"/>'
+                f'<text x="{x + 12:.1f}" y="{y + 16 + 13 * j:.1f}" font-size="12" '
+                f'fill="{color}" font-weight="600">{text}</text>'
+            )
+    svg.append("</svg>")
+    return "\n".join(svg)
+
+
+def _importance_section(data: ReportData) -> str:
+    head = '<section id="importance">\n<h2>Which options mattered</h2>\n'
+    importances, note = param_importances(data.trials)
+    if importances is None:
+        return head + f"<p>{_e(note[0].upper() + note[1:])}.</p>\n</section>"
+    top = max(importances.values()) or 1.0
+    rows = []
+    for name, value in importances.items():
+        friendly = PARAM_NAMES.get(name, name)
+        rows.append(
+            f'<tr><td>{_e(friendly)} <code class="muted">{_e(name)}</code></td>'
+            f'<td class="num">{value:.0%}</td>'
+            f'<td><div class="bar"><span style="width:{100 * value / top:.1f}%"></span>'
+            "</div></td></tr>"
+        )
+    return (
+        head + "<p>How much of the difference between fast and slow configurations each option "
+        "explains, from Optuna's parameter importances over the stored trials.</p>\n"
+        '<table class="importance"><thead><tr><th>option</th><th class="num">importance</th>'
+        "<th></th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>\n"
+        f'<p class="note">{_e(note)}.</p>\n</section>'
+    )
+
+
+def _placement_section(data: ReportData) -> str:
+    head = '<section id="placement">\n<h2>Where the nodes ran</h2>\n'
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in data.trials:
+        p = decode_json(r["placement"])
+        if not isinstance(p, dict) or not p.get("available"):
+            continue
+        shape = json.dumps(
+            {k: p.get(k) for k in ("nodes", "partitions", "cpu_fallback_ops")}, sort_keys=True
+        )
+        groups.setdefault((r["provider"] or "?", shape), []).append(r)
+    if not groups:
+        return head + "<p>No placement was recorded (it needs onnxruntime ≥ 1.23).</p>\n</section>"
+    rows = []
+    for (provider, shape), members in sorted(groups.items()):
+        p = json.loads(shape)
+        nodes = p.get("nodes") if isinstance(p.get("nodes"), dict) else {}
+        parts = p.get("partitions") if isinstance(p.get("partitions"), dict) else {}
+        fallback = p.get("cpu_fallback_ops") if isinstance(p.get("cpu_fallback_ops"), dict) else {}
+        node_text = ", ".join(
+            f"{_short(str(ep))} {n}" for ep, n in sorted(nodes.items(), key=lambda kv: str(kv[0]))
+        )
+        part_text = ", ".join(f"{_short(str(ep))} {n}" for ep, n in sorted(parts.items())) or "-"
+        fb_items = list(fallback.items())
+        fb_text = ", ".join(f"{op} ×{n}" for op, n in fb_items[:8]) + (
+            " …" if len(fb_items) > 8 else ""
+        )
+        example = min(members, key=lambda m: (m["status"] != OK, m["ratio"] or 9e9))
+        rows.append(
+            f"<tr><td>{_e(_short(provider))}</td><td>{_e(node_text or '-')}</td>"
+            f"<td>{_e(part_text)}</td><td>{_e(fb_text or '-')}</td>"
+            f'<td class="num">{len(members)}</td><td class="cfg">{_e(example["label"])}</td></tr>'
+        )
+    return (
+        head + "<p>Nodes per execution provider as ORT assigned them; partitions are the "
+        "subgraphs a compiling EP took (each boundary costs a copy); fallback ops are the op "
+        "types left on the CPU although another EP was asked for.</p>\n"
+        '<table class="placement"><thead><tr><th>asked for</th><th>nodes</th><th>partitions</th>'
+        '<th>CPU fallback ops</th><th class="num">trials</th><th>for example</th></tr></thead>'
+        "<tbody>" + "".join(rows) + "</tbody></table>\n</section>"
+    )
+
+
+def _failures_section(data: ReportData) -> str:
+    head = '<section id="failures">\n<h2>Failures</h2>\n'
+    failures = data.failures
+    if not failures:
+        return head + "<p>No configuration failed.</p>\n</section>"
+    rows = []
+    for r in sorted(failures, key=lambda r: (r["status"] or "", r["trial_number"] or 0)):
+        status = str(r["status"] or "?")
+        rows.append(
+            f'<tr><td class="num">{_e(r["trial_number"])}</td>'
+            f'<td class="status {_e(status)}">{_e(status.replace("_", " "))}</td>'
+            f'<td class="cfg">{_e(r["label"])}</td><td>{_e(r["error"] or "-")}</td></tr>'
+        )
+    return (
+        head + "<p>Recorded and never tried again: a crash, a hang (timeout), outputs outside the "
+        "accuracy tolerance (inaccurate), or an EP that ORT dropped (ep dropped).</p>\n"
+        '<table class="failures"><thead><tr><th class="num">#</th><th>status</th>'
+        "<th>configuration</th><th>reason</th></tr></thead><tbody>"
+        + "".join(rows)
+        + "</tbody></table>\n</section>"
+    )
+
+
+def _footer(data: ReportData) -> str:
+    return (
+        f"<footer>Written by autotune {_e(__version__)} on {_e(_when(data.generated_at))}. "
+        "Search again with <code>autotune search MODEL</code>; list the trials in a terminal "
+        "with <code>autotune show MODEL</code>.</footer>"
+    )
+
+
+# -- PNG -------------------------------------------------------------------------------------
+
+
+def write_png(data: ReportData, path: Path) -> Path:
+    """A PNG chart of latency against load time, default and pick marked (needs matplotlib)."""
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise ReportError(
+            "--png needs matplotlib; install it with: pip install matplotlib"
+        ) from None
+
+    points = _points(data)
+    if not points:
+        raise ReportError("no measured configuration to plot; the PNG was not written")
+    front = pareto_front(points)
+    by_id = {p[0]: p for p in points}
+    rows = {r["trial_uid"]: r for r in data.measured}
+    fig = Figure(figsize=(8, 4.5), dpi=150, layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    others = [p for p in points if p[0] not in set(front)]
+    ax.scatter(
+        [p[1] for p in others],
+        [p[2] for p in others],
+        s=28,
+        color="#8c959f",
+        alpha=0.8,
+        label="configuration",
+        zorder=3,
+    )
+    fx = [by_id[p][1] for p in front]
+    fy = [by_id[p][2] for p in front]
+    ax.step(fx, fy, where="post", color="#0969da", alpha=0.6, linewidth=1.3, zorder=2)
+    ax.scatter(fx, fy, s=36, color="#0969da", label="Pareto front", zorder=4)
+    ax.axhline(
+        1.0, color="#57606a", linestyle="--", linewidth=1, zorder=2.5, label="ORT default = 1.0"
+    )
+    for pid, load, ratio in points:
+        r = rows[pid]
+        if r["config_id"] == DEFAULT_CONFIG.config_id:
+            ax.scatter(
+                [load],
+                [ratio],
+                s=140,
+                facecolors="none",
+                edgecolors="#1f2328",
+                linewidths=1.6,
+                label="ORT default, as a trial",
+                zorder=5,
+            )
+        elif r["config_id"] == data.pick_config_id:
+            ax.scatter(
+                [load],
+                [ratio],
+                s=220,
+                marker="*",
+                color="#bf5700",
+                label=f"picked: {r['label']}",
+                zorder=6,
+            )
+    loads = [p[1] for p in points]
+    if max(loads) / min(loads) > 8:
+        ax.set_xscale("log")
+    ax.set_xlabel("load time: session creation + first run (ms)")
+    ax.set_ylabel("latency vs ORT default (lower is faster)")
+    ax.set_title(
+        f"{data.model_name} on {data.key.chip}, onnxruntime {data.key.ort_version}", fontsize=11
+    )
+    ax.grid(True, color="#eaeef2", zorder=0)
+    ax.legend(fontsize=8, loc="best", frameon=False)
+    try:
+        fig.savefig(path, format="png")
+    except OSError as exc:
+        raise ReportError(f"cannot write the PNG to {path} ({exc.strerror})") from None
+    return path
