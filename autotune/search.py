@@ -14,6 +14,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
+import shutil
 import time
 import uuid
 import warnings
@@ -24,7 +25,7 @@ from typing import Any
 
 from autotune import __version__
 from autotune.chip import current_chip, provenance
-from autotune.config import DEFAULT_CONFIG, SessionConfig
+from autotune.config import CPU, DEFAULT_CONFIG, SessionConfig
 from autotune.errors import AutotuneError, ConfigError, SearchError
 from autotune.measure import (
     CRASHED,
@@ -352,13 +353,19 @@ class _Search:
                 continue  # a row from another space version: still known, just not replayed
         if DEFAULT_CONFIG.config_id not in self.known and not (shared and study.trials):
             study.enqueue_trial(DEFAULT_PARAMS)
-        for params in self._stale_picks():
-            study.enqueue_trial(params, skip_if_exists=True)
         spaces = available_spaces()
         levels = graph_levels()
         policies = device_policies()
+        for params in self._stale_picks(ctx, spaces, levels, policies):
+            study.enqueue_trial(params, skip_if_exists=True)
         seeds = 0
         if options.seed_variants and not (shared and study.trials):
+            # each other provider once early (the sampler fills in its options), then the
+            # default's one-knob variants
+            for space in spaces:
+                if space.name != CPU:
+                    study.enqueue_trial({"provider": space.name}, skip_if_exists=True)
+                    seeds += 1
             for dimension, params in one_knob_variants(ctx, levels):
                 cfg = suggest_config(FixedTrial(params), ctx, spaces, levels=levels)
                 self.variant_dims[cfg.config_id] = dimension
@@ -389,7 +396,8 @@ class _Search:
                         trial, ctx, spaces, levels=levels, policies=policies, frozen=self.frozen
                     )
                     validate_config(config)
-                except ConfigError:
+                except (ConfigError, ValueError):
+                    # ValueError: an enqueued point this space cannot take (another ORT build)
                     study.tell(trial, state=TrialState.FAIL)
                     continue
                 if shared:
@@ -510,9 +518,19 @@ class _Search:
             ):
                 self.frozen[dimension] = DEFAULT_PARAMS[dimension]
 
-    def _stale_picks(self, limit: int = 3) -> list[dict[str, Any]]:
+    def _stale_picks(
+        self,
+        ctx: SearchContext,
+        spaces: Any,
+        levels: list[str],
+        policies: tuple[str, ...],
+        limit: int = 3,
+    ) -> list[dict[str, Any]]:
         """Parameters of the best results measured with another ORT version, re-validated
-        first: the best bet on a new ORT, and what apps use (marked stale) until then."""
+        first: the best bet on a new ORT, and what apps use (marked stale) until then. Only
+        points this build's space can take (another build may have other providers)."""
+        from optuna.trial import FixedTrial
+
         if self.known:
             return []
         rows = [
@@ -527,8 +545,17 @@ class _Search:
         for row in rows:
             stored = decode_json(row["params"]) or {}
             params = stored.get("params") if isinstance(stored, dict) else None
-            if isinstance(params, dict) and params not in out:
-                out.append(params)
+            if not isinstance(params, dict) or params in out:
+                continue
+            fixed = {k: v for k, v in DEFAULT_PARAMS.items() if k not in params}
+            try:
+                cfg = suggest_config(
+                    FixedTrial(params), ctx, spaces, levels=levels, policies=policies, frozen=fixed
+                )
+                validate_config(cfg)
+            except (ValueError, KeyError, ConfigError):
+                continue
+            out.append(params)
             if len(out) >= limit:
                 break
         return out
@@ -601,18 +628,22 @@ class _Search:
                 warnings.simplefilter("ignore")  # "cannot prune yet" notes from the pruner
                 return bool(trial.should_prune())
 
+        trial_dir = new_trial_dir(self.trial_root)
         try:
             worker = self._worker()
             return worker.measure(
                 config,
                 timeout=self.options.trial_timeout,
-                trial_dir=new_trial_dir(self.trial_root),
+                trial_dir=trial_dir,
                 on_round=on_round,
             )
         except WorkerLost as exc:  # the reference process itself was lost
             self._drop_worker()
             status = exc.status if exc.status in (CRASHED, TIMEOUT) else FAILED
             return TrialResult(status=status, error=f"reference process: {exc}")
+        finally:
+            if trial_dir:  # compiled-model caches of one trial are not kept (size of the model)
+                shutil.rmtree(trial_dir, ignore_errors=True)
 
     def _final(self) -> tuple[list[dict[str, Any]], SessionConfig, float, int, float | None]:
         """Head-to-head of the default and the best few, fresh, to avoid the winner's curse."""
