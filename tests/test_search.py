@@ -197,3 +197,27 @@ def optuna_fixed(params: dict[str, object]) -> object:
     from optuna.trial import FixedTrial
 
     return FixedTrial(params)
+
+
+def test_stale_result_of_another_build_is_not_replayed_here(mlp_path: Path) -> None:
+    """A team database may hold results of a build with other providers (here an OpenVINO
+    trial from the onnxruntime-openvino wheel): the search skips them instead of failing."""
+    from autotune.chip import current_chip
+    from autotune.digest import model_digest
+
+    ov = SessionConfig(
+        providers=(("OpenVINOExecutionProvider", {"device_type": "CPU", "precision": "FP32"}),)
+    )
+    with Store.open(write=True) as store:
+        store.record_trial(
+            {
+                "trial_uid": "ov-1", "model_digest": model_digest(mlp_path),
+                "chip": current_chip().chip_id, "ort_version": "1.24.1", "shapes": "x=1x16",
+                "config_id": ov.config_id, "config": ov.to_json(), "status": "ok", "ratio": 0.5,
+                "params": json.dumps({"params": {"provider": "OpenVINOExecutionProvider"},
+                                      "distributions": {}}),
+            }
+        )  # fmt: skip
+    outcome = run_search(mlp_path, _options(trials=3))
+    assert outcome.measured == 3
+    assert all("OpenVINO" not in r["config"] for r in _trials(outcome.key))  # type: ignore[operator]
