@@ -262,11 +262,13 @@ def chip(as_json: bool) -> None:
 
 def _register() -> None:
     """Commands that live in their own modules (each imports its heavy parts lazily)."""
+    from autotune.cli_db import db
     from autotune.cli_inspect import inspect_cmd
     from autotune.cli_report import report_cmd
 
     cli.add_command(inspect_cmd)
     cli.add_command(report_cmd)
+    cli.add_command(db)
 
 
 _register()

@@ -15,6 +15,9 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -113,8 +116,7 @@ def open_writable(path: Path) -> sqlite_utils.Database:
         conn.execute("PRAGMA busy_timeout = 30000")
         _check_schema(conn, path)
         db = sqlite_utils.Database(conn)
-        if db.journal_mode != "wal":
-            db.enable_wal()
+        _enable_wal(conn)
         conn.execute("PRAGMA synchronous = NORMAL")
         if migrations.pending(db):
             # IMMEDIATE takes the write lock first, so two processes creating one database at
@@ -131,6 +133,26 @@ def open_writable(path: Path) -> sqlite_utils.Database:
     except OSError as exc:
         raise DatabaseError(f"database {path} cannot be created ({exc.strerror})") from None
     return db
+
+
+def _enable_wal(conn: sqlite3.Connection, timeout: float = 30.0) -> None:
+    """Switch to WAL, retrying while another process holds the lock (the pragma does not wait
+    for the busy timeout when several processes create one database at once)."""
+    deadline = time.monotonic() + timeout
+    delay = 0.005
+    while True:
+        try:
+            mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+            if str(mode).lower() == "wal":
+                return
+            conn.execute("PRAGMA journal_mode = WAL").fetchone()
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.2)
 
 
 def connect_readonly(path: Path) -> sqlite3.Connection | None:
@@ -222,15 +244,27 @@ class Store:
             raise DatabaseError("the database was opened read-only")
         return self.writable
 
+    @contextmanager
+    def _write(self) -> Iterator[sqlite_utils.Database]:
+        """A short write transaction that takes the write lock first (BEGIN IMMEDIATE), so it
+        waits for other writers (busy timeout) instead of failing on a stale read snapshot."""
+        db = self._db()
+        db.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            if db.conn.in_transaction:
+                db.conn.execute("ROLLBACK")
+            raise
+        db.conn.execute("COMMIT")
+
     def record_trial(self, row: dict[str, Any]) -> None:
         """Insert one trial in its own short transaction (durable at once, WAL)."""
-        db = self._db()
-        with db.atomic():
+        with self._write() as db:
             db["trials"].insert(_encode(row))  # type: ignore[union-attr]
 
     def upsert_search(self, row: dict[str, Any]) -> None:
-        db = self._db()
-        with db.atomic():
+        with self._write() as db:
             db["searches"].upsert(_encode(row), pk="search_id")  # type: ignore[union-attr]
 
     # -- reading ---------------------------------------------------------------------------

@@ -1,0 +1,733 @@
+"""Sharing results with a team: export, merge and summarize tuning databases.
+
+Each machine exports its results (:func:`export`) to a self-contained SQLite file or to JSON
+lines (one row a line, sorted stably, so a change reviews as a diff in git). The files are
+committed; someone merges them (:func:`merge`) into a team database, which everyone layers
+read-only after their personal one (``AUTOTUNE_DB=personal.db:team.db``).
+
+Every row read from a source is untrusted input. Values are only ever bound as SQL parameters
+(column and table names come from this schema, never from a source), and nothing in a source is
+executed: no views, triggers or SQL text. Rows whose columns have the wrong types are skipped and
+counted; columns and tables this schema does not know are dropped and counted. Configurations
+are not interpreted here: a lookup validates each one (``autotune.providers.validate_config``)
+before it reaches ONNX Runtime, so an unknown or unsafe option in a shared database is refused
+there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import math
+import os
+import sqlite3
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from autotune.errors import AutotuneError, DatabaseError
+from autotune.paths import database_paths
+from autotune.store import JSON_COLUMNS, open_readonly, open_writable
+
+# export order of the tables, their keys, and the stable order of their rows (append-friendly:
+# new results sort last, so a re-export diffs as added lines)
+TABLES = ("searches", "trials")
+KEYS = {"trials": "trial_uid", "searches": "search_id"}
+ORDER = {"trials": "created_at", "searches": "started_at"}
+# columns that only mean something in one file: the local row id
+LOCAL_COLUMNS = frozenset({"id"})
+# columns that must hold a non-empty string: a trial's key (NOT NULL in the schema), a search's id
+REQUIRED = {
+    "trials": frozenset(
+        {"trial_uid", "model_digest", "chip", "ort_version", "shapes", "config_id"}
+    ),
+    "searches": frozenset({"search_id"}),
+}
+
+MAX_KEY_CHARS = 256  # a trial_uid or search_id (ours are 32 hex digits)
+MAX_TEXT_CHARS = 1 << 20  # any one text value
+MAX_LINE_BYTES = 16 << 20  # one line of a .jsonl file
+_INT64 = 1 << 63
+
+Kind = type[str] | type[int] | type[float]
+# table -> column -> Python type of the column (the schema of this autotune, without ``id``)
+Schema = dict[str, dict[str, Kind]]
+Row = dict[str, Any]
+
+
+# -- results ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """What :func:`export` wrote."""
+
+    path: Path
+    format: Literal["sqlite", "jsonl"]
+    trials: int
+    searches: int
+
+    def summary(self) -> str:
+        return f"exported {self.trials} trials and {self.searches} searches to {self.path}"
+
+
+@dataclass
+class MergeReport:
+    """What :func:`merge` did with one source. ``trials`` counts every trial row read."""
+
+    source: str
+    trials_new: int = 0
+    trials_present: int = 0
+    trials_skipped: int = 0
+    searches_new: int = 0
+    searches_updated: int = 0
+    searches_present: int = 0
+    searches_skipped: int = 0
+    unknown_columns: set[str] = field(default_factory=set)
+    unknown_tables: set[str] = field(default_factory=set)
+
+    @property
+    def trials(self) -> int:
+        return self.trials_new + self.trials_present + self.trials_skipped
+
+    @property
+    def searches(self) -> int:
+        return self.searches_new + self.searches_updated + self.searches_present
+
+    def summary(self) -> str:
+        """One line: ``merged N trials (M new, K already present, S skipped) and P searches``."""
+        text = (
+            f"merged {self.trials} trials ({self.trials_new} new, {self.trials_present} already "
+            f"present, {self.trials_skipped} skipped) and {self.searches} searches from "
+            f"{self.source}"
+        )
+        if self.searches_skipped:
+            text += f"; skipped {self.searches_skipped} malformed search rows"
+        if self.unknown_columns:
+            text += f"; dropped unknown columns: {', '.join(sorted(self.unknown_columns))}"
+        if self.unknown_tables:
+            text += f"; ignored unknown tables: {', '.join(sorted(self.unknown_tables))}"
+        return text
+
+    def _skip(self, table: str) -> None:
+        if table == "trials":
+            self.trials_skipped += 1
+        else:
+            self.searches_skipped += 1
+
+
+@dataclass(frozen=True)
+class StatsRow:
+    """Counts for one model on one chip."""
+
+    model: str | None
+    model_digest: str
+    chip: str
+    trials: int
+    statuses: dict[str, int]
+    searches: int
+    ort_versions: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Stats:
+    """What the databases hold: one row per model × chip, and totals."""
+
+    databases: tuple[str, ...]
+    rows: tuple[StatsRow, ...]
+
+    @property
+    def trials(self) -> int:
+        return sum(r.trials for r in self.rows)
+
+    @property
+    def searches(self) -> int:
+        return sum(r.searches for r in self.rows)
+
+    @property
+    def statuses(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for r in self.rows:
+            for status, n in r.statuses.items():
+                out[status] = out.get(status, 0) + n
+        return dict(sorted(out.items(), key=lambda kv: _status_order(kv[0])))
+
+    @property
+    def models(self) -> int:
+        return len({r.model_digest for r in self.rows})
+
+    @property
+    def chips(self) -> tuple[str, ...]:
+        return tuple(sorted({r.chip for r in self.rows}))
+
+    @property
+    def ort_versions(self) -> tuple[str, ...]:
+        return tuple(sorted({v for r in self.rows for v in r.ort_versions}))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "databases": list(self.databases),
+            "models": self.models,
+            "chips": list(self.chips),
+            "ort_versions": list(self.ort_versions),
+            "trials": self.trials,
+            "searches": self.searches,
+            "statuses": self.statuses,
+            "rows": [
+                {
+                    "model": r.model,
+                    "model_digest": r.model_digest,
+                    "chip": r.chip,
+                    "trials": r.trials,
+                    "statuses": r.statuses,
+                    "searches": r.searches,
+                    "ort_versions": list(r.ort_versions),
+                }
+                for r in self.rows
+            ],
+        }
+
+    def text(self) -> str:
+        """An aligned table (``autotune.report.table``) and a line of totals."""
+        from autotune.report import table
+
+        if not self.rows:
+            return "The database holds no results yet; run: autotune search MODEL.onnx"
+        statuses = list(self.statuses)
+        body = [
+            [
+                r.model,
+                r.model_digest[:12],
+                r.chip,
+                r.trials,
+                *[r.statuses.get(s, 0) for s in statuses],
+                r.searches,
+                ", ".join(r.ort_versions),
+            ]
+            for r in self.rows
+        ]
+        headers = ["model", "digest", "chip", "trials", *statuses, "searches", "ort"]
+        total = (
+            f"{self.models} models, {len(self.chips)} chips, {self.trials} trials, "
+            f"{self.searches} searches; onnxruntime {', '.join(self.ort_versions) or '-'}"
+        )
+        return table(body, headers) + "\n\n" + total
+
+
+# -- export -------------------------------------------------------------------------------
+
+
+def export(
+    out: str | os.PathLike[str],
+    *,
+    model: str | None = None,
+    chip: str | None = None,
+    db: str | None = None,
+    force: bool = False,
+) -> ExportResult:
+    """Write the results of one database to ``out``: JSON lines if it ends in ``.jsonl``, else a
+    new self-contained SQLite database with this schema.
+
+    The source is ``db``, else the first (personal) database of ``AUTOTUNE_DB``. ``model``
+    keeps one model (its file name, or a prefix of its SHA-256 digest); ``chip`` keeps chips
+    whose id contains it. ``out`` is written whole or not at all (a temporary file is renamed).
+
+    Raises AutotuneError if ``out`` exists (without ``force``), is a directory, is the source,
+    or if the filters match nothing; DatabaseError if the source is missing, not SQLite, not an
+    autotune database, from a newer autotune, or if ``out`` cannot be written.
+    """
+    out = Path(out)
+    source = database_paths(db)[0]
+    if out.suffix.lower() == ".json":
+        raise AutotuneError(f"{out}: give a name ending in .jsonl (JSON lines) or .db (SQLite)")
+    if out.is_dir():
+        raise AutotuneError(f"{out} is a directory; give a file name ending in .jsonl or .db")
+    if out.exists():
+        if source.exists() and out.resolve() == source.resolve():
+            raise AutotuneError(f"{out} is the database being exported; give another file")
+        if not force:
+            raise AutotuneError(f"{out} exists; give --force to overwrite it")
+    schema = expected_schema()
+    report = MergeReport(str(source))
+    rows = _read_sqlite(source, schema, report, missing="export")
+    kept = {table: [r for r in rows[table] if _matches(r, model, chip)] for table in TABLES}
+    if (model or chip) and not any(kept.values()):
+        given = " ".join(f"--{k} {v!r}" for k, v in (("model", model), ("chip", chip)) if v)
+        raise AutotuneError(
+            f"no results match {given} in {source}; see what it holds with: autotune db stats"
+        )
+    for table in TABLES:
+        kept[table].sort(key=functools.partial(_sort_key, table))
+    jsonl = out.suffix.lower() == ".jsonl"
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if jsonl:
+            _write_jsonl(out, kept)
+        else:
+            _write_sqlite(out, schema, kept)
+    except OSError as exc:
+        raise DatabaseError(f"{out} cannot be written ({exc.strerror}); check the path") from None
+    return ExportResult(
+        out, "jsonl" if jsonl else "sqlite", len(kept["trials"]), len(kept["searches"])
+    )
+
+
+def _matches(row: Row, model: str | None, chip: str | None) -> bool:
+    if model:
+        names = {model, Path(model).name}
+        digest = row.get("model_digest") or ""
+        if row.get("model_name") not in names and not digest.startswith(model.lower()):
+            return False
+    return not chip or chip in (row.get("chip") or "")
+
+
+def _sort_key(table: str, row: Row) -> tuple[str, str]:
+    return (row.get(ORDER[table]) or "", row[KEYS[table]])
+
+
+def _jsonl_line(table: str, row: Row) -> str:
+    obj: Row = {"table": table}
+    for k in sorted(row):
+        v = row[k]
+        if isinstance(v, float) and not math.isfinite(v):
+            v = _NON_FINITE[repr(v)]  # strict JSON has no Infinity: a string, read back by merge
+        if v is not None:
+            obj[k] = v
+    return json.dumps(obj, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+def _write_jsonl(out: Path, rows: dict[str, list[Row]]) -> None:
+    tmp = _temporary(out)
+    try:
+        with open(tmp, "w", encoding="utf-8", newline="\n") as f:
+            for table in TABLES:
+                for row in rows[table]:
+                    f.write(_jsonl_line(table, row))
+        os.replace(tmp, out)
+    finally:
+        _remove(tmp)
+
+
+def _write_sqlite(out: Path, schema: Schema, rows: dict[str, list[Row]]) -> None:
+    tmp = _temporary(out)
+    _remove(tmp)
+    try:
+        conn = open_writable(tmp).conn
+        try:
+            with _transaction(conn):
+                for table in TABLES:
+                    columns = list(schema[table])
+                    sql = _insert_sql(table, columns)
+                    for row in rows[table]:
+                        conn.execute(sql, [row.get(c) for c in columns])
+            # one self-contained file: no -wal/-shm beside it, opens in read-only directories
+            conn.execute("PRAGMA journal_mode = DELETE")
+        finally:
+            conn.close()
+        for suffix in ("-wal", "-shm", "-journal"):  # stale companions of an overwritten file
+            _remove(Path(f"{out}{suffix}"))
+        os.replace(tmp, out)
+    except sqlite3.DatabaseError as exc:
+        raise DatabaseError(f"{out} cannot be written ({exc}); check the path") from None
+    finally:
+        _remove(tmp)
+
+
+def _temporary(out: Path) -> Path:
+    return out.with_name(f".{out.name}.{os.getpid()}.tmp")
+
+
+def _remove(path: Path) -> None:
+    for p in (path, Path(f"{path}-wal"), Path(f"{path}-shm"), Path(f"{path}-journal")):
+        with contextlib.suppress(FileNotFoundError):
+            p.unlink()
+
+
+# -- merge --------------------------------------------------------------------------------
+
+
+def merge(
+    sources: Sequence[str | os.PathLike[str]], *, into: str | os.PathLike[str] | None = None
+) -> list[MergeReport]:
+    """Merge exported databases (``.db``) or JSON lines (``.jsonl``) into one database.
+
+    The target is ``into``, else the first (personal) database of ``AUTOTUNE_DB``; it is created
+    if missing. A trial is identified by its ``trial_uid``: one already present is left as it is,
+    so merging the same source twice changes nothing and results from different machines and
+    people all remain. A search is identified by its ``search_id``; of two rows, the one that is
+    ``done``, then the one that finished last, is kept. Every source is read and checked first,
+    then all are written in one transaction: on any error, the target is left unchanged.
+
+    Returns one report per source. Raises DatabaseError if a source is missing, not SQLite, not
+    an autotune database, from a newer autotune, or a ``.jsonl`` line is not a JSON object
+    (naming the file and line), or if the target cannot be opened or written; AutotuneError if
+    no source is given.
+    """
+    if not sources:
+        raise AutotuneError("give at least one database or .jsonl file to merge")
+    schema = expected_schema()
+    loaded: list[tuple[dict[str, list[Row]], MergeReport]] = []
+    for src in sources:
+        path = Path(src)
+        report = MergeReport(str(path))
+        if path.suffix.lower() == ".jsonl":
+            rows = _read_jsonl(path, schema, report)
+        else:
+            rows = _read_sqlite(path, schema, report, missing="merge")
+        loaded.append((rows, report))
+    target = Path(into) if into is not None else database_paths()[0]
+    conn = open_writable(target).conn
+    try:
+        with _transaction(conn):
+            for rows, report in loaded:
+                _merge_trials(conn, schema, rows["trials"], report)
+                _merge_searches(conn, schema, rows["searches"], report)
+    except sqlite3.DatabaseError as exc:
+        raise DatabaseError(
+            f"database {target} cannot be written ({exc}); nothing was merged"
+        ) from None
+    finally:
+        conn.close()
+    return [report for _, report in loaded]
+
+
+def _merge_trials(
+    conn: sqlite3.Connection, schema: Schema, rows: list[Row], report: MergeReport
+) -> None:
+    columns = list(schema["trials"])
+    sql = _insert_sql("trials", columns) + " ON CONFLICT(trial_uid) DO NOTHING"
+    for row in sorted(rows, key=functools.partial(_sort_key, "trials")):
+        cursor = conn.execute(sql, [row.get(c) for c in columns])
+        if cursor.rowcount == 1:
+            report.trials_new += 1
+        else:
+            report.trials_present += 1
+
+
+def _merge_searches(
+    conn: sqlite3.Connection, schema: Schema, rows: list[Row], report: MergeReport
+) -> None:
+    columns = list(schema["searches"])
+    insert = _insert_sql("searches", columns)
+    update = "UPDATE searches SET {} WHERE search_id = ?".format(
+        ", ".join(f'"{c}" = ?' for c in columns if c != "search_id")
+    )
+    for row in sorted(rows, key=functools.partial(_sort_key, "searches")):
+        old = conn.execute(
+            "SELECT state, finished_at FROM searches WHERE search_id = ?", [row["search_id"]]
+        ).fetchone()
+        if old is None:
+            conn.execute(insert, [row.get(c) for c in columns])
+            report.searches_new += 1
+        elif _search_rank(row["state"], row["finished_at"]) > _search_rank(*old):
+            values = [row.get(c) for c in columns if c != "search_id"]
+            conn.execute(update, [*values, row["search_id"]])
+            report.searches_updated += 1
+        else:
+            report.searches_present += 1
+
+
+def _search_rank(state: Any, finished_at: Any) -> tuple[bool, str]:
+    """Which of two rows of one search to keep: a finished one, then the newest."""
+    return (state == "done", finished_at if isinstance(finished_at, str) else "")
+
+
+def _insert_sql(table: str, columns: list[str]) -> str:
+    # table and column names are this schema's own (expected_schema), never a source's
+    names = ", ".join(f'"{c}"' for c in columns)
+    return f'INSERT INTO "{table}" ({names}) VALUES ({", ".join("?" * len(columns))})'
+
+
+@contextlib.contextmanager
+def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    # IMMEDIATE takes the write lock up front (waiting up to the busy timeout for other
+    # writers), so a concurrent search never makes the upgrade fail with "database is locked"
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+# -- reading untrusted sources ------------------------------------------------------------
+
+
+@functools.cache
+def expected_schema() -> Schema:
+    """This autotune's tables and column types (migrations applied to an in-memory database)."""
+    import sqlite_utils
+
+    from autotune.schema import migrations
+
+    db = sqlite_utils.Database(memory=True)
+    migrations.apply(db)
+    kinds: dict[str, Kind] = {"TEXT": str, "INTEGER": int, "FLOAT": float, "REAL": float}
+    schema: Schema = {}
+    for table in TABLES:
+        columns = db.conn.execute(f'PRAGMA table_info("{table}")').fetchall()
+        schema[table] = {
+            name: kinds[decl.upper()] for _, name, decl, *_ in columns if name not in LOCAL_COLUMNS
+        }
+    db.conn.close()
+    return schema
+
+
+def _read_sqlite(
+    path: Path, schema: Schema, report: MergeReport, *, missing: Literal["export", "merge"]
+) -> dict[str, list[Row]]:
+    if not path.exists():
+        if missing == "export":
+            raise DatabaseError(f"no database at {path}; run a search first or give --db")
+        raise DatabaseError(f"{path}: no such file; give an autotune database or a .jsonl export")
+    db = open_readonly(path)  # refuses non-SQLite files, foreign and newer databases
+    if db is None:
+        raise DatabaseError(
+            f"{path} holds no autotune results (empty, or no trials table); give an autotune "
+            "database or a .jsonl export"
+        )
+    conn = db.conn
+    rows: dict[str, list[Row]] = {table: [] for table in TABLES}
+    try:
+        conn.execute("PRAGMA trusted_schema = OFF")
+        conn.execute("PRAGMA query_only = ON")
+        check = conn.execute("PRAGMA quick_check").fetchone()
+        if not check or check[0] != "ok":
+            raise DatabaseError(f"database {path} is damaged; restore it from a copy")
+        master = {
+            name: (kind, sql or "")
+            for kind, name, sql in conn.execute(
+                "SELECT type, name, sql FROM sqlite_master WHERE type IN ('table', 'view')"
+            )
+        }
+        for name in master:
+            if name not in schema and name != "_sqlite_migrations" and name[:7] != "sqlite_":
+                report.unknown_tables.add(_printable(name))
+        for table in TABLES:
+            if table not in master:
+                continue  # e.g. an older autotune's database
+            kind, sql = master[table]
+            if kind != "table" or sql.lstrip()[:14].upper() == "CREATE VIRTUAL":
+                raise DatabaseError(
+                    f"{path} is not an autotune database ({table} is not a plain table); "
+                    "give another file"
+                )
+            present = [r[1] for r in conn.execute(f'PRAGMA table_info("{table}")')]
+            known = [c for c in schema[table] if c in present]
+            for c in present:
+                if c not in schema[table] and c not in LOCAL_COLUMNS:
+                    report.unknown_columns.add(f"{table}.{_printable(c)}")
+            if KEYS[table] not in known:
+                raise DatabaseError(
+                    f"{path} is not an autotune database ({table} has no {KEYS[table]} "
+                    "column); give another file"
+                )
+            names = ", ".join(f'"{c}"' for c in known)
+            for values in conn.execute(f'SELECT {names} FROM "{table}"'):
+                _accept(table, dict(zip(known, values, strict=True)), schema, report, rows)
+    except sqlite3.DatabaseError as exc:
+        raise DatabaseError(f"database {path} cannot be read ({exc}); give another file") from None
+    finally:
+        conn.close()
+    return rows
+
+
+def _read_jsonl(path: Path, schema: Schema, report: MergeReport) -> dict[str, list[Row]]:
+    rows: dict[str, list[Row]] = {table: [] for table in TABLES}
+    try:
+        f = open(path, "rb")  # noqa: SIM115 (closed below; open errors become one line)
+    except FileNotFoundError:
+        raise DatabaseError(
+            f"{path}: no such file; give an autotune database or a .jsonl export"
+        ) from None
+    except OSError as exc:
+        raise DatabaseError(f"{path} cannot be read ({exc.strerror})") from None
+    with f:
+        for obj in _json_objects(path, f):
+            table = obj.pop("table", None)
+            if not isinstance(table, str) or table not in schema:
+                report.unknown_tables.add(_printable(table))
+                continue
+            for c in obj:
+                if c not in schema[table] and c not in LOCAL_COLUMNS:
+                    report.unknown_columns.add(f"{table}.{_printable(c)}")
+            row = {c: v for c, v in obj.items() if c in schema[table]}
+            _accept(table, row, schema, report, rows)
+    return rows
+
+
+def _json_objects(path: Path, f: Any) -> Iterator[Row]:
+    number = 0
+    while True:
+        number += 1
+        try:
+            raw: bytes = f.readline(MAX_LINE_BYTES + 1)
+        except OSError as exc:
+            raise DatabaseError(f"{path} cannot be read ({exc.strerror})") from None
+        if not raw:
+            return
+        where = f"{path}, line {number}"
+        if len(raw) > MAX_LINE_BYTES:
+            raise DatabaseError(f"{where}: longer than {MAX_LINE_BYTES >> 20} MiB; not an export")
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise DatabaseError(
+                f"{where}: not UTF-8 text; give a .jsonl file written by autotune db export"
+            ) from None
+        if not text.strip():
+            continue
+        try:
+            obj = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise DatabaseError(
+                f"{where}: malformed JSON ({exc.msg} at column {exc.colno}); fix the line or "
+                "export the file again"
+            ) from None
+        except (ValueError, RecursionError):
+            raise DatabaseError(f"{where}: malformed JSON; fix the line or export again") from None
+        if not isinstance(obj, dict):
+            raise DatabaseError(
+                f"{where}: not a JSON object; each line of an export is one row as an object"
+            )
+        yield obj
+
+
+def _accept(
+    table: str, row: Row, schema: Schema, report: MergeReport, out: dict[str, list[Row]]
+) -> None:
+    clean = _validated(table, row, schema[table])
+    if clean is None:
+        report._skip(table)
+    else:
+        out[table].append(clean)
+
+
+def _validated(table: str, row: Row, columns: dict[str, Kind]) -> Row | None:
+    """The row with every column of the schema (None where absent), or None if malformed."""
+    key = row.get(KEYS[table])
+    if not isinstance(key, str) or not 0 < len(key) <= MAX_KEY_CHARS or not key.isprintable():
+        return None
+    clean: Row = {}
+    for column, kind in columns.items():
+        value = row.get(column)
+        if value is None:
+            if column in REQUIRED[table]:
+                return None
+        elif kind is str:
+            if not isinstance(value, str) or len(value) > MAX_TEXT_CHARS:
+                return None
+            if column in REQUIRED[table] and not value:
+                return None
+            if column in JSON_COLUMNS and not _is_json(value):
+                return None
+        else:
+            value = _number(kind, value)
+            if value is None:
+                return None
+        clean[column] = value
+    return clean
+
+
+def _number(kind: Kind, value: Any) -> int | float | None:
+    """An int for an INTEGER column, a float for a FLOAT one (from an int too), else None."""
+    if kind is float and value in _NON_FINITE.values():
+        return float(value)  # how an export writes an infinite error (an inaccurate trial)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    if isinstance(value, int):
+        if not -_INT64 <= value < _INT64:
+            return None  # SQLite integers are 64-bit
+        return value if kind is int else float(value)
+    return value if kind is float else None
+
+
+_NON_FINITE = {"inf": "Infinity", "-inf": "-Infinity", "nan": "NaN"}
+
+
+def _is_json(text: str) -> bool:
+    try:
+        json.loads(text)
+    except (ValueError, RecursionError):
+        return False
+    return True
+
+
+def _printable(name: Any) -> str:
+    """A name from a source, safe to print on one line."""
+    text = name if isinstance(name, str) else repr(name)
+    text = "".join(ch if ch.isprintable() else "?" for ch in text)
+    return text if len(text) <= 40 else text[:39] + "…"
+
+
+# -- stats --------------------------------------------------------------------------------
+
+
+def stats(db: str | None = None) -> Stats:
+    """Count trials (per status), searches and ORT versions per model × chip, over every layer
+    of ``db`` (else ``AUTOTUNE_DB``); a trial or search in several layers counts once.
+
+    Raises DatabaseError if a database is not SQLite, not an autotune database, or from a
+    newer autotune.
+    """
+    paths = database_paths(db)
+    groups: dict[tuple[str, str], dict[str, Any]] = {}
+    seen: dict[str, set[Any]] = {"trials": set(), "searches": set()}
+    for path in paths:
+        layer = open_readonly(path)
+        if layer is None:
+            continue
+        conn = layer.conn
+        try:
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+            for table in TABLES:
+                if table not in tables:
+                    continue
+                status = "status" if table == "trials" else "NULL"
+                sql = (
+                    f"SELECT {KEYS[table]}, model_digest, model_name, chip, ort_version, "
+                    f"{status} FROM {table}"
+                )
+                for key, digest, name, chip, ort, state in conn.execute(sql):
+                    if key in seen[table]:
+                        continue
+                    seen[table].add(key)
+                    g = groups.setdefault(
+                        (str(digest or ""), str(chip or "")),
+                        {"name": None, "trials": 0, "statuses": {}, "searches": 0, "ort": set()},
+                    )
+                    g["name"] = g["name"] or (str(name) if name else None)
+                    if ort:
+                        g["ort"].add(str(ort))
+                    if table == "trials":
+                        g["trials"] += 1
+                        s = str(state or "unknown")
+                        g["statuses"][s] = g["statuses"].get(s, 0) + 1
+                    else:
+                        g["searches"] += 1
+        except sqlite3.DatabaseError as exc:
+            raise DatabaseError(f"database {path} cannot be read ({exc})") from None
+        finally:
+            conn.close()
+    rows = [
+        StatsRow(
+            model=g["name"],
+            model_digest=digest,
+            chip=chip,
+            trials=g["trials"],
+            statuses=dict(sorted(g["statuses"].items(), key=lambda kv: _status_order(kv[0]))),
+            searches=g["searches"],
+            ort_versions=tuple(sorted(g["ort"])),
+        )
+        for (digest, chip), g in groups.items()
+    ]
+    rows.sort(key=lambda r: (r.model or "", r.model_digest, r.chip))
+    return Stats(tuple(str(p) for p in paths), tuple(rows))
+
+
+def _status_order(status: str) -> tuple[int, str]:
+    return ({"ok": 0, "pruned": 1}.get(status, 2), status)
