@@ -225,9 +225,10 @@ class _Search:
     def _elapsed(self) -> float:
         return time.monotonic() - self.started
 
-    def _search_row(self, **extra: Any) -> dict[str, Any]:
+    def _common_fields(self) -> dict[str, Any]:
+        """What every row of this search carries: its key and its provenance."""
         prov = provenance()
-        row = {
+        return {
             "search_id": self.search_id,
             "model_digest": self.key.model_digest,
             "model_name": self.model_name,
@@ -235,44 +236,34 @@ class _Search:
             "ort_version": self.key.ort_version,
             "shapes": self.key.shapes,
             "default_shapes": int(self.default_shapes),
+            "autotune_version": __version__,
+            **{k: prov[k] for k in ("host", "host_id", "user", "os")},
+        }
+
+    def _search_row(self, **extra: Any) -> dict[str, Any]:
+        return {
+            **self._common_fields(),
             "trials_requested": self.options.trials,
             "trials_measured": self.measured,
             "objective": "latency",
-            "autotune_version": __version__,
-            "host": prov["host"],
-            "host_id": prov["host_id"],
-            "user": prov["user"],
-            "os": prov["os"],
+            **extra,
         }
-        row.update(extra)
-        return row
 
     def _record(
         self, number: int, config: SessionConfig, result: TrialResult, params: dict[str, Any]
     ) -> dict[str, Any]:
-        prov = provenance()
-        chip = current_chip()
-        data = result.to_dict()
         row = {
+            **self._common_fields(),
             "trial_uid": uuid.uuid4().hex,
-            "search_id": self.search_id,
             "trial_number": number,
-            "model_digest": self.key.model_digest,
-            "model_name": self.model_name,
-            "chip": self.key.chip,
-            "ort_version": self.key.ort_version,
-            "shapes": self.key.shapes,
-            "default_shapes": int(self.default_shapes),
             "config_id": config.config_id,
             "config": config.to_json(),
             "provider": config.primary_provider,
             "label": config.describe(),
             "params": params,
             "created_at": now(),
-            "autotune_version": __version__,
-            "ort_build": list(chip.providers),
-            **{k: prov[k] for k in ("host", "host_id", "user", "os")},
-            **data,
+            "ort_build": list(current_chip().providers),
+            **result.to_dict(),
         }
         self.store.record_trial(row)
         self.known[config.config_id] = row

@@ -280,11 +280,7 @@ class Store:
         return out
 
     def trials(self, key: ResultKey, *, any_ort: bool = False) -> list[dict[str, Any]]:
-        where = "model_digest = ? and chip = ? and shapes = ?"
-        params: list[Any] = [key.model_digest, key.chip, key.shapes]
-        if not any_ort:
-            where += " and ort_version = ?"
-            params.append(key.ort_version)
+        where, params = _key_filter(key, any_ort)
         return _dedupe(self._rows("trials", where, params, "id"), "trial_uid")
 
     def trials_of_model(self, model_digest: str, chip: str | None = None) -> list[dict[str, Any]]:
@@ -295,11 +291,7 @@ class Store:
         return _dedupe(self._rows("trials", where, params, "id"), "trial_uid")
 
     def searches(self, key: ResultKey, *, any_ort: bool = False) -> list[dict[str, Any]]:
-        where = "model_digest = ? and chip = ? and shapes = ?"
-        params: list[Any] = [key.model_digest, key.chip, key.shapes]
-        if not any_ort:
-            where += " and ort_version = ?"
-            params.append(key.ort_version)
+        where, params = _key_filter(key, any_ort)
         return _dedupe(self._rows("searches", where, params, "started_at"), "search_id")
 
     def shape_signatures(self, model_digest: str, chip: str) -> list[tuple[str, int]]:
@@ -342,6 +334,16 @@ class Store:
                 g["best_ratio"] = min(g["best_ratio"] or 9e9, row["ratio"])
             g["last"] = max(g["last"], row["created_at"] or "")
         return sorted(groups.values(), key=lambda g: (g["model"] or "", g["chip"], g["shapes"]))
+
+
+def _key_filter(key: ResultKey, any_ort: bool) -> tuple[str, list[Any]]:
+    """WHERE clause and parameters selecting one result key (any ORT version if asked)."""
+    where = "model_digest = ? and chip = ? and shapes = ?"
+    params: list[Any] = [key.model_digest, key.chip, key.shapes]
+    if not any_ort:
+        where += " and ort_version = ?"
+        params.append(key.ort_version)
+    return where, params
 
 
 def _encode(row: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,198 @@
+"""The benchmark: autotune's pick against ORT's defaults and against an oracle, on this machine.
+
+    python scripts/bench.py                      # the four example models
+    python scripts/bench.py model.onnx ...       # and/or your own models
+    python scripts/bench.py --models mlp,transformer --out bench-results
+
+For each model, in one run on one machine:
+1. `autotune search` with default options (fresh database): its wall time and its pick.
+2. The oracle: every configuration of a fixed grid measured fully with the same paired,
+   interleaved protocol (no pruning, no early stop): its wall time and its best.
+   The grid is levels {DISABLE_ALL, BASIC, EXTENDED, LAYOUT, ALL} × {1 thread; ORT's threads with
+   spinning on; ORT's threads with spinning off} × memory pattern {on, off} (30 configurations,
+   60 with the GELU approximation on models with GELU): on this class of machine the full
+   120-configuration grid of ../shared/reference/measurement-on-this-machine.md found every
+   model's optimum inside it. autotune's own space is larger (it is counted and reported, and
+   the time an exhaustive search of it would take is extrapolated from the grid's per-config cost).
+3. A fresh head-to-head of default, pick and oracle best (15 paired rounds, slow-phase guard):
+   speed-up = default/pick, pick/oracle, and the rounds the guard dropped.
+Writes a Markdown table to stdout and JSON to --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+
+def oracle_grid(levels: list[str], gelu: bool) -> list[Any]:
+    from autotune.config import SessionConfig
+
+    grid = []
+    for level in levels:
+        for threads, spin in ((1, "1"), (0, "1"), (0, "0")):
+            for mem_pattern in (True, False):
+                for approx in ("0", "1") if gelu else ("0",):
+                    entries = {"session.intra_op.allow_spinning": spin}
+                    if approx == "1":
+                        entries["optimization.enable_gelu_approximation"] = "1"
+                    grid.append(
+                        SessionConfig(
+                            graph_optimization_level=level,
+                            intra_op_num_threads=threads,
+                            enable_mem_pattern=mem_pattern,
+                            session_entries=entries,
+                        ).canonical()
+                    )
+    unique = {c.config_id: c for c in grid}
+    return list(unique.values())
+
+
+def space_size(ctx: Any, levels: list[str]) -> int:
+    """Distinct configurations autotune's search space holds here (enumerated, not measured)."""
+    import optuna
+
+    from autotune.providers import available_spaces
+    from autotune.space import suggest_config
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    seen: set[str] = set()
+    spaces = available_spaces()
+
+    def objective(trial: optuna.Trial) -> float:
+        seen.add(suggest_config(trial, ctx, spaces, levels=levels).config_id)
+        return 0.0
+
+    study = optuna.create_study(sampler=optuna.samplers.BruteForceSampler(seed=0))
+    study.optimize(objective, n_trials=20000)
+    return len(seen)
+
+
+def bench_model(path: Path, work: Path) -> dict[str, Any]:
+    from autotune.chip import current_chip
+    from autotune.config import DEFAULT_CONFIG
+    from autotune.measure import OK, MeasuringWorker, Protocol, WorkerSetup
+    from autotune.model import free_dimensions, load_model_info, resolve_shapes, synthetic_feeds
+    from autotune.providers import SearchContext
+    from autotune.search import SearchOptions, run_search
+    from autotune.space import GELU_OPS, graph_levels
+
+    info = load_model_info(path)
+    shapes = resolve_shapes(info)
+    feeds = synthetic_feeds(info, shapes)
+    levels = graph_levels()
+    gelu = bool(set(info.op_counts) & GELU_OPS)
+    ctx = SearchContext(
+        cores=current_chip().cores,
+        has_subgraphs=info.has_subgraphs,
+        has_dynamic_inputs=info.has_dynamic_inputs,
+        free_dims=free_dimensions(info, shapes),
+        op_types=frozenset(info.op_counts),
+    )
+
+    print(f"== {path.name}: autotune search", file=sys.stderr, flush=True)
+    t0 = time.monotonic()
+    outcome = run_search(path, SearchOptions(db=str(work / f"{path.stem}-search.db")))
+    search_s = time.monotonic() - t0
+
+    grid = oracle_grid(levels, gelu)
+    print(f"== {path.name}: oracle, {len(grid)} configurations", file=sys.stderr, flush=True)
+    t0 = time.monotonic()
+    worker = MeasuringWorker(WorkerSetup(str(path), feeds, Protocol()))
+    oracle: list[tuple[float, Any]] = []
+    oracle_dropped = 0
+    try:
+        for cfg in grid:
+            result = worker.measure(cfg, timeout=600)
+            oracle_dropped += result.rounds_dropped
+            if result.status == OK and result.ratio is not None:
+                oracle.append((result.ratio, cfg))
+        oracle_s = time.monotonic() - t0
+        oracle.sort(key=lambda x: x[0])
+        oracle_best = oracle[0][1]
+        contenders = [DEFAULT_CONFIG, outcome.pick, oracle_best]
+        print(f"== {path.name}: head-to-head", file=sys.stderr, flush=True)
+        verdict = worker.compare(contenders, 15, timeout=600)
+    finally:
+        worker.close()
+    d, p, o = verdict["ratios"]
+    full = space_size(ctx, levels)
+    per_config = oracle_s / len(grid)
+    return {
+        "model": path.name,
+        "default_ms_p50": verdict["latency_ms_p50"][0],
+        "default_ms_p90": verdict["latency_ms_p90"][0],
+        "pick": outcome.pick.describe(),
+        "pick_ms_p50": verdict["latency_ms_p50"][1],
+        "pick_ms_p90": verdict["latency_ms_p90"][1],
+        "oracle_best": oracle_best.describe(),
+        "oracle_best_search_ratio": oracle[0][0],
+        "speedup": d / p,
+        "pick_vs_oracle": p / o,
+        "oracle_speedup": d / o,
+        "rounds_kept": verdict["rounds_kept"],
+        "rounds_dropped": verdict["rounds_dropped"],
+        "search_s": search_s,
+        "search_trials": outcome.measured,
+        "oracle_s": oracle_s,
+        "oracle_configs": len(grid),
+        "oracle_rounds_dropped": oracle_dropped,
+        "search_vs_oracle_time": search_s / oracle_s,
+        "space_size": full,
+        "full_oracle_s_extrapolated": full * per_config,
+        "search_vs_full_oracle_time": search_s / (full * per_config),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("models", nargs="*", help="extra .onnx files")
+    parser.add_argument("--models", dest="examples", default="mlp,transformer,mobilenetv2,resnet50")
+    parser.add_argument("--out", default="bench-results")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="autotune-bench-"))
+    os.environ["AUTOTUNE_CACHE_DIR"] = str(work / "cache")
+    from autotune.chip import current_chip
+    from autotune.examples import write_example
+
+    paths = [write_example(n, work / f"{n}.onnx") for n in args.examples.split(",") if n]
+    paths += [Path(m) for m in args.models]
+    rows = [bench_model(p, work) for p in paths]
+    chip = current_chip()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y-%m-%d")
+    (out / f"bench-{stamp}.json").write_text(
+        json.dumps(
+            {"chip": chip.chip_id, "ort": chip.ort_version, "date": stamp, "rows": rows}, indent=2
+        )
+    )
+    print(f"{chip.chip_id}, onnxruntime {chip.ort_version}, {stamp}\n")
+    print(
+        "| model | default p50 / p90 | autotune's pick | speed-up | pick / oracle best | "
+        "oracle best | search time (trials) | oracle grid time (configs) | search / grid time | "
+        "full space: configs, extrapolated time, search / that | "
+        "head-to-head rounds kept (dropped) |"
+    )
+    print("|---" * 11 + "|")
+    for r in rows:
+        print(
+            f"| {r['model']} | {r['default_ms_p50']:.3f} / {r['default_ms_p90']:.3f} ms "
+            f"| {r['pick']} | {r['speedup']:.3f}× | {r['pick_vs_oracle']:.3f} "
+            f"| {r['oracle_best']} ({r['oracle_speedup']:.3f}×) "
+            f"| {r['search_s']:.0f} s ({r['search_trials']}) "
+            f"| {r['oracle_s']:.0f} s ({r['oracle_configs']}) | {r['search_vs_oracle_time']:.0%} "
+            f"| {r['space_size']}, {r['full_oracle_s_extrapolated'] / 60:.0f} min, "
+            f"{r['search_vs_full_oracle_time']:.1%} "
+            f"| {r['rounds_kept']} ({r['rounds_dropped']}) |"
+        )
+
+
+if __name__ == "__main__":
+    main()
