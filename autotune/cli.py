@@ -88,6 +88,13 @@ def example(name: str, output: str | None) -> None:
 @click.option(
     "--atol", type=float, help="Absolute tolerance of the accuracy gate (default per dtype)."
 )
+@click.option(
+    "--objective",
+    type=click.Choice(["latency", "load", "memory", "balanced"]),
+    default="latency",
+    show_default=True,
+    help="What 'best' means: steady-state latency, load time, session memory, or a balance.",
+)
 @click.option("--seed", type=int, help="Sampler seed.")
 @click.option(
     "--patience",
@@ -112,6 +119,7 @@ def search(
     min_gain: float,
     rtol: float | None,
     atol: float | None,
+    objective: str,
     seed: int | None,
     patience: int,
     storage: str | None,
@@ -137,6 +145,7 @@ def search(
         db=db,
         protocol=Protocol(rounds=rounds, max_rounds=max(rounds * 2 + 4, 8), rtol=rtol, atol=atol),
         min_gain=min_gain,
+        objective=objective,
         seed=seed,
         patience=patience or None,
         storage=storage,

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from autotune import objectives
 from autotune.build import build_session, dropped_providers, model_cache_dir
 from autotune.chip import current_chip
 from autotune.config import DEFAULT_CONFIG, SessionConfig
@@ -71,6 +72,7 @@ def candidates(
     *,
     shapes: dict[str, tuple[int, ...]] | None = None,
     db: str | None = None,
+    prefer: str = "latency",
 ) -> Iterator[BestConfig]:
     """Every usable stored choice for this model here, best first: the newest head-to-head
     verdicts, then single trials by speed; this ORT version first, others (stale) after.
@@ -95,9 +97,21 @@ def candidates(
                 if s["state"] == "done" and s["pick_config"]
             ]
             searches.sort(key=lambda s: s["finished_at"] or "", reverse=True)
-            rows = [(s["pick_config"], s["pick_ratio"], "verdict", s) for s in searches]
             trials = [
                 t for t in store.trials(key, any_ort=any_ort) if t["status"] == "ok" and t["ratio"]
+            ]
+            rows = []
+            if prefer != "latency":
+                # the Pareto set of stored trials, best first on what the app prefers
+                default = next(
+                    (t for t in trials if t["config_id"] == DEFAULT_CONFIG.config_id), None
+                )
+                front = objectives.choose(trials, prefer, default)
+                rows += [(t["config"], t["ratio"], f"pareto:{prefer}", t) for t in front]
+            rows += [
+                (s["pick_config"], s["pick_ratio"], "verdict", s)
+                for s in searches
+                if (s.get("objective") or "latency") == prefer or prefer == "latency"
             ]
             trials.sort(key=lambda t: t["ratio"])
             rows += [(t["config"], t["ratio"], "trial", t) for t in trials]
@@ -139,13 +153,15 @@ def best_config(
     *,
     shapes: dict[str, tuple[int, ...]] | None = None,
     db: str | None = None,
+    prefer: str = "latency",
 ) -> BestConfig | None:
     """The best known configuration for this model on this chip, or None if none is stored.
 
     Raises ModelError if ``path`` is missing or a directory, DatabaseError if a database file
     is not an autotune database.
     """
-    return next(candidates(path, shapes=shapes, db=db), None)
+    objectives.check(prefer)
+    return next(candidates(path, shapes=shapes, db=db, prefer=prefer), None)
 
 
 def best_session(
@@ -155,6 +171,7 @@ def best_session(
     db: str | None = None,
     strict: bool = False,
     warmup: bool | str = False,
+    prefer: str = "latency",
 ) -> Any:
     """An ``onnxruntime.InferenceSession`` built from the best stored configuration here.
 
@@ -162,12 +179,14 @@ def best_session(
     build here, logs one warning and returns a session with plain ORT defaults. With
     ``strict=True`` those cases raise (AutotuneError subclasses) instead. ``warmup=True`` runs one
     inference on synthetic inputs before returning; ``warmup="background"`` does it in a thread.
+    ``prefer="load"`` (or ``"memory"``, ``"balanced"``) picks from the Pareto set of stored
+    trials (latency, load time, memory) the one best at that; the default is ``"latency"``.
     """
     digest = model_digest(path)
     session = None
     found = False
     try:
-        for choice in candidates(path, shapes=shapes, db=db):
+        for choice in candidates(path, shapes=shapes, db=db, prefer=objectives.check(prefer)):
             found = True
             try:
                 session = build_session(

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from autotune import __version__
+from autotune import __version__, objectives
 from autotune.chip import current_chip, provenance
 from autotune.config import CPU, DEFAULT_CONFIG, SessionConfig
 from autotune.errors import AutotuneError, ConfigError, SearchError
@@ -67,6 +67,7 @@ class SearchOptions:
     protocol: Protocol = field(default_factory=Protocol)
     top_k: int = 3  # candidates re-measured head to head with the default
     min_gain: float = 0.03  # a candidate must beat the default by this much to be picked
+    objective: str = "latency"  # or load, memory, balanced (see autotune.objectives)
     seed: int | None = None
     patience: int | None = 12  # stop after this many trials without a 1% better one
     seed_variants: bool = True  # start with the default's one-knob variants
@@ -245,7 +246,7 @@ class _Search:
             **self._common_fields(),
             "trials_requested": self.options.trials,
             "trials_measured": self.measured,
-            "objective": "latency",
+            "objective": self.options.objective,
             **extra,
         }
 
@@ -314,7 +315,12 @@ class _Search:
             sampler = optuna.samplers.TPESampler(
                 seed=options.seed, multivariate=True, group=True, n_startup_trials=8
             )
-            pruner = optuna.pruners.WilcoxonPruner(p_threshold=0.1, n_startup_steps=4)
+            # rounds report latency ratios: prune on them only when latency is the objective
+            pruner = (
+                optuna.pruners.WilcoxonPruner(p_threshold=0.1, n_startup_steps=4)
+                if options.objective == "latency"
+                else optuna.pruners.NopPruner()
+            )
         study = optuna.create_study(
             direction="minimize",
             sampler=sampler,
@@ -330,11 +336,12 @@ class _Search:
             try:
                 dists = {k: json_to_distribution(v) for k, v in stored["distributions"].items()}
                 params = stored["params"]
-                if row["status"] == OK and row["ratio"] is not None:
+                value = self._value(row)
+                if row["status"] == OK and value is not None:
                     frozen = create_trial(
                         params=params,
                         distributions=dists,
-                        value=row["ratio"],
+                        value=value,
                         intermediate_values=dict(enumerate(_ratios(row))),
                     )
                 else:
@@ -397,10 +404,11 @@ class _Search:
                 if known is not None:
                     row = known
                     # measured before (this run or an earlier one): never measure it again
-                    if row["status"] in (OK, "elsewhere") and row["ratio"] is not None:
+                    value = self._value(row)
+                    if row["status"] in (OK, "elsewhere") and value is not None:
                         for step, ratio in enumerate(_ratios(row)):
                             trial.report(ratio, step)
-                        study.tell(trial, row["ratio"])
+                        study.tell(trial, value)
                     else:
                         study.tell(trial, state=TrialState.FAIL)
                     stale_asks += 1
@@ -418,8 +426,9 @@ class _Search:
                 self._record(trial.number, config, result, params)
                 self.measured += 1
                 before = self.best
-                if result.status == OK and result.ratio is not None:
-                    study.tell(trial, result.ratio)
+                value = self._value(self.known[config.config_id])
+                if result.status == OK and value is not None:
+                    study.tell(trial, value)
                 elif result.status == PRUNED:
                     study.tell(trial, state=TrialState.PRUNED)
                 else:
@@ -600,6 +609,12 @@ class _Search:
             extra["started_at"] = now()
         self.store.upsert_search(self._search_row(**extra))
 
+    def _value(self, row: dict[str, Any]) -> float | None:
+        """The figure the study minimizes for this row: its score on the objective."""
+        default = self.known.get(DEFAULT_CONFIG.config_id)
+        value = objectives.score(row, self.options.objective, default)
+        return row.get("ratio") if value is None else value
+
     def _update_best(self) -> None:
         ok = [r for r in self.known.values() if r["status"] == OK and r["ratio"] is not None]
         if ok:
@@ -640,10 +655,12 @@ class _Search:
         """Head-to-head of the default and the best few, fresh, to avoid the winner's curse."""
         for row in self.store.trials(self.key):  # other workers of a shared study, too
             self.known.setdefault(row["config_id"], row)
-        ok = sorted(
-            (r for r in self.known.values() if r["status"] == OK and r["ratio"] is not None),
-            key=lambda r: r["ratio"],
-        )
+        ok = [r for r in self.known.values() if r["status"] == OK and r["ratio"] is not None]
+        objective = self.options.objective
+        if objective == "latency":
+            ok.sort(key=lambda r: r["ratio"])
+        else:
+            ok = objectives.choose(ok, objective, self.known.get(DEFAULT_CONFIG.config_id))
         contenders = [DEFAULT_CONFIG]
         for row in ok:
             if len(contenders) > self.options.top_k:
@@ -688,14 +705,23 @@ class _Search:
             )
         default_ratio = compared[0]["ratio"] or 1.0
         pick, pick_ratio = DEFAULT_CONFIG, default_ratio
-        for i, entry in enumerate(compared[1:], start=1):
-            r = entry["ratio"]
-            if (
-                r is not None
-                and r <= default_ratio * (1 - self.options.min_gain)
-                and r < pick_ratio
-            ):
-                pick, pick_ratio = contenders[i], r
+        if objective == "latency":
+            for i, entry in enumerate(compared[1:], start=1):
+                r = entry["ratio"]
+                if (
+                    r is not None
+                    and r <= default_ratio * (1 - self.options.min_gain)
+                    and r < pick_ratio
+                ):
+                    pick, pick_ratio = contenders[i], r
+        elif len(contenders) > 1:
+            # the best on the objective (load, memory, balanced), if it beats the default there
+            best = self.known.get(contenders[1].config_id, {})
+            default_row = self.known.get(DEFAULT_CONFIG.config_id)
+            value = objectives.score(best, objective, default_row)
+            if value is not None and value <= 1 - self.options.min_gain:
+                pick = contenders[1]
+                pick_ratio = compared[1]["ratio"] or default_ratio
         # the verdict is relative to the default measured in the same rounds
         for entry in compared:
             if entry["ratio"] is not None:
