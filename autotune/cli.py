@@ -59,7 +59,10 @@ def example(name: str, output: str | None) -> None:
 
 
 @cli.command()
-@click.argument("model", type=click.Path())
+@click.argument("model", type=click.Path(), required=False)
+@click.option(
+    "--study", type=click.Path(), help="A study file (studies/NAME.toml): what to search."
+)
 @click.option(
     "--trials", default=30, show_default=True, type=int, help="Configurations to measure."
 )
@@ -108,7 +111,8 @@ def example(name: str, output: str | None) -> None:
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
 def search(
-    model: str,
+    model: str | None,
+    study: str | None,
     trials: int,
     timeout: float | None,
     shapes: tuple[str, ...],
@@ -136,6 +140,16 @@ def search(
         raise AutotuneError(f"--trials must be at least 1, not {trials}")
     if rounds < 1:
         raise AutotuneError(f"--rounds must be at least 1, not {rounds}")
+    study_options: dict[str, Any] = {}
+    if study:
+        from autotune.study import load_study
+
+        loaded = load_study(study)
+        model, study_options = model or str(loaded.model), loaded.options
+    if not model:
+        raise AutotuneError(
+            "give the model to search: autotune search MODEL.onnx (or --study FILE)"
+        )
     options = SearchOptions(
         trials=trials,
         timeout=timeout,
@@ -150,6 +164,8 @@ def search(
         patience=patience or None,
         storage=storage,
     )
+    for key, value in study_options.items():  # the study file wins over defaults
+        setattr(options, key, value)
     try:
         outcome = run_search(model, options, progress=None if as_json else ProgressLine())
     except KeyboardInterrupt:

@@ -68,6 +68,7 @@ class SearchOptions:
     top_k: int = 3  # candidates re-measured head to head with the default
     min_gain: float = 0.03  # a candidate must beat the default by this much to be picked
     objective: str = "latency"  # or load, memory, balanced (see autotune.objectives)
+    providers: tuple[str, ...] | None = None  # only these providers (default: all available)
     seed: int | None = None
     patience: int | None = 12  # stop after this many trials without a 1% better one
     seed_variants: bool = True  # start with the default's one-knob variants
@@ -351,7 +352,11 @@ class _Search:
                 continue  # a row from another space version: still known, just not replayed
         if DEFAULT_CONFIG.config_id not in self.known and not (shared and study.trials):
             study.enqueue_trial(DEFAULT_PARAMS)
-        spaces = available_spaces()
+        spaces = [
+            s
+            for s in available_spaces()
+            if options.providers is None or s.name in options.providers or s.name == CPU
+        ]
         levels = graph_levels()
         policies = device_policies()
         for params in self._stale_picks(ctx, spaces, levels, policies):

@@ -1,8 +1,8 @@
 """The benchmark: autotune's pick against ORT's defaults and against an oracle, on this machine.
 
-    python scripts/bench.py                      # the four example models
+    python scripts/bench.py                      # the four studies in studies/
     python scripts/bench.py model.onnx ...       # and/or your own models
-    python scripts/bench.py --models mlp,transformer --out bench-results
+    python scripts/bench.py --studies mlp,transformer --out bench-results
 
 For each model, in one run on one machine:
 1. `autotune search` with default options (fresh database): its wall time and its pick.
@@ -74,7 +74,7 @@ def space_size(ctx: Any, levels: list[str]) -> int:
     return len(seen)
 
 
-def bench_model(path: Path, work: Path) -> dict[str, Any]:
+def bench_model(path: Path, work: Path, options: dict[str, Any]) -> dict[str, Any]:
     from autotune.chip import current_chip
     from autotune.config import DEFAULT_CONFIG
     from autotune.measure import OK, MeasuringWorker, Protocol, WorkerSetup
@@ -98,7 +98,7 @@ def bench_model(path: Path, work: Path) -> dict[str, Any]:
 
     print(f"== {path.name}: autotune search", file=sys.stderr, flush=True)
     t0 = time.monotonic()
-    outcome = run_search(path, SearchOptions(db=str(work / f"{path.stem}-search.db")))
+    outcome = run_search(path, SearchOptions(db=str(work / f"{path.stem}-search.db"), **options))
     search_s = time.monotonic() - t0
 
     grid = oracle_grid(levels, gelu)
@@ -153,17 +153,25 @@ def bench_model(path: Path, work: Path) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("models", nargs="*", help="extra .onnx files")
-    parser.add_argument("--models", dest="examples", default="mlp,transformer,mobilenetv2,resnet50")
+    parser.add_argument(
+        "--studies",
+        default="mlp,transformer,mobilenetv2,resnet50",
+        help="study files of studies/ to run (comma-separated names)",
+    )
     parser.add_argument("--out", default="bench-results")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="autotune-bench-"))
     os.environ["AUTOTUNE_CACHE_DIR"] = str(work / "cache")
     from autotune.chip import current_chip
-    from autotune.examples import write_example
+    from autotune.study import load_study
 
-    paths = [write_example(n, work / f"{n}.onnx") for n in args.examples.split(",") if n]
-    paths += [Path(m) for m in args.models]
-    rows = [bench_model(p, work) for p in paths]
+    studies = Path(__file__).parent.parent / "studies"
+    runs = []
+    for name in filter(None, args.studies.split(",")):
+        study = load_study(studies / f"{name}.toml")
+        runs.append((study.model, study.options))
+    runs += [(Path(m), {}) for m in args.models]
+    rows = [bench_model(p, work, options) for p, options in runs]
     chip = current_chip()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
