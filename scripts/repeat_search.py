@@ -72,9 +72,12 @@ def main() -> None:
     for cfg, r in zip(picks, ratios, strict=True):
         print(f"  {cfg.describe():50s} {1 / r:.3f}x the default")
     spread = max(ratios) / min(ratios) - 1
+    distinct = len({c.config_id for c in picks})
+    same = "the same configuration" if distinct == 1 else f"{distinct} distinct configurations"
     print(
-        f"picks within {spread * 100:.1f}% of each other "
-        f"(median speed-up {1 / statistics.median(ratios):.3f}x)"
+        f"{len(picks)} picks: {same}; measured within {spread * 100:.1f}% of each other "
+        f"(median speed-up {1 / statistics.median(ratios):.3f}x). Identical configurations "
+        "differ only by measurement noise between processes."
     )
 
 
