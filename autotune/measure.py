@@ -29,7 +29,6 @@ import resource
 import signal
 import statistics
 import sys
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -598,7 +597,12 @@ class MeasuringWorker:
             for cfg in configs:
                 procs.append(
                     SessionProcess(
-                        ProcessSetup(self.setup.model_path, self.setup.feeds, cfg.to_json()),
+                        ProcessSetup(
+                            self.setup.model_path,
+                            self.setup.feeds,
+                            cfg.to_json(),
+                            trial_dir_for(self.setup.cache_root, cfg),
+                        ),
                         self.target,
                         timeout,
                     )
@@ -646,8 +650,11 @@ class MeasuringWorker:
         self.baseline.close()
 
 
-def new_trial_dir(root: str | None) -> str | None:
+def trial_dir_for(root: str | None, config: SessionConfig) -> str | None:
+    """The compile-cache directory of one configuration during a search (kept until the search
+    ends, so the final head-to-head loads compiled models from it instead of compiling again)."""
     if root is None:
         return None
-    Path(root).mkdir(parents=True, exist_ok=True)
-    return tempfile.mkdtemp(prefix="trial-", dir=root)
+    path = Path(root) / config.config_id
+    path.mkdir(parents=True, exist_ok=True)
+    return str(path)

@@ -39,7 +39,7 @@ from autotune.measure import (
     WorkerLost,
     WorkerSetup,
     WorkerTarget,
-    new_trial_dir,
+    trial_dir_for,
     worker_main,
 )
 from autotune.model import (
@@ -362,18 +362,18 @@ class _Search:
         for params in self._stale_picks(ctx, spaces, levels, policies):
             study.enqueue_trial(params, skip_if_exists=True)
         seeds = 0
-        if options.seed_variants and not (shared and study.trials):
-            # each other provider once early (the sampler fills in its options), then the
-            # default's one-knob variants
-            for space in spaces:
-                if space.name != CPU:
-                    study.enqueue_trial({"provider": space.name}, skip_if_exists=True)
-                    seeds += 1
+        if not (shared and study.trials):
+            # cheap first: the default's one-knob variants (CPU sessions build in milliseconds),
+            # then each other provider once, slowest compiles last (the sampler fills in options)
             for dimension, params in one_knob_variants(ctx, levels):
                 cfg = suggest_config(FixedTrial(params), ctx, spaces, levels=levels)
                 self.variant_dims[cfg.config_id] = dimension
-                if cfg.config_id not in self.known:
+                if cfg.config_id not in self.known and options.seed_variants:
                     study.enqueue_trial(params, skip_if_exists=True)
+                    seeds += 1
+            for space in sorted(spaces, key=lambda sp: sp.compile_cost):
+                if space.name != CPU:
+                    study.enqueue_trial({"provider": space.name}, skip_if_exists=True)
                     seeds += 1
         self._freeze_dead_dimensions()
         budget = max(0, options.trials - resumed)
@@ -467,6 +467,8 @@ class _Search:
             if self.worker is not None:
                 self.worker.close()
                 self.worker = None
+            # compiled-model caches were for this search's trials and head-to-head only
+            shutil.rmtree(self.trial_root, ignore_errors=True)
         wall = self._elapsed()
         self.store.upsert_search(
             self._search_row(
@@ -639,7 +641,7 @@ class _Search:
                 warnings.simplefilter("ignore")  # "cannot prune yet" notes from the pruner
                 return bool(trial.should_prune())
 
-        trial_dir = new_trial_dir(self.trial_root)
+        trial_dir = trial_dir_for(self.trial_root, config)
         try:
             worker = self._worker()
             return worker.measure(
@@ -653,8 +655,8 @@ class _Search:
             status = exc.status if exc.status in (CRASHED, TIMEOUT) else FAILED
             return TrialResult(status=status, error=f"reference process: {exc}")
         finally:
-            if trial_dir:  # compiled-model caches of one trial are not kept (size of the model)
-                shutil.rmtree(trial_dir, ignore_errors=True)
+            if trial_dir and not any(Path(trial_dir).iterdir()):
+                os.rmdir(trial_dir)  # nothing compiled (CPU): no directory left behind
 
     def _final(self) -> tuple[list[dict[str, Any]], SessionConfig, float, int, float | None]:
         """Head-to-head of the default and the best few, fresh, to avoid the winner's curse."""

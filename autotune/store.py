@@ -165,17 +165,23 @@ def connect_readonly(path: Path) -> sqlite3.Connection | None:
         return None
     uri = f"file:{quote(str(path.resolve()))}"
     for suffix in ("?mode=ro", "?immutable=1"):
+        conn = sqlite3.connect(uri + suffix, uri=True, timeout=30)
         try:
-            conn = sqlite3.connect(uri + suffix, uri=True, timeout=30)
             conn.execute("PRAGMA busy_timeout = 30000")
             conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
         except sqlite3.OperationalError:
+            conn.close()
             continue  # e.g. a WAL database in a read-only directory: retry as immutable
         except sqlite3.DatabaseError as exc:
+            conn.close()
             raise DatabaseError(
                 f"database {path} is damaged or not SQLite ({exc}); give another file"
             ) from None
-        _check_schema(conn, path)
+        try:
+            _check_schema(conn, path)
+        except DatabaseError:
+            conn.close()
+            raise
         conn.row_factory = _dict_row
         return conn
     raise DatabaseError(f"database {path} cannot be opened read-only; check its permissions")

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import sqlite3
-import stat
 from pathlib import Path
 
 import pytest
 import sqlite_utils
 
 from autotune.errors import DatabaseError
-from autotune.store import KNOWN_MIGRATIONS, Store, migrations, open_readonly, open_writable
+from autotune.store import KNOWN_MIGRATIONS, Store, migrations, open_writable
 
 
 def test_blank_database_migrates_to_the_schema(tmp_path: Path) -> None:
@@ -51,31 +49,35 @@ def test_directory_is_refused(tmp_path: Path) -> None:
 
 
 def test_read_only_file_in_read_only_directory(tmp_path: Path) -> None:
-    shipped = tmp_path / "bundle"
-    shipped.mkdir()
-    db = open_writable(shipped / "team.db")
+    """A team database shipped in a read-only app bundle (WAL mode, where SQLite cannot create
+    its -shm file) opens read-only. The file system is really read-only: a read-only bind mount,
+    which even root cannot write to."""
+    import subprocess
+
+    src, bundle = tmp_path / "src", tmp_path / "bundle"
+    src.mkdir()
+    bundle.mkdir()
+    db = open_writable(src / "team.db")  # a WAL database, as autotune writes them
     db["trials"].insert(  # type: ignore[union-attr]
-        {
-            "trial_uid": "u1",
-            "model_digest": "d",
-            "chip": "c",
-            "ort_version": "v",
-            "shapes": "x=1",
-            "config_id": "i",
-            "status": "ok",
-        }
-    )
+        {"trial_uid": "u1", "model_digest": "d", "chip": "c", "ort_version": "v",
+         "shapes": "x=1", "config_id": "i", "status": "ok"}
+    )  # fmt: skip
     db.conn.close()
-    (shipped / "team.db").chmod(stat.S_IRUSR)
-    shipped.chmod(stat.S_IRUSR | stat.S_IXUSR)
+    mounted = subprocess.run(["mount", "--bind", str(src), str(bundle)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot bind-mount here: {mounted.stderr.decode().strip()}")
     try:
-        if os.access(shipped / "team.db", os.W_OK):
-            pytest.skip("running as a user that ignores file permissions (root)")
-        ro = open_readonly(shipped / "team.db")
-        assert ro is not None
-        assert ro["trials"].count == 1  # type: ignore[union-attr]
+        subprocess.run(["mount", "-o", "remount,bind,ro", str(bundle)], check=True)
+        with pytest.raises(OSError):
+            (bundle / "probe").write_text("x")
+        store = Store([tmp_path / "mine.db", bundle / "team.db"], write=False)
+        assert [r["trial_uid"] for r in store.trials_of_model("d")] == ["u1"]
+        store.close()
     finally:
-        shipped.chmod(stat.S_IRWXU)
+        # fails ("target is busy") if a connection to the file was left open
+        unmounted = subprocess.run(["umount", str(bundle)], capture_output=True)
+    assert unmounted.returncode == 0, unmounted.stderr
+    assert not (tmp_path / "mine.db").exists()  # reading never creates the personal database
 
 
 def test_layers_read_all_and_write_first(tmp_path: Path) -> None:
