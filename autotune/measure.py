@@ -590,50 +590,60 @@ class MeasuringWorker:
         if stopped:
             result.status = PRUNED
 
-    def compare(self, configs: list[SessionConfig], rounds: int, timeout: float) -> dict[str, Any]:
-        """Head-to-head of several configurations against the reference, fresh processes."""
-        procs: list[SessionProcess] = []
-        try:
-            for cfg in configs:
-                procs.append(
-                    SessionProcess(
-                        ProcessSetup(
-                            self.setup.model_path,
-                            self.setup.feeds,
-                            cfg.to_json(),
-                            trial_dir_for(self.setup.cache_root, cfg),
-                        ),
-                        self.target,
-                        timeout,
+    def compare(
+        self, configs: list[SessionConfig], rounds: int, timeout: float, generations: int = 3
+    ) -> dict[str, Any]:
+        """Head-to-head of several configurations against the reference.
+
+        Each configuration runs in ``generations`` successive fresh processes, a share of the
+        rounds each: two processes of one configuration differ by a few percent on these VMs
+        (memory layout), and pooling several averages that out instead of crediting it to one
+        configuration."""
+        ratios: list[list[float]] = [[] for _ in configs]
+        latencies: list[list[float]] = [[] for _ in configs]
+        dropped = 0
+        rng = random.Random()
+        per_generation = max(1, math.ceil(rounds / generations))
+        for generation in range(generations):
+            target = min(rounds, per_generation * (generation + 1))
+            procs: list[SessionProcess] = []
+            try:
+                for cfg in configs:
+                    procs.append(
+                        SessionProcess(
+                            ProcessSetup(
+                                self.setup.model_path,
+                                self.setup.feeds,
+                                cfg.to_json(),
+                                trial_dir_for(self.setup.cache_root, cfg),
+                            ),
+                            self.target,
+                            timeout,
+                        )
                     )
-                )
-            for proc in procs:
-                proc.block(self.runs_per_block, timeout)  # warm-up, discarded
-            ratios: list[list[float]] = [[] for _ in configs]
-            latencies: list[list[float]] = [[] for _ in configs]
-            dropped = 0
-            rng = random.Random()
-            attempts = 0
-            while attempts < rounds * 2 and min(len(r) for r in ratios) < rounds:
-                attempts += 1
-                order = [*range(len(procs)), -1]
-                rng.shuffle(order)
-                medians: dict[int, float] = {}
-                blocks: dict[int, list[float]] = {}
-                for i in order:
-                    proc = self.baseline if i < 0 else procs[i]
-                    blocks[i] = proc.block(self.runs_per_block, timeout)
-                    medians[i] = statistics.median(blocks[i])
-                if not self._kept(medians[-1]):
-                    dropped += 1
-                    time.sleep(0.2)
-                    continue
-                for i in range(len(procs)):
-                    ratios[i].append(medians[i] / medians[-1])
-                    latencies[i] += blocks[i]
-        finally:
-            for proc in procs:
-                proc.close()
+                for proc in procs:
+                    proc.block(self.runs_per_block, timeout)  # warm-up, discarded
+                attempts = 0
+                while attempts < per_generation * 2 and min(len(r) for r in ratios) < target:
+                    attempts += 1
+                    order = [*range(len(procs)), -1]
+                    rng.shuffle(order)
+                    medians: dict[int, float] = {}
+                    blocks: dict[int, list[float]] = {}
+                    for i in order:
+                        proc = self.baseline if i < 0 else procs[i]
+                        blocks[i] = proc.block(self.runs_per_block, timeout)
+                        medians[i] = statistics.median(blocks[i])
+                    if not self._kept(medians[-1]):
+                        dropped += 1
+                        time.sleep(0.2)
+                        continue
+                    for i in range(len(procs)):
+                        ratios[i].append(medians[i] / medians[-1])
+                        latencies[i] += blocks[i]
+            finally:
+                for proc in procs:
+                    proc.close()
         return {
             "ratios": [statistics.median(r) if r else None for r in ratios],
             "iqr": [_iqr(r) if r else None for r in ratios],
