@@ -624,7 +624,8 @@ class MeasuringWorker:
                 for proc in procs:
                     proc.block(self.runs_per_block, timeout)  # warm-up, discarded
                 attempts = 0
-                while attempts < per_generation * 2 and min(len(r) for r in ratios) < target:
+                # a slow phase can last minutes: keep trying (bounded), never judge on few rounds
+                while attempts < per_generation * 6 and min(len(r) for r in ratios) < target:
                     attempts += 1
                     order = [*range(len(procs)), -1]
                     rng.shuffle(order)
@@ -636,7 +637,7 @@ class MeasuringWorker:
                         medians[i] = statistics.median(blocks[i])
                     if not self._kept(medians[-1]):
                         dropped += 1
-                        time.sleep(0.2)
+                        time.sleep(1.0)
                         continue
                     for i in range(len(procs)):
                         ratios[i].append(medians[i] / medians[-1])
