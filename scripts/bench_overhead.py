@@ -100,6 +100,22 @@ def main() -> None:
         autotune.best_session(model)
         in_at.append((time.perf_counter() - t0) * 1000)
 
+    # isolation: what running one trial in its own process costs (spawn, imports, build, exit)
+    from autotune.config import DEFAULT_CONFIG
+    from autotune.measure import ProcessSetup, SessionProcess, worker_main
+    from autotune.model import load_model_info, resolve_shapes, synthetic_feeds
+
+    info = load_model_info(model)
+    feeds = synthetic_feeds(info, resolve_shapes(info))
+    iso_ms = []
+    for _ in range(max(3, args.repeats // 3)):
+        t0 = time.perf_counter()
+        proc = SessionProcess(
+            ProcessSetup(str(model), feeds, DEFAULT_CONFIG.to_json()), worker_main, 120
+        )
+        proc.close()
+        iso_ms.append((time.perf_counter() - t0) * 1000 - proc.info["session_create_ms"])
+
     size = model.stat().st_size
     digest._memo.clear()
     t0 = time.perf_counter()
@@ -116,6 +132,8 @@ def main() -> None:
     print(f"in one process: InferenceSession {med(in_ort):.2f} ms, best_session {med(in_at):.2f} ms"
           f"  (+{med(in_at) - med(in_ort):.2f} ms)")  # fmt: skip
     print(f"model hashing: {size / 2**20 / hash_s:.0f} MB/s")
+    print(f"isolation per trial (spawn, import onnxruntime, exit; session build excluded): "
+          f"{med(iso_ms):.0f} ms")  # fmt: skip
 
 
 if __name__ == "__main__":
