@@ -77,7 +77,8 @@ def _check_file(path: Path) -> None:
             )
 
 
-def _check_schema(conn: sqlite3.Connection, path: Path) -> None:
+def _check_schema(conn: sqlite3.Connection, path: Path) -> set[str]:
+    """Refuse a database that is not autotune's or is newer; return its table names."""
     try:
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         applied: set[str] = set()
@@ -101,6 +102,7 @@ def _check_schema(conn: sqlite3.Connection, path: Path) -> None:
             f"database {path} is not an autotune database (tables: {', '.join(sorted(tables))}); "
             "give another file with --db"
         )
+    return tables
 
 
 def open_writable(path: Path) -> sqlite_utils.Database:
@@ -158,6 +160,12 @@ def _enable_wal(conn: sqlite3.Connection, timeout: float = 30.0) -> None:
 def connect_readonly(path: Path) -> sqlite3.Connection | None:
     """A read-only connection (rows as dicts); None if the file does not exist or is empty.
     Works in read-only directories (a database shipped inside an app bundle)."""
+    opened = _open_reader(path)
+    return opened[0] if opened else None
+
+
+def _open_reader(path: Path) -> tuple[sqlite3.Connection, set[str]] | None:
+    """``connect_readonly`` and the database's table names (one query fewer for lookups)."""
     if not path.exists():
         return None
     _check_file(path)
@@ -168,7 +176,7 @@ def connect_readonly(path: Path) -> sqlite3.Connection | None:
         conn = sqlite3.connect(uri + suffix, uri=True, timeout=30)
         try:
             conn.execute("PRAGMA busy_timeout = 30000")
-            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
         except sqlite3.OperationalError:
             conn.close()
             continue  # e.g. a WAL database in a read-only directory: retry as immutable
@@ -178,12 +186,12 @@ def connect_readonly(path: Path) -> sqlite3.Connection | None:
                 f"database {path} is damaged or not SQLite ({exc}); give another file"
             ) from None
         try:
-            _check_schema(conn, path)
+            tables = _check_schema(conn, path)
         except DatabaseError:
             conn.close()
             raise
         conn.row_factory = _dict_row
-        return conn
+        return conn, tables
     raise DatabaseError(f"database {path} cannot be opened read-only; check its permissions")
 
 
@@ -224,9 +232,9 @@ class Store:
                 reader.row_factory = _dict_row
                 self.layers.append((reader, _tables(reader)))
             else:
-                conn = connect_readonly(path)
-                if conn is not None:
-                    self.layers.append((conn, _tables(conn)))
+                opened = _open_reader(path)
+                if opened is not None:
+                    self.layers.append(opened)
 
     @classmethod
     def open(cls, explicit: str | None = None, *, write: bool = False) -> Store:
