@@ -116,12 +116,12 @@ def test_search_chooses_between_openvino_and_cpu(tmp_path: Path) -> None:
     outcome = run_search(path, _options(trials=14, seed=3))
     with Store.open() as store:
         rows = store.trials(outcome.key)
-    assert len(rows) == outcome.measured == 10
+    assert len(rows) == outcome.measured == 14
     assert outcome.failures == 0, [(r["label"], r["status"], r["error"]) for r in rows]
     by_provider: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
         by_provider.setdefault(str(row["provider"]), []).append(row)
-    assert set(by_provider) == {CPU, OV}, "10 trials should try both providers"
+    assert set(by_provider) == {CPU, OV}, "14 trials should try both providers"
 
     ov_ok = [r for r in by_provider[OV] if r["status"] == "ok"]
     assert ov_ok, [(r["label"], r["status"], r["error"]) for r in by_provider[OV]]
