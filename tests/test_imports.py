@@ -13,7 +13,8 @@ def test_best_session_does_not_import_optuna_or_onnx(mlp_path: Path) -> None:
         "import sys, autotune\n"
         f"s = autotune.best_session({str(mlp_path)!r})\n"
         "c = autotune.best_config(" + repr(str(mlp_path)) + ")\n"
-        "heavy = sorted(m for m in ('optuna', 'onnx', 'scipy', 'sqlalchemy', 'sqlite_utils') if m in sys.modules)\n"
+        "heavy = ('optuna', 'onnx', 'scipy', 'sqlalchemy', 'sqlite_utils')\n"
+        "heavy = sorted(m for m in heavy if m in sys.modules)\n"
         "print(type(s).__name__, c, heavy)\n"
     )
     out = subprocess.run(
