@@ -20,6 +20,11 @@ class _Group(click.Group):
         except AutotuneError as exc:
             click.echo(f"Error: {exc}", err=True)
             sys.exit(1)
+        except click.UsageError as exc:
+            # one line, like every other error, instead of click's usage block
+            where = exc.ctx.command_path if exc.ctx else "autotune"
+            click.echo(f"Error: {exc.format_message()} (see: {where} --help)", err=True)
+            sys.exit(2)
 
 
 @click.group(cls=_Group)

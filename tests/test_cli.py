@@ -172,3 +172,17 @@ def test_report_command(populated_db: Path, mlp_path: Path, tmp_path: Path) -> N
     code, out = run("report", str(mlp_path), "-o", str(tmp_path / "r.html"))
     assert code == 0, out
     assert "<svg" in (tmp_path / "r.html").read_text()
+
+
+def test_usage_errors_are_one_line(mlp_path: Path) -> None:
+    for args, expected in (
+        (["search", str(mlp_path), "--objective", "fast"], "Invalid value for '--objective'"),
+        (["search", str(mlp_path), "--trials", "x"], "'x' is not a valid integer"),
+        (["frobnicate"], "No such command 'frobnicate'"),
+        (["db", "merge"], "Missing argument"),
+    ):
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 2, result.output
+        lines = result.output.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("Error: ") and expected in lines[0]
+        assert "--help)" in lines[0]
