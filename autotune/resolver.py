@@ -23,6 +23,7 @@ from autotune.chip import current_chip
 from autotune.config import DEFAULT_CONFIG, SessionConfig
 from autotune.digest import model_digest
 from autotune.errors import ConfigError, DatabaseError, SessionBuildError
+from autotune.model import shape_signature
 from autotune.providers import validate_config
 from autotune.store import ResultKey, Store
 
@@ -61,12 +62,6 @@ class BestConfig:
         }
 
 
-def _signature(shapes: dict[str, tuple[int, ...]] | None) -> str | None:
-    if not shapes:
-        return None
-    return ";".join(f"{k}={'x'.join(map(str, v))}" for k, v in sorted(shapes.items()))
-
-
 def candidates(
     path: str | os.PathLike[str],
     *,
@@ -81,7 +76,7 @@ def candidates(
     digest = model_digest(path)
     chip = current_chip()
     with Store.open(db, write=False) as store:
-        signature = _signature(shapes)
+        signature = shape_signature(shapes) if shapes else None
         if signature is None:
             stored = store.shape_signatures(digest, chip.chip_id)
             defaults = [s for s, d in stored if d]
@@ -182,7 +177,6 @@ def best_session(
     ``prefer="load"`` (or ``"memory"``, ``"balanced"``) picks from the Pareto set of stored
     trials (latency, load time, memory) the one best at that; the default is ``"latency"``.
     """
-    digest = model_digest(path)
     session = None
     found = False
     try:
@@ -190,7 +184,9 @@ def best_session(
             found = True
             try:
                 session = build_session(
-                    path, choice.config, cache_dir=model_cache_dir(digest, choice.config)
+                    path,
+                    choice.config,
+                    cache_dir=model_cache_dir(choice.key.model_digest, choice.config),
                 )
             except Exception as exc:  # noqa: BLE001 - ORT raises several types; fall back
                 if strict:
