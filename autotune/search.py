@@ -222,6 +222,8 @@ class _Search:
         self.trial_root = str(cache_dir() / "trials" / key.model_digest[:16])
         self.variant_dims: dict[str, str] = {}  # config id of a one-knob variant -> its setting
         self.frozen: dict[str, Any] = {}  # settings measured to make no difference here
+        # (context, provider spaces, optimization levels, device policies), set by run()
+        self.space: tuple[SearchContext, list[Any], list[str], tuple[str, ...]]
 
     # -- bookkeeping ---------------------------------------------------------------------
     def _elapsed(self) -> float:
@@ -302,7 +304,7 @@ class _Search:
     def run(self, ctx: SearchContext) -> Outcome:
         optuna = _quiet_optuna()
         from optuna.distributions import distribution_to_json, json_to_distribution
-        from optuna.trial import FixedTrial, TrialState, create_trial
+        from optuna.trial import TrialState, create_trial
 
         options = self.options
         previous = self.store.trials(self.key)
@@ -357,16 +359,15 @@ class _Search:
             for s in available_spaces()
             if options.providers is None or s.name in options.providers or s.name == CPU
         ]
-        levels = graph_levels()
-        policies = device_policies()
-        for params in self._stale_picks(ctx, spaces, levels, policies):
+        self.space = (ctx, spaces, graph_levels(), device_policies())
+        for params in self._stale_picks():
             study.enqueue_trial(params, skip_if_exists=True)
         seeds = 0
         if not (shared and study.trials):
             # cheap first: the default's one-knob variants (CPU sessions build in milliseconds),
             # then each other provider once, slowest compiles last (the sampler fills in options)
-            for dimension, params in one_knob_variants(ctx, levels):
-                cfg = suggest_config(FixedTrial(params), ctx, spaces, levels=levels)
+            for dimension, params in one_knob_variants(ctx, self.space[2]):
+                cfg = self._replay(params)
                 self.variant_dims[cfg.config_id] = dimension
                 if cfg.config_id not in self.known and options.seed_variants:
                     study.enqueue_trial(params, skip_if_exists=True)
@@ -395,16 +396,14 @@ class _Search:
                     break  # no trial improved on the best by 1% for a while
                 trial = study.ask()
                 try:
-                    config = suggest_config(
-                        trial, ctx, spaces, levels=levels, policies=policies, frozen=self.frozen
-                    )
+                    config = self._suggest(trial, frozen=self.frozen)
                     validate_config(config)
                 except (ConfigError, ValueError):
                     # ValueError: an enqueued point this space cannot take (another ORT build)
                     study.tell(trial, state=TrialState.FAIL)
                     continue
                 if shared:
-                    self._learn_from(study, ctx, spaces, levels, policies, trial.number)
+                    self._learn_from(study, trial.number)
                 known = self.known.get(config.config_id)
                 if known is not None:
                     row = known
@@ -525,19 +524,10 @@ class _Search:
             ):
                 self.frozen[dimension] = DEFAULT_PARAMS[dimension]
 
-    def _stale_picks(
-        self,
-        ctx: SearchContext,
-        spaces: Any,
-        levels: list[str],
-        policies: tuple[str, ...],
-        limit: int = 3,
-    ) -> list[dict[str, Any]]:
+    def _stale_picks(self, limit: int = 3) -> list[dict[str, Any]]:
         """Parameters of the best results measured with another ORT version, re-validated
         first: the best bet on a new ORT, and what apps use (marked stale) until then. Only
         points this build's space can take (another build may have other providers)."""
-        from optuna.trial import FixedTrial
-
         if self.known:
             return []
         rows = [
@@ -554,12 +544,8 @@ class _Search:
             params = stored.get("params") if isinstance(stored, dict) else None
             if not isinstance(params, dict) or params in out:
                 continue
-            fixed = {k: v for k, v in DEFAULT_PARAMS.items() if k not in params}
             try:
-                cfg = suggest_config(
-                    FixedTrial(params), ctx, spaces, levels=levels, policies=policies, frozen=fixed
-                )
-                validate_config(cfg)
+                validate_config(self._replay(params))
             except (ValueError, KeyError, ConfigError):
                 continue
             out.append(params)
@@ -572,33 +558,14 @@ class _Search:
         where = hashlib.sha256(f"{k.chip}|{k.shapes}".encode()).hexdigest()[:12]
         return f"autotune-{k.model_digest[:16]}-{k.ort_version}-{where}"
 
-    def _learn_from(
-        self,
-        study: Any,
-        ctx: SearchContext,
-        spaces: Any,
-        levels: list[str],
-        policies: tuple[str, ...],
-        current: int,
-    ) -> None:
+    def _learn_from(self, study: Any, current: int) -> None:
         """In a shared study, configurations other workers measured or are measuring count as
         known: replay their parameters through the space to get their configuration ids."""
-        from optuna.trial import FixedTrial
-
         for t in study.get_trials(deepcopy=False):
             if t.number == current or not t.params:
                 continue
             try:
-                # parameters a worker froze are absent from its trials: they kept the default
-                fixed = {k: v for k, v in DEFAULT_PARAMS.items() if k not in t.params}
-                cfg = suggest_config(
-                    FixedTrial(t.params),
-                    ctx,
-                    spaces,
-                    levels=levels,
-                    policies=policies,
-                    frozen=fixed,
-                )
+                cfg = self._replay(t.params)
             except (ValueError, KeyError):
                 continue
             if cfg.config_id not in self.known:
@@ -609,6 +576,19 @@ class _Search:
                     "label": cfg.describe(),
                     "ratios": None,
                 }
+
+    def _suggest(self, trial: Any, frozen: dict[str, Any] | None = None) -> SessionConfig:
+        ctx, spaces, levels, policies = self.space
+        return suggest_config(trial, ctx, spaces, levels=levels, policies=policies, frozen=frozen)
+
+    def _replay(self, params: dict[str, Any]) -> SessionConfig:
+        """The configuration stored parameters stand for. Parameters a search froze are absent
+        from its trials: they kept ORT's default. Raises ValueError/KeyError for a point this
+        space cannot take (another build, another space version)."""
+        from optuna.trial import FixedTrial
+
+        fixed = {k: v for k, v in DEFAULT_PARAMS.items() if k not in params}
+        return self._suggest(FixedTrial(params), frozen=fixed)
 
     def search_row_state(self, state: str) -> None:
         extra: dict[str, Any] = {"state": state}
