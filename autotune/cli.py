@@ -199,14 +199,18 @@ def best(
     """Print the best known configuration for MODEL on this chip."""
     from autotune.model import parse_shape_args
     from autotune.report import best_text
-    from autotune.resolver import best_config
+    from autotune.resolver import lookup
     from autotune.snippets import snippet, unsupported
 
-    choice = best_config(model, shapes=parse_shape_args(shapes) or None, db=db)
+    choice, notes = lookup(model, shapes=parse_shape_args(shapes) or None, db=db)
+    if notes.text():
+        click.echo(f"warning: {notes.text()}", err=True)
     if as_json and not fmt:
         click.echo(json.dumps(choice.to_dict() if choice else None, indent=2))
         return
     if choice is None:
+        if notes.skipped:  # a search would not repair a broken database: no hint to run one
+            raise AutotuneError(f"no usable tuned configuration for {model} on this chip")
         raise AutotuneError(
             f"no tuned configuration for {model} on this chip; run: autotune search {model}"
         )
@@ -228,6 +232,7 @@ def list_(db: str | None, as_json: bool) -> None:
 
     with Store.open(db, write=False) as store:
         rows = store.summary()
+    _warn_skipped(store)
     click.echo(json.dumps(rows, indent=2) if as_json else summary_text(rows))
 
 
@@ -267,7 +272,16 @@ def show(
                 and (ort_version is None or r["ort_version"] == ort_version)
             ]
         )
+    _warn_skipped(store)
     click.echo(json.dumps(rows, indent=2) if as_json else trials_text(rows, model))
+
+
+def _warn_skipped(store: Any) -> None:
+    """One line per database layer that could not be read (the others were used)."""
+    from autotune.report import printable
+
+    for problem in store.problems:
+        click.echo(f"warning: skipped {printable(problem)}", err=True)
 
 
 @cli.command()

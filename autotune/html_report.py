@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import html
 import json
+import logging
 import math
 import warnings
 from collections.abc import Iterator, Sequence
@@ -29,8 +30,10 @@ from typing import Any
 from autotune import __version__
 from autotune.config import DEFAULT_CONFIG, SessionConfig
 from autotune.errors import AutotuneError
-from autotune.report import ms, ordered_trials
+from autotune.report import ms, ordered_trials, printable
 from autotune.store import ResultKey, Store, decode_json
+
+log = logging.getLogger("autotune")
 
 OK = "ok"
 PRUNED = "pruned"
@@ -115,10 +118,11 @@ def load_report_data(model_path: str | Path, *, db: str | None = None) -> Report
     chip = current_chip().chip_id
     with Store.open(db, write=False) as store:
         rows = [_clean(r) for r in store.trials_of_model(digest, chip)]
+        for problem in store.problems:
+            log.warning("autotune: skipped %s", printable(problem))
         if not rows:
-            raise ReportError(
-                f"no trials of {model_path} on {chip} are stored; run: autotune search {model_path}"
-            )
+            hint = "" if store.problems else f"; run: autotune search {model_path}"
+            raise ReportError(f"no trials of {model_path} on {chip} are stored{hint}")
         latest = max(rows, key=lambda r: (r["created_at"] or "", r["id"] or 0))
         key = ResultKey(digest, chip, latest["ort_version"], latest["shapes"])
         trials = [_clean(r) for r in store.trials(key)]

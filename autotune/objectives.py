@@ -7,6 +7,7 @@ the session added. Lower is better for all three. No optuna here: the resolver u
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Iterable
 from typing import Any
@@ -61,22 +62,51 @@ def score(row: dict[str, Any], objective: str, default: dict[str, Any] | None) -
     return float(ratio) * math.sqrt(load)  # balanced: latency first, load time counts half
 
 
+def _finite(value: Any) -> float | None:
+    if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    value = float(value)
+    return value if math.isfinite(value) and value >= 0 else None
+
+
 def pareto(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Rows not dominated on (latency ratio, load time, memory)."""
-    points: list[tuple[tuple[float, float, float], dict[str, Any]]] = []
-    for row in rows:
-        ratio, load, memory = row.get("ratio"), load_ms(row), memory_mb(row)
-        if ratio is not None and load is not None and memory is not None:
-            points.append(((float(ratio), load, memory), row))
-    front = []
-    for figures, row in points:
-        dominated = any(
-            all(o <= f for o, f in zip(other, figures, strict=True)) and other != figures
-            for other, _ in points
+    """Rows not dominated on (latency ratio, load time, memory), in their given order.
+
+    A sort and one sweep, O(n log n) comparisons: in order of (ratio, load, memory), a row is
+    dominated exactly when an earlier row with other figures has load and memory no higher; the
+    earlier rows are kept as a staircase (load ascending, memory descending) searched by
+    bisection. Rows whose figures are missing, negative or not finite are left out."""
+    points: list[tuple[tuple[float, float, float], int, dict[str, Any]]] = []
+    for i, row in enumerate(rows):
+        ratio, load, memory = (
+            _finite(row.get("ratio")),
+            _finite(load_ms(row)),
+            _finite(memory_mb(row)),
         )
-        if not dominated:
-            front.append(row)
-    return front
+        if ratio is not None and load is not None and memory is not None and ratio > 0:
+            points.append(((ratio, load, memory), i, row))
+    points.sort(key=lambda p: (p[0], p[1]))
+    loads: list[float] = []  # the staircase: loads ascending ...
+    mems: list[float] = []  # ... and the memory of each, strictly descending
+    kept: list[tuple[int, dict[str, Any]]] = []
+    start = 0
+    while start < len(points):
+        figures = points[start][0]
+        end = start
+        while end < len(points) and points[end][0] == figures:
+            end += 1  # identical figures do not dominate each other
+        _, load, memory = figures
+        at = bisect.bisect_right(loads, load)
+        if at == 0 or mems[at - 1] > memory:  # no earlier row has load <= and memory <=
+            kept += [(i, row) for _, i, row in points[start:end]]
+            stop = at
+            while stop < len(loads) and mems[stop] >= memory:
+                stop += 1  # rows this one now covers in (load, memory)
+            loads[at:stop] = [load]
+            mems[at:stop] = [memory]
+        start = end
+    kept.sort(key=lambda p: p[0])
+    return [row for _, row in kept]
 
 
 def choose(

@@ -29,12 +29,21 @@ def table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> str:
     return "\n".join(out)
 
 
+def printable(text: Any, limit: int | None = None) -> str:
+    """``text`` safe to print on a terminal: every control or format character (ESC, newline,
+    bidirectional overrides; Unicode categories C*) becomes ``?``; cut to ``limit`` characters."""
+    value = text if isinstance(text, str) else str(text)
+    if limit is not None and len(value) > limit:
+        value = value[: limit - 1] + "…"
+    return "".join(ch if ch.isprintable() else "?" for ch in value)
+
+
 def _cell(value: Any) -> str:
     if value is None:
         return "-"
     if isinstance(value, float):
         return f"{value:.3f}" if abs(value) < 100 else f"{value:.1f}"
-    return str(value)
+    return printable(value, 200)
 
 
 def ms(value: float | None) -> str:
@@ -113,11 +122,12 @@ def best_text(choice: Any) -> str:
     c = choice.config
     lines = [
         f"model:       {choice.key.model_digest[:16]}",
-        f"chip:        {choice.key.chip}",
-        f"onnxruntime: {choice.key.ort_version}"
+        f"chip:        {printable(choice.key.chip, 200)}",
+        f"onnxruntime: {printable(choice.key.ort_version, 64)}"
         + (" (stale: another version)" if choice.stale else ""),
-        f"shapes:      {choice.key.shapes}",
-        f"source:      {choice.source} ({choice.measured_at})",
+        f"shapes:      {printable(choice.key.shapes, 200)}",
+        f"source:      {choice.source} ({printable(choice.measured_at, 64)})"
+        + (f", database layer {choice.layer + 1}" if choice.layer else ""),
         f"speed-up:    {speedup(choice.ratio)} vs ORT defaults",
         "",
         table(

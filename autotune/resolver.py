@@ -11,8 +11,8 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Generator, Iterator
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -23,9 +23,11 @@ from autotune.chip import current_chip
 from autotune.config import DEFAULT_CONFIG, SessionConfig
 from autotune.digest import model_digest
 from autotune.errors import ConfigError, DatabaseError, SessionBuildError
+from autotune.graph_inputs import graph_inputs
 from autotune.model import shape_signature
 from autotune.providers import validate_config
-from autotune.store import ResultKey, Store
+from autotune.report import printable
+from autotune.store import MAX_ROWS_PER_KEY, ResultKey, Store
 
 log = logging.getLogger("autotune")
 
@@ -36,10 +38,11 @@ class BestConfig:
 
     config: SessionConfig
     ratio: float | None  # latency relative to ORT's default configuration (lower is faster)
-    source: str  # "verdict" (head-to-head re-measured) or "trial" (best single trial)
+    source: str  # "verdict" (a search's head-to-head pick) or "pareto:<prefer>"
     stale: bool  # measured with another ORT version
     key: ResultKey
     measured_at: str | None = None
+    layer: int = 0  # which database of the stack it came from (0: the personal one)
 
     @property
     def speedup(self) -> float | None:
@@ -59,7 +62,56 @@ class BestConfig:
             "ort_version": self.key.ort_version,
             "shapes": self.key.shapes,
             "measured_at": self.measured_at,
+            "layer": self.layer,
         }
+
+
+MAX_SEARCHES_PER_KEY = 200  # searches of one key read per layer, newest first
+SERVED_OUTCOMES = (None, "pick", "default")  # NULL: a verdict of an autotune before m003
+
+
+@dataclass
+class Notes:
+    """What a lookup skipped or changed, told in one warning (``text``)."""
+
+    skipped: list[str] = field(default_factory=list)  # database layers that could not be used
+    refused: list[str] = field(default_factory=list)  # stored configurations failing validation
+    changed: list[str] = field(default_factory=list)  # re-derived for this machine
+    failed: list[str] = field(default_factory=list)  # stored configurations that did not build
+
+    def text(self) -> str:
+        parts = [f"skipped {p}" for p in self.skipped]
+        if self.refused:
+            n = len(self.refused)
+            parts.append(
+                f"refused {n} stored configuration{'s' if n > 1 else ''} ({self.refused[0]}"
+                + (f"; and {n - 1} more" if n > 1 else "")
+                + ")"
+            )
+        parts += self.changed + self.failed
+        return printable("; ".join(parts))
+
+
+def concluded(search: dict[str, Any]) -> bool:
+    """A search that ended with a verdict: state 'done' and not inconclusive."""
+    return search["state"] == "done" and search["outcome"] in SERVED_OUTCOMES
+
+
+def served(search: dict[str, Any], prefer: str) -> bool:
+    """A search whose pick apps get for ``prefer``: concluded, with a pick, of that objective
+    (a legacy row without an objective was a latency search)."""
+    return (
+        concluded(search)
+        and isinstance(search["pick_config"], str)
+        and (search["objective"] or "latency") == prefer
+    )
+
+
+def _verdict_ratio(search: dict[str, Any]) -> float | None:
+    for value, invert in ((search["speedup"], True), (search["pick_ratio"], False)):
+        if isinstance(value, float) and 0 < value < float("inf"):
+            return 1.0 / value if invert else value
+    return None
 
 
 def candidates(
@@ -68,79 +120,193 @@ def candidates(
     shapes: dict[str, tuple[int, ...]] | None = None,
     db: str | None = None,
     prefer: str = "latency",
-) -> Iterator[BestConfig]:
-    """Every usable stored choice for this model here, best first: the newest head-to-head
-    verdicts, then single trials by speed; this ORT version first, others (stale) after.
-    Entries that fail validation are logged and skipped. Lazy: stops reading at the first
-    choice the caller takes."""
+    notes: Notes | None = None,
+) -> Generator[BestConfig, None, None]:
+    """Every usable stored choice for this model here, best first.
+
+    Only a search's verdict is served, never a single trial: a search that ended 'done', was
+    not inconclusive and holds a pick, of the objective ``prefer`` names. Order: this ORT
+    version first (others, stale, only if it has none); within that, database layers in order
+    (the personal one first: team layers fill gaps); within a layer, the newest verdict first.
+    For ``prefer`` other than latency, each layer's verdicts of that objective are followed by
+    the Pareto set of that layer's trials from concluded searches (any objective), best first
+    for ``prefer``. Entries that fail validation are skipped and noted in ``notes``. Lazy:
+    stops reading at the first choice the caller takes."""
+    notes = Notes() if notes is None else notes
     digest = model_digest(path)
     chip = current_chip()
     with Store.open(db, write=False) as store:
-        signature = shape_signature(shapes) if shapes else None
-        if signature is None:
-            stored = store.shape_signatures(digest, chip.chip_id)
-            defaults = [s for s, d in stored if d]
-            signature = defaults[0] if defaults else (stored[0][0] if len(stored) == 1 else None)
-        if signature is None:
-            return
-        key = ResultKey(digest, chip.chip_id, chip.ort_version, signature)
-        seen: set[str] = set()
-        for any_ort in (False, True):
+        try:
+            yield from _candidates(store, path, digest, chip, shapes, prefer, notes)
+        finally:
+            notes.skipped += store.problems
+
+
+def _candidates(
+    store: Store,
+    path: str | os.PathLike[str],
+    digest: str,
+    chip: Any,
+    shapes: dict[str, tuple[int, ...]] | None,
+    prefer: str,
+    notes: Notes,
+) -> Iterator[BestConfig]:
+    signature = shape_signature(shapes) if shapes else None
+    if signature is None:
+        stored = store.shape_signatures(digest, chip.chip_id)
+        defaults = [s for s, d in stored if d]
+        signature = defaults[0] if defaults else (stored[0][0] if len(stored) == 1 else None)
+    if signature is None:
+        return
+    key = ResultKey(digest, chip.chip_id, chip.ort_version, signature)
+    fit = _Fit(path, key, chip.cores)
+    seen: set[str] = set()
+    for any_ort in (False, True):
+        for layer in [one.index for one in store.layers]:
             searches = [
                 s
-                for s in store.searches(key, any_ort=any_ort)
-                if s["state"] == "done" and s["pick_config"]
+                for s in store.searches(
+                    key, any_ort=any_ort, layer=layer, limit=MAX_SEARCHES_PER_KEY
+                )
+                if (s["ort_version"] != chip.ort_version) == any_ort
             ]
-            searches.sort(key=lambda s: s["finished_at"] or "", reverse=True)
-            trials = [
-                t for t in store.trials(key, any_ort=any_ort) if t["status"] == "ok" and t["ratio"]
-            ]
-            rows = []
+            verdicts = [s for s in searches if served(s, prefer)]
+            verdicts.sort(key=lambda s: s["finished_at"] or "", reverse=True)
+            rows = [(s["pick_config"], _verdict_ratio(s), "verdict", s) for s in verdicts]
             if prefer != "latency":
-                # the Pareto set of stored trials, best first on what the app prefers
+                ids = sorted({s["search_id"].split("~")[0] for s in searches if concluded(s)})
+                trials = [
+                    t
+                    for t in store.trials(
+                        key, any_ort=any_ort, layer=layer, search_ids=ids, limit=MAX_ROWS_PER_KEY
+                    )
+                    if t["status"] == "ok"
+                    and t["ratio"] is not None
+                    and (t["ort_version"] != chip.ort_version) == any_ort
+                ]
                 default = next(
                     (t for t in trials if t["config_id"] == DEFAULT_CONFIG.config_id), None
                 )
                 front = objectives.choose(trials, prefer, default)
                 rows += [(t["config"], t["ratio"], f"pareto:{prefer}", t) for t in front]
-            rows += [
-                (s["pick_config"], s["pick_ratio"], "verdict", s)
-                for s in searches
-                if (s.get("objective") or "latency") == prefer or prefer == "latency"
-            ]
-            trials.sort(key=lambda t: t["ratio"])
-            rows += [(t["config"], t["ratio"], "trial", t) for t in trials]
             for config_json, ratio, source, row in rows:
-                choice = _choice(config_json, ratio, source, row, chip.ort_version, key)
-                if choice is not None and choice.config.config_id not in seen:
-                    seen.add(choice.config.config_id)
+                choice = fit.choice(config_json, ratio, source, row, layer, seen, notes)
+                if choice is not None:
                     yield choice
-            if seen:
-                return
+        if seen:
+            return
 
 
-def _choice(
-    config_json: str,
-    ratio: float | None,
-    source: str,
-    row: dict[str, Any],
-    ort_version: str,
-    key: ResultKey,
-) -> BestConfig | None:
-    try:
-        config = SessionConfig.from_json(config_json)
-        validate_config(config)
-    except ConfigError as exc:
-        log.warning("autotune: refusing a stored configuration (%s); trying the next one", exc)
-        return None
-    return BestConfig(
-        config=config,
-        ratio=ratio,
-        source=source,
-        stale=row.get("ort_version") != ort_version,
-        key=ResultKey(key.model_digest, key.chip, row.get("ort_version") or "", key.shapes),
-        measured_at=row.get("finished_at") or row.get("created_at"),
-    )
+class _Fit:
+    """Turns a stored row into a choice for this machine, or refuses it (noted): validation,
+    thread counts bounded by this machine's cores, free-dimension overrides checked against
+    this model's named dimensions and the shapes asked for."""
+
+    def __init__(self, path: str | os.PathLike[str], key: ResultKey, cores: int) -> None:
+        self.path = path
+        self.key = key
+        self.cores = max(1, cores)
+        self.refused: set[str] = set()
+        self._inputs: dict[str, tuple[int | str | None, ...]] | None = None
+
+    def choice(
+        self,
+        config_json: Any,
+        ratio: float | None,
+        source: str,
+        row: dict[str, Any],
+        layer: int,
+        seen: set[str],
+        notes: Notes,
+    ) -> BestConfig | None:
+        if not isinstance(config_json, str):
+            return None
+        try:
+            config = SessionConfig.from_json(config_json)
+        except ConfigError as exc:
+            if config_json not in self.refused:
+                self.refused.add(config_json)
+                notes.refused.append(str(exc))
+            return None
+        if config.config_id in seen or config.config_id in self.refused:
+            return None
+        try:
+            validate_config(config)
+            self._check_free_dims(config)
+        except ConfigError as exc:
+            self.refused.add(config.config_id)
+            notes.refused.append(str(exc))
+            return None
+        seen.add(config.config_id)
+        fitted = self._fit_threads(config)
+        if fitted != config:
+            notes.changed.append(
+                f"thread counts of {config.describe()} re-derived for this machine's "
+                f"{self.cores} cores: {fitted.describe()}"
+            )
+        stale = row.get("ort_version") != self.key.ort_version
+        return BestConfig(
+            config=fitted,
+            ratio=ratio if ratio is None or 0 < ratio < float("inf") else None,
+            source=source,
+            stale=stale,
+            key=ResultKey(
+                self.key.model_digest, self.key.chip, row.get("ort_version") or "", self.key.shapes
+            ),
+            measured_at=row.get("finished_at") or row.get("created_at"),
+            layer=layer,
+        )
+
+    def _fit_threads(self, config: SessionConfig) -> SessionConfig:
+        """At most 2x the usable cores per thread pool; a larger stored value (a bigger chip's
+        "all cores", or a hostile row) becomes this machine's usable cores."""
+        bound = 2 * self.cores
+        intra, inter = config.intra_op_num_threads, config.inter_op_num_threads
+        if intra <= bound and inter <= bound:
+            return config
+        return replace(
+            config,
+            intra_op_num_threads=self.cores if intra > bound else intra,
+            inter_op_num_threads=self.cores if inter > bound else inter,
+        ).canonical()
+
+    def _check_free_dims(self, config: SessionConfig) -> None:
+        overrides = config.free_dimension_overrides
+        if not overrides:
+            return
+        if self._inputs is None:
+            self._inputs = graph_inputs(self.path) or {}
+        asked = _parse_signature(self.key.shapes)
+        for name, size in overrides.items():
+            places = [
+                (inp, i)
+                for inp, dims in self._inputs.items()
+                for i, d in enumerate(dims)
+                if d == name
+            ]
+            if not places:
+                raise ConfigError(
+                    f"free dimension override {name!r:.60} names no dimension of this model"
+                )
+            for inp, i in places:
+                dims = asked.get(inp)
+                if dims is None or len(dims) <= i or dims[i] != size:
+                    raise ConfigError(
+                        f"free dimension override {name}={size} does not match the shapes "
+                        f"asked for ({self.key.shapes:.120})"
+                    )
+
+
+def _parse_signature(signature: str) -> dict[str, tuple[int, ...]]:
+    """``x=1x16;tokens=1x8`` as {input: dims} (what ``model.shape_signature`` writes)."""
+    out: dict[str, tuple[int, ...]] = {}
+    for part in signature.split(";"):
+        name, _, dims = part.partition("=")
+        try:
+            out[name] = tuple(int(d) for d in dims.split("x")) if dims else ()
+        except ValueError:
+            continue
+    return out
 
 
 def best_config(
@@ -151,12 +317,32 @@ def best_config(
     prefer: str = "latency",
 ) -> BestConfig | None:
     """The best known configuration for this model on this chip, or None if none is stored.
+    What the lookup skipped or refused is logged as one warning.
 
-    Raises ModelError if ``path`` is missing or a directory, DatabaseError if a database file
-    is not an autotune database.
+    Raises ModelError if ``path`` is missing or a directory.
     """
+    choice, notes = lookup(path, shapes=shapes, db=db, prefer=prefer)
+    if notes.text():
+        log.warning("autotune: %s", notes.text())
+    return choice
+
+
+def lookup(
+    path: str | os.PathLike[str],
+    *,
+    shapes: dict[str, tuple[int, ...]] | None = None,
+    db: str | None = None,
+    prefer: str = "latency",
+) -> tuple[BestConfig | None, Notes]:
+    """``best_config`` without logging: the choice and what the lookup skipped or refused."""
     objectives.check(prefer)
-    return next(candidates(path, shapes=shapes, db=db, prefer=prefer), None)
+    notes = Notes()
+    found = candidates(path, shapes=shapes, db=db, prefer=prefer, notes=notes)
+    try:
+        choice = next(found, None)
+    finally:
+        found.close()
+    return choice, notes
 
 
 def best_session(
@@ -170,18 +356,23 @@ def best_session(
 ) -> Any:
     """An ``onnxruntime.InferenceSession`` built from the best stored configuration here.
 
-    With no stored entry, no database, or a stored configuration that is refused or fails to
-    build here, logs one warning and returns a session with plain ORT defaults. With
-    ``strict=True`` those cases raise (AutotuneError subclasses) instead. ``warmup=True`` runs one
-    inference on synthetic inputs before returning; ``warmup="background"`` does it in a thread.
-    ``prefer="load"`` (or ``"memory"``, ``"balanced"``) picks from the Pareto set of stored
-    trials (latency, load time, memory) the one best at that; the default is ``"latency"``.
+    With no stored entry, no database, an unusable database layer (skipped: the others are
+    still used), or a stored configuration that is refused or fails to build here, logs one
+    warning and returns a session with the next usable choice, else plain ORT defaults. With
+    ``strict=True`` those cases raise (AutotuneError subclasses) instead. ``warmup=True`` runs
+    one inference on synthetic inputs before returning; ``warmup="background"`` does it in a
+    thread. ``prefer="load"`` (or ``"memory"``, ``"balanced"``) serves verdicts of searches of
+    that objective, then the Pareto set (latency, load time, memory) of concluded searches'
+    trials, best at that; the default ``"latency"`` serves only latency searches' verdicts.
     """
     session = None
-    found = False
+    chosen: BestConfig | None = None
+    notes = Notes()
+    found = candidates(path, shapes=shapes, db=db, prefer=objectives.check(prefer), notes=notes)
     try:
-        for choice in candidates(path, shapes=shapes, db=db, prefer=objectives.check(prefer)):
-            found = True
+        for choice in found:
+            if strict and notes.skipped:
+                raise DatabaseError(notes.skipped[0])
             try:
                 session = build_session(
                     path,
@@ -194,38 +385,46 @@ def best_session(
                         f"stored configuration {choice.config.describe()} failed to build here: "
                         f"{exc}"
                     ) from None
-                log.warning(
-                    "autotune: stored configuration %s failed to build here (%s); trying the next",
-                    choice.config.describe(),
-                    " ".join(str(exc).split())[:200],
+                notes.failed.append(
+                    f"stored configuration {choice.config.describe()} failed to build here "
+                    f"({' '.join(str(exc).split())[:200]})"
                 )
                 continue
             dropped = dropped_providers(session, choice.config)
             if dropped:
-                log.warning("autotune: ORT dropped %s for %s", ", ".join(dropped), path)
+                notes.changed.append(f"ORT dropped {', '.join(dropped)} for {os.fspath(path)}")
             if choice.stale:
                 log.info(
                     "autotune: using a configuration measured with ORT %s", choice.key.ort_version
                 )
+            chosen = choice
             break
-    except DatabaseError as exc:
-        if strict:
-            raise
-        log.warning("autotune: %s; using ORT defaults", exc)
+    finally:
+        found.close()
+    if strict and notes.skipped:
+        raise DatabaseError(notes.skipped[0])
+    text = notes.text()
     if session is None:
+        hint = f"run: autotune search {os.fspath(path)}"
         if strict:
             raise SessionBuildError(
-                f"no tuned configuration for {path} on {current_chip().chip_id}; "
-                f"run: autotune search {path}"
+                f"no tuned configuration for {path} on {current_chip().chip_id}"
+                + (f" ({text})" if text else "")
+                + f"; {hint}"
             )
-        if not found:
+        if not text:
             log.warning(
-                "autotune: no tuned configuration for %s on this chip; using ORT defaults "
-                "(run: autotune search %s)",
+                "autotune: no tuned configuration for %s on this chip; using ORT defaults (%s)",
                 os.fspath(path),
-                os.fspath(path),
+                hint,
             )
+        elif notes.skipped:  # a search would not fix a broken layer: no hint
+            log.warning("autotune: %s; using ORT defaults", text)
+        else:
+            log.warning("autotune: %s; using ORT defaults (%s)", text, hint)
         session = build_session(path, DEFAULT_CONFIG)
+    elif text and chosen is not None:
+        log.warning("autotune: %s; using %s", text, printable(chosen.config.describe()))
     if warmup:
         _warm(session, background=warmup == "background", shapes=shapes)
     return session

@@ -216,33 +216,149 @@ def _tables(conn: sqlite3.Connection) -> set[str]:
     return {r["name"] if isinstance(r, dict) else r[0] for r in rows}
 
 
+# Every column of the two tables and its Python type: what a read returns for each row, whatever
+# the layer holds (a missing column or a value of another type reads as None). A test checks it
+# against the migrations. The verdict columns of m003 are read where a layer has them.
+_T, _I, _F = str, int, float
+COLUMNS: dict[str, dict[str, type]] = {
+    "trials": {
+        "id": _I, "trial_uid": _T, "search_id": _T, "trial_number": _I, "model_digest": _T,
+        "model_name": _T, "chip": _T, "ort_version": _T, "shapes": _T, "default_shapes": _I,
+        "config_id": _T, "config": _T, "provider": _T, "label": _T, "status": _T, "error": _T,
+        "ratio": _F, "ratio_iqr": _F, "ratios": _T, "rounds_kept": _I, "rounds_dropped": _I,
+        "latency_ms_p50": _F, "latency_ms_p90": _F, "reference_ms_p50": _F, "runs": _I,
+        "session_create_ms": _F, "first_run_ms": _F, "session_rss_mb": _F, "peak_rss_mb": _F,
+        "max_abs_err": _F, "err_to_tol": _F, "floor_ms": _F, "placement": _T, "params": _T,
+        "created_at": _T, "autotune_version": _T, "ort_build": _T, "host": _T, "host_id": _T,
+        "user": _T, "os": _T, "cached_session_create_ms": _F,
+    },
+    "searches": {
+        "search_id": _T, "model_digest": _T, "model_name": _T, "chip": _T, "ort_version": _T,
+        "shapes": _T, "default_shapes": _I, "state": _T, "started_at": _T, "finished_at": _T,
+        "trials_requested": _I, "trials_measured": _I, "objective": _T, "pick_config_id": _T,
+        "pick_config": _T, "pick_label": _T, "pick_ratio": _F, "pick_latency_ms_p50": _F,
+        "default_latency_ms_p50": _F, "verdict": _T, "wall_s": _F, "autotune_version": _T,
+        "host": _T, "host_id": _T, "user": _T, "os": _T,
+        "outcome": _T, "speedup": _F, "speedup_low": _F, "speedup_high": _F, "aa_spread": _F,
+        "busy": _T,
+    },
+}  # fmt: skip
+# A layer without one of these columns is not an autotune database: it is skipped.
+REQUIRED_COLUMNS = {
+    "trials": ("trial_uid", "model_digest", "chip", "ort_version", "shapes", "config_id",
+               "config", "status"),
+    "searches": ("search_id", "model_digest", "chip", "ort_version", "shapes", "state",
+                 "pick_config"),
+}  # fmt: skip
+MAX_VALUE_CHARS = 65536  # a longer text value (or any blob) reads as None
+MAX_ROWS_PER_KEY = 2000  # lookups consider at most this many rows per key and layer, newest first
+
+
+def _plain_columns(conn: sqlite3.Connection, table: str) -> set[str]:
+    """The table's stored columns; raises _Unusable for a virtual table or generated columns
+    (they compute values at read time: a lookup never runs a layer's SQL)."""
+    row = conn.execute(
+        "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", [table]
+    ).fetchone()
+    sql = (row["sql"] if isinstance(row, dict) else row[0]) if row else ""
+    if isinstance(sql, str) and sql.lstrip()[:14].upper() == "CREATE VIRTUAL":
+        raise _Unusable(f"{table} is a virtual table")
+    present: set[str] = set()
+    for info in conn.execute(f'PRAGMA table_xinfo("{table}")').fetchall():
+        values = list(info.values()) if isinstance(info, dict) else list(info)
+        name, hidden = values[1], values[6]
+        if hidden in (2, 3):
+            raise _Unusable(f"{table}.{name} is a generated column")
+        present.add(str(name))
+    missing = [c for c in REQUIRED_COLUMNS[table] if c not in present]
+    if missing:
+        raise _Unusable(f"{table} has no {missing[0]} column")
+    return present
+
+
+class _Unusable(Exception):
+    """A layer that is SQLite but not a plain autotune database."""
+
+
+@dataclass
+class Layer:
+    """One opened database of the stack: its position (0: the personal, writable one), its
+    connection and the columns of each table it has."""
+
+    index: int
+    path: Path
+    conn: sqlite3.Connection
+    columns: dict[str, set[str]]
+
+
+def _clean_value(kind: type, value: Any) -> Any:
+    if value is None:
+        return None
+    if kind is str:
+        return value if isinstance(value, str) else None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    if kind is int:
+        return value if isinstance(value, int) else None
+    return None if value != value else float(value)  # NaN reads as None
+
+
 class Store:
     """The layered tuning database. Reads use plain sqlite3 (fast to import: the run-time path);
-    the writable layer is also wrapped by sqlite-utils for inserts."""
+    the writable layer is also wrapped by sqlite-utils for inserts.
+
+    A read-only layer that cannot be used (not SQLite, damaged, not autotune's, from a newer
+    autotune, a table without a key column, a virtual table or generated columns) is skipped:
+    its reason is kept in ``problems`` (one line per layer) and the other layers are still read.
+    A layer that fails in the middle of a read (a damaged page) is dropped the same way."""
 
     def __init__(self, paths: list[Path], *, write: bool) -> None:
         self.paths = paths
         self.writable: sqlite_utils.Database | None = None
-        self.layers: list[tuple[sqlite3.Connection, set[str]]] = []
+        self.layers: list[Layer] = []
+        self.problems: list[str] = []
         for i, path in enumerate(paths):
-            if i == 0 and write:
-                self.writable = open_writable(path)
-                reader = sqlite3.connect(str(path), timeout=30)
-                reader.execute("PRAGMA busy_timeout = 30000")
-                reader.row_factory = _dict_row
-                self.layers.append((reader, _tables(reader)))
-            else:
-                opened = _open_reader(path)
-                if opened is not None:
-                    self.layers.append(opened)
+            conn: sqlite3.Connection | None = None
+            try:
+                if i == 0 and write:
+                    self.writable = open_writable(path)  # errors here are the caller's
+                    conn = sqlite3.connect(str(path), timeout=30)
+                    conn.execute("PRAGMA busy_timeout = 30000")
+                    conn.row_factory = _dict_row
+                    tables = _tables(conn)
+                else:
+                    opened = _open_reader(path)
+                    if opened is None:
+                        continue
+                    conn, tables = opened
+                conn.execute("PRAGMA trusted_schema = OFF")
+                columns = {t: _plain_columns(conn, t) for t in COLUMNS if t in tables}
+            except (DatabaseError, _Unusable, sqlite3.DatabaseError) as exc:
+                if conn is not None:
+                    conn.close()
+                if i == 0 and write:
+                    if isinstance(exc, DatabaseError):
+                        raise
+                    raise DatabaseError(f"database {path} cannot be used ({exc})") from None
+                self._skip(path, exc)
+                continue
+            self.layers.append(Layer(i, path, conn, columns))
+
+    def _skip(self, path: Path, exc: BaseException) -> None:
+        text = str(exc)
+        if isinstance(exc, _Unusable):
+            text = f"database {path} is not a plain autotune database ({exc})"
+        elif not isinstance(exc, DatabaseError):
+            text = f"database {path} cannot be read ({exc})"
+        self.problems.append(text)
 
     @classmethod
     def open(cls, explicit: str | None = None, *, write: bool = False) -> Store:
         return cls(database_paths(explicit), write=write)
 
     def close(self) -> None:
-        for conn, _ in self.layers:
-            conn.close()
+        for layer in self.layers:
+            layer.conn.close()
         if self.writable is not None:
             self.writable.conn.close()
 
@@ -282,51 +398,143 @@ class Store:
             db["searches"].upsert(_encode(row), pk="search_id")  # type: ignore[union-attr]
 
     # -- reading ---------------------------------------------------------------------------
-    def _rows(
-        self, table: str, where: str, params: list[Any], order: str | None = None
+    def _select(
+        self,
+        layer: Layer,
+        table: str,
+        where: str,
+        params: list[Any],
+        limit: int | None = None,
     ) -> list[dict[str, Any]]:
-        # table, where and order are this module's own constants; values are bound parameters
-        sql = f"SELECT * FROM {table} WHERE {where}" + (f" ORDER BY {order}" if order else "")
-        out: list[dict[str, Any]] = []
-        for conn, tables in self.layers:
-            if table in tables:
-                out += conn.execute(sql, params).fetchall()
+        """Rows of one layer, every column of ``COLUMNS`` (None where the layer lacks it or holds
+        another type, a blob or a text longer than ``MAX_VALUE_CHARS``), oldest first (or the
+        newest ``limit``). A layer that fails here is dropped with its reason in ``problems``."""
+        if table not in layer.columns or layer not in self.layers:
+            return []
+        present = layer.columns[table]
+        kinds = COLUMNS[table]
+        parts = []
+        for c in kinds:
+            if c not in present:
+                parts.append(f'NULL AS "{c}"')
+            else:
+                parts.append(
+                    f"CASE WHEN typeof(\"{c}\") = 'blob' OR (typeof(\"{c}\") = 'text' AND "
+                    f'length("{c}") > {MAX_VALUE_CHARS}) THEN NULL ELSE "{c}" END AS "{c}"'
+                )
+        # table, where and columns are this module's own constants; values are bound parameters
+        sql = f'SELECT rowid AS _r, {", ".join(parts)} FROM "{table}" WHERE {where}'
+        if limit is not None:
+            sql = f"SELECT * FROM ({sql} ORDER BY rowid DESC LIMIT {int(limit)})"
+        try:
+            raw = layer.conn.execute(sql + " ORDER BY _r", params).fetchall()
+        except sqlite3.DatabaseError as exc:
+            self.layers.remove(layer)
+            layer.conn.close()
+            self._skip(layer.path, exc)
+            return []
+        out = []
+        for r in raw:
+            r.pop("_r", None)
+            out.append({c: _clean_value(k, r[c]) for c, k in kinds.items()})
         return out
 
-    def trials(self, key: ResultKey, *, any_ort: bool = False) -> list[dict[str, Any]]:
+    def _rows(
+        self,
+        table: str,
+        where: str,
+        params: list[Any],
+        *,
+        layer: int | None = None,
+        limit: int | None = None,
+    ) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for one in list(self.layers):
+            if layer is None or one.index == layer:
+                out += self._select(one, table, where, params, limit)
+        return out
+
+    def trials(
+        self,
+        key: ResultKey,
+        *,
+        any_ort: bool = False,
+        layer: int | None = None,
+        own: bool = False,
+        search_ids: list[str] | None = None,
+        limit: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """Trials of ``key`` (of any ORT version if asked), over every layer or one.
+        ``own``: only this machine's own measurements (the writable layer, this host's id),
+        the only ones a search lets set its slow-phase floor or skip configurations.
+        ``search_ids``: only trials of these searches. ``limit``: the newest per layer."""
         where, params = _key_filter(key, any_ort)
-        return _dedupe(self._rows("trials", where, params, "id"), "trial_uid")
+        if search_ids is not None:
+            if not search_ids:
+                return []
+            where += f" and search_id IN ({', '.join('?' * len(search_ids))})"
+            params += search_ids
+        if own:
+            if self.writable is None:
+                return []
+            from autotune.chip import provenance
+
+            where += " and host_id = ?"
+            params.append(provenance()["host_id"])
+            layer = 0
+        return _dedupe(self._rows("trials", where, params, layer=layer, limit=limit), "trial_uid")
 
     def trials_of_model(self, model_digest: str, chip: str | None = None) -> list[dict[str, Any]]:
         where, params = "model_digest = ?", [model_digest]
         if chip:
             where += " and chip = ?"
             params.append(chip)
-        return _dedupe(self._rows("trials", where, params, "id"), "trial_uid")
+        return _dedupe(self._rows("trials", where, params), "trial_uid")
 
-    def searches(self, key: ResultKey, *, any_ort: bool = False) -> list[dict[str, Any]]:
+    def searches(
+        self,
+        key: ResultKey,
+        *,
+        any_ort: bool = False,
+        layer: int | None = None,
+        limit: int | None = None,
+    ) -> list[dict[str, Any]]:
         where, params = _key_filter(key, any_ort)
-        return _dedupe(self._rows("searches", where, params, "started_at"), "search_id")
+        rows = _dedupe(self._rows("searches", where, params, layer=layer, limit=limit), "search_id")
+        rows.sort(key=lambda r: r["started_at"] or "")
+        return rows
 
     def shape_signatures(self, model_digest: str, chip: str) -> list[tuple[str, int]]:
         """(shapes, default_shapes) pairs stored for this model on this chip."""
         seen: dict[str, int] = {}
         sql = (
-            "SELECT shapes, max(coalesce(default_shapes, 0)) AS d FROM trials "
-            "WHERE model_digest = ? AND chip = ? GROUP BY shapes"
+            "SELECT shapes, max(CASE WHEN typeof(default_shapes) = 'integer' "
+            "AND default_shapes = 1 THEN 1 ELSE 0 END) AS d FROM trials "
+            "WHERE model_digest = ? AND chip = ? AND typeof(shapes) = 'text' "
+            f"AND length(shapes) <= {MAX_VALUE_CHARS} GROUP BY shapes"
         )
-        for conn, tables in self.layers:
-            if "trials" in tables:
-                for row in conn.execute(sql, [model_digest, chip]):
-                    seen[row["shapes"]] = max(seen.get(row["shapes"], 0), row["d"] or 0)
+        for layer in list(self.layers):
+            if "trials" not in layer.columns:
+                continue
+            try:
+                rows = layer.conn.execute(sql, [model_digest, chip]).fetchall()
+            except sqlite3.DatabaseError as exc:
+                self.layers.remove(layer)
+                layer.conn.close()
+                self._skip(layer.path, exc)
+                continue
+            for row in rows:
+                seen[row["shapes"]] = max(seen.get(row["shapes"], 0), int(row["d"] or 0))
         return sorted(seen.items())
 
     def summary(self) -> list[dict[str, Any]]:
         """One row per model × chip × ORT version × shapes, with counts and the latest verdict."""
         groups: dict[tuple[str, ...], dict[str, Any]] = {}
-        rows = _dedupe(self._rows("trials", "1 = 1", [], "id"), "trial_uid")
+        rows = _dedupe(self._rows("trials", "1 = 1", []), "trial_uid")
         for row in rows:
             k = (row["model_digest"], row["chip"], row["ort_version"], row["shapes"])
+            if not all(isinstance(v, str) for v in k):
+                continue
             g = groups.setdefault(
                 k,
                 {
@@ -344,7 +552,7 @@ class Store:
             g["trials"] += 1
             if row["status"] not in ("ok", "pruned"):
                 g["failed"] += 1
-            if row["status"] == "ok" and row["ratio"] is not None:
+            if row["status"] == "ok" and row["ratio"] is not None and row["ratio"] > 0:
                 g["best_ratio"] = min(g["best_ratio"] or 9e9, row["ratio"])
             g["last"] = max(g["last"], row["created_at"] or "")
         return sorted(groups.values(), key=lambda g: (g["model"] or "", g["chip"], g["shapes"]))
@@ -374,7 +582,7 @@ def _dedupe(rows: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
     seen: set[Any] = set()
     out = []
     for row in rows:
-        if row[key] in seen:
+        if row[key] is None or row[key] in seen:
             continue
         seen.add(row[key])
         out.append(row)

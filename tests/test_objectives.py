@@ -50,13 +50,18 @@ def test_best_session_prefers_load_when_asked(
             "ort_version": current_chip().ort_version, "shapes": "x=1x16", "default_shapes": 1,
             "status": "ok", "first_run_ms": 1.0, "session_rss_mb": 5.0}  # fmt: skip
     with Store.open(write=True) as store:
+        # the trials of a finished latency search whose head-to-head picked fast_run
+        store.upsert_search({**{k: base[k] for k in ("model_digest", "chip", "ort_version",
+                             "shapes", "default_shapes")}, "search_id": "s1", "state": "done",
+                             "objective": "latency", "pick_config": fast_run.to_json(),
+                             "pick_ratio": 0.85})  # fmt: skip
         for uid, cfg, ratio, create in (
             ("a", DEFAULT_CONFIG, 1.0, 50.0),
             ("b", quick_load, 1.05, 5.0),
             ("c", fast_run, 0.85, 60.0),
         ):
             store.record_trial({**base, "trial_uid": uid, "config_id": cfg.config_id,
-                                "config": cfg.to_json(), "ratio": ratio,
+                                "search_id": "s1", "config": cfg.to_json(), "ratio": ratio,
                                 "session_create_ms": create})  # fmt: skip
     assert autotune.best_config(mlp_path).config == fast_run  # type: ignore[union-attr]
     chosen = autotune.best_config(mlp_path, prefer="load")

@@ -15,7 +15,14 @@ from autotune.errors import SessionBuildError
 from autotune.store import Store
 
 
-def _store_pick(mlp_path: Path, config: SessionConfig, *, ort_version: str | None = None) -> None:
+def _store_pick(
+    mlp_path: Path,
+    config: SessionConfig,
+    *,
+    ort_version: str | None = None,
+    finished_at: str = "2026-11-23T00:00:00+00:00",
+    **search: object,
+) -> None:
     """Write a finished search whose verdict is ``config`` (as a search on this chip would)."""
     from autotune.chip import current_chip
     from autotune.digest import model_digest
@@ -32,9 +39,10 @@ def _store_pick(mlp_path: Path, config: SessionConfig, *, ort_version: str | Non
                 "shapes": "x=1x16",
                 "default_shapes": 1,
                 "state": "done",
-                "finished_at": "2026-11-23T00:00:00+00:00",
+                "finished_at": finished_at,
                 "pick_config": config.to_json(),
                 "pick_ratio": 0.9,
+                **search,
             }
         )
         store.record_trial(
@@ -100,7 +108,10 @@ def test_config_for_another_build_falls_back(
 
 
 def test_unsafe_stored_config_is_refused(mlp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    _store_pick(mlp_path, SessionConfig(intra_op_num_threads=1).canonical())
+    older = SessionConfig(intra_op_num_threads=1).canonical()
+    _store_pick(mlp_path, older, finished_at="2026-11-01T00:00:00+00:00")
+    newer = SessionConfig(intra_op_num_threads=2).canonical()
+    _store_pick(mlp_path, newer, finished_at="2026-11-23T00:00:00+00:00")
     db = Path(Store.open().paths[0])
     conn = sqlite3.connect(db)
     hostile = json.dumps(
@@ -110,13 +121,15 @@ def test_unsafe_stored_config_is_refused(mlp_path: Path, caplog: pytest.LogCaptu
         }
     )
     with conn:
-        conn.execute("UPDATE searches SET pick_config = ?", (hostile,))
+        conn.execute("UPDATE searches SET pick_config = ? WHERE search_id = ?",
+                     (hostile, newer.config_id))  # fmt: skip
     conn.close()
     with caplog.at_level(logging.WARNING, logger="autotune"):
         best = autotune.best_config(mlp_path)
-    # the hostile verdict is refused; the valid trial row is used instead
-    assert best is not None and best.config.intra_op_num_threads == 1 and best.source == "trial"
-    assert any("refusing a stored configuration" in r.getMessage() for r in caplog.records)
+    # the hostile (newest) verdict is refused; the older valid verdict is used instead
+    assert best is not None and best.config == older and best.source == "verdict"
+    (record,) = caplog.records
+    assert "refused 1 stored configuration (session entry" in record.getMessage()
 
 
 def test_stale_result_from_another_ort_version(mlp_path: Path) -> None:
