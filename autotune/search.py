@@ -307,7 +307,10 @@ class _Search:
         from optuna.trial import TrialState, create_trial
 
         options = self.options
-        previous = self.store.trials(self.key)
+        # only this machine's own rows set the slow-phase floor and mark configurations as
+        # measured (never again): a team layer's rows inform (stale picks, the head-to-head
+        # contenders) but cannot veto a configuration or make every round look slow
+        previous = self.store.trials(self.key, own=True)
         for row in previous:
             self.known[row["config_id"]] = row
             if row["floor_ms"]:
