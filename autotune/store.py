@@ -32,7 +32,7 @@ from autotune.paths import database_paths
 
 MIGRATION_SET = "autotune"
 # the names of autotune.schema's migrations; a database with others is from a newer autotune
-KNOWN_MIGRATIONS = frozenset({"m001_initial", "m002_cached_load_time"})
+KNOWN_MIGRATIONS = frozenset({"m001_initial", "m002_cached_load_time", "m003_verdict"})
 SQLITE_HEADER = b"SQLite format 3\x00"
 
 
@@ -44,7 +44,16 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(name)
 
 
-JSON_COLUMNS = {"config", "placement", "params", "ort_build", "pick_config", "verdict", "ratios"}
+JSON_COLUMNS = {
+    "config",
+    "placement",
+    "params",
+    "ort_build",
+    "pick_config",
+    "verdict",
+    "ratios",
+    "busy",
+}
 
 
 @dataclass(frozen=True)
