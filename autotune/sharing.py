@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import json
 import math
 import os
@@ -49,6 +50,8 @@ REQUIRED = {
 MAX_KEY_CHARS = 256  # a trial_uid or search_id (ours are 32 hex digits)
 MAX_TEXT_CHARS = 1 << 20  # any one text value
 MAX_LINE_BYTES = 16 << 20  # one line of a .jsonl file
+MAX_SOURCE_BYTES = 1 << 30  # one source file (.db or .jsonl)
+MAX_NAMES_SHOWN = 10  # unknown columns or tables named in a merge summary
 _INT64 = 1 << 63
 
 Kind = type[str] | type[int] | type[float]
@@ -84,6 +87,7 @@ class MergeReport:
     searches_new: int = 0
     searches_updated: int = 0
     searches_present: int = 0
+    searches_beside: int = 0
     searches_skipped: int = 0
     unknown_columns: set[str] = field(default_factory=set)
     unknown_tables: set[str] = field(default_factory=set)
@@ -94,7 +98,9 @@ class MergeReport:
 
     @property
     def searches(self) -> int:
-        return self.searches_new + self.searches_updated + self.searches_present
+        return (
+            self.searches_new + self.searches_updated + self.searches_present + self.searches_beside
+        )
 
     def summary(self) -> str:
         """One line: ``merged N trials (M new, K already present, S skipped) and P searches``."""
@@ -103,12 +109,17 @@ class MergeReport:
             f"present, {self.trials_skipped} skipped) and {self.searches} searches from "
             f"{self.source}"
         )
+        if self.searches_beside:
+            text += (
+                f"; kept {self.searches_beside} search rows beside a different stored row of "
+                "the same search"
+            )
         if self.searches_skipped:
             text += f"; skipped {self.searches_skipped} malformed search rows"
         if self.unknown_columns:
-            text += f"; dropped unknown columns: {', '.join(sorted(self.unknown_columns))}"
+            text += f"; dropped unknown columns: {_names(self.unknown_columns)}"
         if self.unknown_tables:
-            text += f"; ignored unknown tables: {', '.join(sorted(self.unknown_tables))}"
+            text += f"; ignored unknown tables: {_names(self.unknown_tables)}"
         return text
 
     def _skip(self, table: str) -> None:
@@ -116,6 +127,13 @@ class MergeReport:
             self.trials_skipped += 1
         else:
             self.searches_skipped += 1
+
+
+def _names(names: set[str]) -> str:
+    """At most ``MAX_NAMES_SHOWN`` names, then how many more."""
+    shown = sorted(names)[:MAX_NAMES_SHOWN]
+    more = len(names) - len(shown)
+    return ", ".join(shown) + (f" and {more} more" if more else "")
 
 
 @dataclass(frozen=True)
@@ -356,9 +374,14 @@ def merge(
     The target is ``into``, else the first (personal) database of ``AUTOTUNE_DB``; it is created
     if missing. A trial is identified by its ``trial_uid``: one already present is left as it is,
     so merging the same source twice changes nothing and results from different machines and
-    people all remain. A search is identified by its ``search_id``; of two rows, the one that is
-    ``done``, then the one that finished last, is kept. Every source is read and checked first,
-    then all are written in one transaction: on any error, the target is left unchanged.
+    people all remain. A search is identified by its ``search_id``: a new one is added; a stored
+    row that is not ``done`` (running, interrupted, failed) is replaced by a ``done`` one or one
+    that finished later; a stored ``done`` row (a verdict) is never replaced or erased: a
+    different row of the same search is kept beside it, under the id ``<search_id>~<hash of the
+    row>`` (merging it again finds it present). The resolver serves, per database, the newest
+    finished verdict with a pick; a row without a pick never hides one. Every source is read and
+    checked first, then all are written in one transaction: on any error, the target is left
+    unchanged. A source larger than ``MAX_SOURCE_BYTES`` is refused.
 
     Returns one report per source. Raises DatabaseError if a source is missing, not SQLite, not
     an autotune database, from a newer autotune, or a ``.jsonl`` line is not a JSON object
@@ -372,6 +395,7 @@ def merge(
     for src in sources:
         path = Path(src)
         report = MergeReport(str(path))
+        _check_size(path)
         if path.suffix.lower() == ".jsonl":
             rows = _read_jsonl(path, schema, report)
         else:
@@ -414,19 +438,52 @@ def _merge_searches(
     update = "UPDATE searches SET {} WHERE search_id = ?".format(
         ", ".join(f'"{c}" = ?' for c in columns if c != "search_id")
     )
+    select = "SELECT {} FROM searches WHERE search_id = ?".format(
+        ", ".join(f'"{c}"' for c in columns)
+    )
     for row in sorted(rows, key=functools.partial(_sort_key, "searches")):
-        old = conn.execute(
-            "SELECT state, finished_at FROM searches WHERE search_id = ?", [row["search_id"]]
-        ).fetchone()
-        if old is None:
+        found = conn.execute(select, [row["search_id"]]).fetchone()
+        if found is None:
             conn.execute(insert, [row.get(c) for c in columns])
             report.searches_new += 1
-        elif _search_rank(row["state"], row["finished_at"]) > _search_rank(*old):
-            values = [row.get(c) for c in columns if c != "search_id"]
-            conn.execute(update, [*values, row["search_id"]])
-            report.searches_updated += 1
-        else:
+            continue
+        old = dict(zip(columns, found, strict=True))
+        if all(_same(old[c], row.get(c)) for c in columns):
             report.searches_present += 1
+        elif old["state"] != "done":
+            # no verdict stored yet: a finished row, or one that got further, replaces it
+            if _search_rank(row["state"], row["finished_at"]) > _search_rank(
+                old["state"], old["finished_at"]
+            ):
+                values = [row.get(c) for c in columns if c != "search_id"]
+                conn.execute(update, [*values, row["search_id"]])
+                report.searches_updated += 1
+            else:
+                report.searches_present += 1
+        elif row["state"] != "done":
+            report.searches_present += 1  # an unfinished snapshot of a search with a verdict
+        else:
+            # two different verdicts of one search id: the stored one stays, this one beside it
+            beside = {**row, "search_id": f"{row['search_id'][:200]}~{_row_hash(row)}"}
+            cursor = conn.execute(
+                _insert_sql("searches", columns) + " ON CONFLICT(search_id) DO NOTHING",
+                [beside.get(c) for c in columns],
+            )
+            if cursor.rowcount == 1:
+                report.searches_beside += 1
+            else:
+                report.searches_present += 1
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+        return True
+    return bool(a == b and type(a) is type(b)) or (a is None and b is None)
+
+
+def _row_hash(row: Row) -> str:
+    text = json.dumps(row, sort_keys=True, default=str, allow_nan=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 def _search_rank(state: Any, finished_at: Any) -> tuple[bool, str]:
@@ -477,6 +534,18 @@ def expected_schema() -> Schema:
     return schema
 
 
+def _check_size(path: Path) -> None:
+    try:
+        size = path.stat().st_size if path.is_file() else 0
+    except OSError:
+        return  # reported by the reader, with the reason
+    if size > MAX_SOURCE_BYTES:
+        raise DatabaseError(
+            f"{path} is {size >> 20} MiB, more than the {MAX_SOURCE_BYTES >> 20} MiB a source may "
+            "hold; export fewer results (--model, --chip) or merge in parts"
+        )
+
+
 def _read_sqlite(
     path: Path, schema: Schema, report: MergeReport, *, missing: Literal["export", "merge"]
 ) -> dict[str, list[Row]]:
@@ -516,7 +585,14 @@ def _read_sqlite(
                     f"{path} is not an autotune database ({table} is not a plain table); "
                     "give another file"
                 )
-            present = [r[1] for r in conn.execute(f'PRAGMA table_info("{table}")')]
+            info = conn.execute(f'PRAGMA table_xinfo("{table}")').fetchall()
+            generated = [r[1] for r in info if r[6] in (2, 3)]
+            if generated:
+                raise DatabaseError(
+                    f"{path} is not an autotune database ({table}.{_printable(generated[0])} "
+                    "is a generated column); give another file"
+                )
+            present = [r[1] for r in info]
             known = [c for c in schema[table] if c in present]
             for c in present:
                 if c not in schema[table] and c not in LOCAL_COLUMNS:
@@ -526,7 +602,13 @@ def _read_sqlite(
                     f"{path} is not an autotune database ({table} has no {KEYS[table]} "
                     "column); give another file"
                 )
-            names = ", ".join(f'"{c}"' for c in known)
+            # a blob, or a text longer than MAX_TEXT_CHARS, reads as X'00': the row is refused
+            # as malformed, and a blob is never loaded (typeof() does not read the value)
+            names = ", ".join(
+                f"CASE WHEN typeof(\"{c}\") = 'blob' OR (typeof(\"{c}\") = 'text' AND "
+                f'length("{c}") > {MAX_TEXT_CHARS}) THEN X\'00\' ELSE "{c}" END'
+                for c in known
+            )
             for values in conn.execute(f'SELECT {names} FROM "{table}"'):
                 _accept(table, dict(zip(known, values, strict=True)), schema, report, rows)
     except sqlite3.DatabaseError as exc:

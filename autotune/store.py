@@ -227,7 +227,7 @@ def _tables(conn: sqlite3.Connection) -> set[str]:
 
 # Every column of the two tables and its Python type: what a read returns for each row, whatever
 # the layer holds (a missing column or a value of another type reads as None). A test checks it
-# against the migrations. The verdict columns of m003 are read where a layer has them.
+# against the migrations.
 _T, _I, _F = str, int, float
 COLUMNS: dict[str, dict[str, type]] = {
     "trials": {
@@ -239,7 +239,7 @@ COLUMNS: dict[str, dict[str, type]] = {
         "session_create_ms": _F, "first_run_ms": _F, "session_rss_mb": _F, "peak_rss_mb": _F,
         "max_abs_err": _F, "err_to_tol": _F, "floor_ms": _F, "placement": _T, "params": _T,
         "created_at": _T, "autotune_version": _T, "ort_build": _T, "host": _T, "host_id": _T,
-        "user": _T, "os": _T, "cached_session_create_ms": _F,
+        "user": _T, "os": _T, "cached_session_create_ms": _F, "load_cores": _F, "warning": _T,
     },
     "searches": {
         "search_id": _T, "model_digest": _T, "model_name": _T, "chip": _T, "ort_version": _T,
@@ -249,7 +249,7 @@ COLUMNS: dict[str, dict[str, type]] = {
         "default_latency_ms_p50": _F, "verdict": _T, "wall_s": _F, "autotune_version": _T,
         "host": _T, "host_id": _T, "user": _T, "os": _T,
         "outcome": _T, "speedup": _F, "speedup_low": _F, "speedup_high": _F, "aa_spread": _F,
-        "busy": _T,
+        "busy": _T, "error": _T,
     },
 }  # fmt: skip
 # A layer without one of these columns is not an autotune database: it is skipped.

@@ -329,14 +329,19 @@ def test_a_finished_search_wins_over_a_running_one(tmp_path: Path, machines: Mac
     before = dump(target())
     ok("merge", running)  # the older, unfinished row never replaces the finished one
     assert dump(target()) == before
-    # of two finished rows, the one that finished last
+    # of two different finished rows, neither replaces the other: the later one goes beside
     later = tmp_path / "later.db"
     shutil.copy(machines.a, later)
     with sqlite3.connect(later) as conn:
         conn.execute("UPDATE searches SET finished_at = '2999-01-01T00:00:00+00:00'")
     conn.close()
-    ok("merge", later)
-    assert _rows(target(), "searches")[0]["finished_at"].startswith("2999")
+    assert "kept 1 search rows beside a different stored row" in ok("merge", later)
+    stored, beside = _rows(target(), "searches")
+    assert stored == done[0] and beside["search_id"].startswith(done[0]["search_id"] + "~")
+    assert beside["finished_at"].startswith("2999")
+    again = dump(target())
+    assert "(0 new, 3 already present" in ok("merge", later)  # beside rows are found again
+    assert dump(target()) == again
 
 
 # -- hostile and broken sources ------------------------------------------------------------

@@ -176,3 +176,14 @@ def test_schema_names_match_the_store_list() -> None:
     from autotune.schema import migrations as schema_migrations
 
     assert {m.name for m in schema_migrations._migrations} == KNOWN_MIGRATIONS
+
+
+def test_read_columns_match_the_migrations(tmp_path: Path) -> None:
+    """What a read returns for each row (``store.COLUMNS``) is exactly the schema."""
+    from autotune.store import COLUMNS
+
+    db = open_writable(tmp_path / "new.db")
+    for table, columns in COLUMNS.items():
+        stored = db[table].columns_dict  # type: ignore[union-attr]
+        assert columns == stored, table
+    db.conn.close()
