@@ -27,5 +27,11 @@ def report_cmd(model: str, output: str | None, png: str | None, db: str | None) 
     """Write a self-contained HTML report of MODEL's trials on this chip."""
     from autotune.html_report import write_report
 
-    out = write_report(model, output or f"{Path(model).stem}-report.html", db=db, png=png)
+    out = write_report(
+        model,
+        output or f"{Path(model).stem}-report.html",
+        db=db,
+        png=png,
+        warn=lambda message: click.echo(f"warning: {message}", err=True),
+    )
     click.echo(f"wrote {out}" + (f" and {png}" if png else ""))

@@ -20,7 +20,7 @@ import json
 import logging
 import math
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -90,6 +90,7 @@ def write_report(
     *,
     db: str | None = None,
     png: str | Path | None = None,
+    warn: Callable[[str], None] | None = None,
 ) -> Path:
     """Write the HTML report of ``model_path``'s trials on this chip to ``out_path``.
 
@@ -98,7 +99,7 @@ def write_report(
     Raises ModelError for a missing model, DatabaseError for an unusable database, and
     ReportError when nothing is stored for this model on this chip.
     """
-    data = load_report_data(model_path, db=db)
+    data = load_report_data(model_path, db=db, warn=warn)
     out = Path(out_path)
     try:
         out.write_text(render_html(data), encoding="utf-8")
@@ -109,8 +110,11 @@ def write_report(
     return out
 
 
-def load_report_data(model_path: str | Path, *, db: str | None = None) -> ReportData:
-    """The stored trials and latest verdict of ``model_path`` on this chip."""
+def load_report_data(
+    model_path: str | Path, *, db: str | None = None, warn: Callable[[str], None] | None = None
+) -> ReportData:
+    """The stored trials and latest verdict of ``model_path`` on this chip. A database layer
+    that cannot be read is skipped and named to ``warn`` (default: a logged warning)."""
     from autotune.chip import current_chip
     from autotune.digest import model_digest
 
@@ -119,7 +123,10 @@ def load_report_data(model_path: str | Path, *, db: str | None = None) -> Report
     with Store.open(db, write=False) as store:
         rows = [_clean(r) for r in store.trials_of_model(digest, chip)]
         for problem in store.problems:
-            log.warning("autotune: skipped %s", printable(problem))
+            if warn is None:
+                log.warning("autotune: skipped %s", printable(problem))
+            else:
+                warn(f"skipped {printable(problem)}")
         if not rows:
             hint = "" if store.problems else f"; run: autotune search {model_path}"
             raise ReportError(f"no trials of {model_path} on {chip} are stored{hint}")

@@ -162,14 +162,21 @@ def _candidates(
     fit = _Fit(path, key, chip.cores)
     seen: set[str] = set()
     for any_ort in (False, True):
-        for layer in [one.index for one in store.layers]:
-            searches = [
-                s
-                for s in store.searches(
-                    key, any_ort=any_ort, layer=layer, limit=MAX_SEARCHES_PER_KEY
-                )
-                if (s["ort_version"] != chip.ort_version) == any_ort
-            ]
+        # every layer's searches first, so a layer that fails to read is always noted
+        by_layer = [
+            (
+                layer,
+                [
+                    s
+                    for s in store.searches(
+                        key, any_ort=any_ort, layer=layer, limit=MAX_SEARCHES_PER_KEY
+                    )
+                    if (s["ort_version"] != chip.ort_version) == any_ort
+                ],
+            )
+            for layer in [one.index for one in store.layers]
+        ]
+        for layer, searches in by_layer:
             verdicts = [s for s in searches if served(s, prefer)]
             verdicts.sort(key=lambda s: s["finished_at"] or "", reverse=True)
             rows = [(s["pick_config"], _verdict_ratio(s), "verdict", s) for s in verdicts]
