@@ -745,7 +745,29 @@ def _storage(url: str | None) -> Any:
             f"--storage {url!r} is not a storage URL; use journal:/path/to/file or an RDB URL "
             "such as postgresql://user@host/db"
         )
-    return url
+    from optuna.storages import RDBStorage
+    from sqlalchemy.exc import SQLAlchemyError
+
+    scheme = url.split("://", 1)[0]
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            return RDBStorage(url)
+        except ImportError:
+            raise SearchError(
+                f"--storage {scheme}://…: the database driver is not installed; for PostgreSQL: "
+                "pip install 'psycopg[binary]'"
+            ) from None
+        except SQLAlchemyError as exc:
+            # workers starting at once on a new database race to create Optuna's tables (on
+            # PostgreSQL: "duplicate key ... pg_type_typname_nsp_index"): the loser retries
+            if attempt == 5:
+                reason = " ".join(str(getattr(exc, "orig", None) or exc).split())[:200]
+                raise SearchError(
+                    f"--storage {scheme}://…: cannot open the study database ({reason})"
+                ) from None
+            time.sleep(0.5 * attempt)
 
 
 def _finished(study: Any) -> int:
