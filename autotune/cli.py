@@ -197,12 +197,15 @@ def best(
     model: str, shapes: tuple[str, ...], db: str | None, as_json: bool, fmt: str | None
 ) -> None:
     """Print the best known configuration for MODEL on this chip."""
+    from autotune.errors import DatabaseError
     from autotune.model import parse_shape_args
-    from autotune.report import best_text
+    from autotune.report import best_text, printable
     from autotune.resolver import lookup
     from autotune.snippets import snippet, unsupported
 
     choice, notes = lookup(model, shapes=parse_shape_args(shapes) or None, db=db)
+    if notes.skipped and not notes.read:  # no database could be read at all
+        raise DatabaseError(printable(notes.skipped[0]))
     if notes.text():
         click.echo(f"warning: {notes.text()}", err=True)
     if as_json and not fmt:
@@ -277,9 +280,13 @@ def show(
 
 
 def _warn_skipped(store: Any) -> None:
-    """One line per database layer that could not be read (the others were used)."""
+    """One line per database layer that could not be read, when others were read; when none
+    could be, the first reason as the error."""
+    from autotune.errors import DatabaseError
     from autotune.report import printable
 
+    if store.problems and not store.layers:
+        raise DatabaseError(printable(store.problems[0]))
     for problem in store.problems:
         click.echo(f"warning: skipped {printable(problem)}", err=True)
 

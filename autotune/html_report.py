@@ -29,7 +29,7 @@ from typing import Any
 
 from autotune import __version__
 from autotune.config import DEFAULT_CONFIG, SessionConfig
-from autotune.errors import AutotuneError
+from autotune.errors import AutotuneError, DatabaseError
 from autotune.report import ms, ordered_trials, printable
 from autotune.store import ResultKey, Store, decode_json
 
@@ -122,6 +122,8 @@ def load_report_data(
     chip = current_chip().chip_id
     with Store.open(db, write=False) as store:
         rows = [_clean(r) for r in store.trials_of_model(digest, chip)]
+        if store.problems and not store.layers:
+            raise DatabaseError(printable(store.problems[0]))
         for problem in store.problems:
             if warn is None:
                 log.warning("autotune: skipped %s", printable(problem))

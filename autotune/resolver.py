@@ -78,6 +78,7 @@ class Notes:
     refused: list[str] = field(default_factory=list)  # stored configurations failing validation
     changed: list[str] = field(default_factory=list)  # re-derived for this machine
     failed: list[str] = field(default_factory=list)  # stored configurations that did not build
+    read: int = 0  # database layers that were read (not skipped)
 
     def text(self) -> str:
         parts = [f"skipped {p}" for p in self.skipped]
@@ -140,6 +141,7 @@ def candidates(
             yield from _candidates(store, path, digest, chip, shapes, prefer, notes)
         finally:
             notes.skipped += store.problems
+            notes.read = len(store.layers)
 
 
 def _candidates(
