@@ -380,8 +380,6 @@ def best_session(
     found = candidates(path, shapes=shapes, db=db, prefer=objectives.check(prefer), notes=notes)
     try:
         for choice in found:
-            if strict and notes.skipped:
-                raise DatabaseError(notes.skipped[0])
             try:
                 session = build_session(
                     path,
