@@ -301,6 +301,7 @@ def worker_main(conn: Any, setup: ProcessSetup) -> None:
 
     # Ctrl-C is the parent's to handle: it must not kill a trial and be recorded as a crash
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})  # held while it was spawned
     _die_with_parent()
     import onnxruntime as ort
 
@@ -383,7 +384,13 @@ class SessionProcess:
         ctx = multiprocessing.get_context("spawn")
         self.conn, child = ctx.Pipe()
         self.process = ctx.Process(target=target, args=(child, setup), daemon=True)
-        self.process.start()
+        # Ctrl-C or SIGTERM arriving while the child is being handed its setup would leave it
+        # reading a cut-off pickle (and printing a traceback): hold them until it has it
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+        try:
+            self.process.start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
         child.close()
         self.peak_rss_mb: float | None = None
         try:

@@ -442,6 +442,8 @@ class _Search:
         self._freeze_dead_dimensions()
         budget = max(0, options.trials - resumed)
         self._check_load()
+        if not shared:  # this process holds the model's lock: no other search of it runs here
+            self.store.mark_abandoned(self.key.model_digest, provenance()["host_id"])
         self.search_row_state("running")
         self.emit(
             Event("start", done=0, total=budget, message=f"{resumed} trials already stored")

@@ -290,6 +290,18 @@ class Store:
         with self._write() as db:
             db["searches"].upsert(_encode(row), pk="search_id")  # type: ignore[union-attr]
 
+    def mark_abandoned(self, model_digest: str, host_id: str) -> int:
+        """Searches of this model on this host still marked running, from a process that was
+        killed (kill -9, a power cut): the caller holds the model's search lock, so none of them
+        is alive. They are marked interrupted. Returns how many."""
+        with self._write() as db:
+            cursor = db.conn.execute(
+                "UPDATE searches SET state = 'interrupted' "
+                "WHERE state = 'running' AND model_digest = ? AND host_id = ?",
+                [model_digest, host_id],
+            )
+            return int(cursor.rowcount)
+
     # -- reading ---------------------------------------------------------------------------
     def _rows(
         self, table: str, where: str, params: list[Any], order: str | None = None

@@ -62,7 +62,6 @@ def test_a_candidate_slower_in_one_of_its_processes_is_not_picked() -> None:
     rounds = _rounds([[1.0, 0.7], [1.0, 0.7], [1.0, 1.1], [1.0, 0.7]])
     v = decide(rounds, contenders=2, min_gain=0.03)
     e = v.entries[1]
-    assert e.speedup_low is not None and e.speedup_low > 1 / 0.97 or e.why_not
     assert v.outcome == DEFAULT, v.reason
     assert e.why_not and ("process" in e.why_not or "interval" in e.why_not)
 
