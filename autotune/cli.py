@@ -276,19 +276,22 @@ def show(
     from autotune.store import Store
 
     digest = model_digest(model)
+    chip_id = current_chip().chip_id
     with Store.open(db, write=False) as store:
+        latest = store.latest_search(digest, chip_id)
         rows = ordered_trials(
             [
                 r
-                for r in store.trials_of_model(
-                    digest, None if all_chips else current_chip().chip_id
-                )
+                for r in store.trials_of_model(digest, None if all_chips else chip_id)
                 if (host is None or host in (r["host"], r["host_id"]))
                 and (user is None or r["user"] == user)
                 and (ort_version is None or r["ort_version"] == ort_version)
             ]
         )
-    click.echo(json.dumps(rows, indent=2) if as_json else trials_text(rows, model))
+    if as_json:
+        click.echo(json.dumps({"verdict": latest, "trials": rows}, indent=2))
+        return
+    click.echo(trials_text(rows, model, latest))
 
 
 @cli.command()

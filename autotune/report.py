@@ -223,13 +223,23 @@ def summary_text(rows: list[dict[str, Any]]) -> str:
                 r["shapes"],
                 r["trials"],
                 r["failed"],
-                speedup(r["best_ratio"]),
+                _verdict_cell(r["outcome"], r["pick"], r["speedup"]),
                 r["last"],
             ]
             for r in rows
         ],
-        ["model", "digest", "chip", "ort", "shapes", "trials", "failed", "best", "last"],
+        ["model", "digest", "chip", "ort", "shapes", "trials", "failed", "verdict", "last"],
     )
+
+
+def _verdict_cell(outcome: str | None, pick: str | None, speedup_value: float | None) -> str:
+    if outcome is None:
+        return "no verdict yet"
+    if outcome == "inconclusive":
+        return "inconclusive"
+    if outcome == "default" or not speedup_value:
+        return "ORT default"
+    return f"{pick} {speedup_value:.2f}×"
 
 
 _STATUS_ORDER = {"ok": 0, "pruned": 1}
@@ -260,24 +270,51 @@ def placement_text(value: Any) -> str:
     return " ".join(parts)
 
 
-def trials_text(rows: list[dict[str, Any]], model: str) -> str:
+def trials_text(
+    rows: list[dict[str, Any]], model: str, search: dict[str, Any] | None = None
+) -> str:
+    """Every trial, best first. ``estimate`` is the search phase's figure (one process, few
+    rounds); the verdict above the table, from the head-to-head, is what counts. ``*`` marks the
+    configuration the latest verdict picked."""
     if not rows:
         return f"No trials of {model} on this chip; run: autotune search {model}"
+    pick_id = search.get("pick_config_id") if search else None
     body = []
     for r in rows:
+        estimate = speedup(r["ratio"]) if r["status"] == "ok" else "-"
         body.append(
             [
-                r["status"],
-                speedup(r["ratio"]) if r["status"] in ("ok", "pruned") else "-",
+                ("* " if r["config_id"] == pick_id else "") + r["status"],
+                estimate,
                 ms(r["latency_ms_p50"]),
                 ms(r["session_create_ms"]),
                 ms(r["first_run_ms"]),
                 placement_text(r["placement"]),
                 r["label"],
-                (r["error"] or "")[:80],
+                (r["error"] or r.get("warning") or "")[:80],
             ]
         )
-    return table(
+    text = table(
         body,
-        ["status", "speed-up", "p50", "load", "first run", "placement", "configuration", "reason"],
+        ["status", "estimate", "p50", "load", "first run", "placement", "configuration", "reason"],
     )
+    return (verdict_line(search) + "\n\n" if search else "") + text
+
+
+def verdict_line(search: dict[str, Any]) -> str:
+    """The latest finished search's verdict in one line, as ``show`` prints it."""
+    outcome = search.get("outcome") or ("pick" if search.get("pick_config") else "inconclusive")
+    when = search.get("finished_at") or "?"
+    if outcome == "inconclusive":
+        return f"verdict ({when}): inconclusive; apps keep ORT's defaults or an earlier verdict"
+    value = search.get("speedup") or (
+        1 / search["pick_ratio"] if search.get("pick_ratio") else None
+    )
+    aa = search.get("aa_spread")
+    spread = f", A/A spread {aa:.1%}" if aa is not None else ""
+    if outcome == "default":
+        return (
+            f"verdict ({when}): ORT's defaults stay (no candidate beat them by the margin){spread}"
+        )
+    figure = speedup_text(value, search.get("speedup_low"), search.get("speedup_high"))
+    return f"verdict ({when}): * {search.get('pick_label')}, {figure} ORT's defaults' speed{spread}"

@@ -329,6 +329,13 @@ class Store:
         where, params = _key_filter(key, any_ort)
         return _dedupe(self._rows("searches", where, params, "started_at"), "search_id")
 
+    def latest_search(self, model_digest: str, chip: str) -> dict[str, Any] | None:
+        """The most recently finished search of this model on this chip (any shapes)."""
+        rows = self._rows(
+            "searches", "model_digest = ? and chip = ? and state = 'done'", [model_digest, chip]
+        )
+        return max(rows, key=lambda r: r["finished_at"] or "", default=None)
+
     def shape_signatures(self, model_digest: str, chip: str) -> list[tuple[str, int]]:
         """(shapes, default_shapes) pairs stored for this model on this chip."""
         seen: dict[str, int] = {}
@@ -343,7 +350,8 @@ class Store:
         return sorted(seen.items())
 
     def summary(self) -> list[dict[str, Any]]:
-        """One row per model × chip × ORT version × shapes, with counts and the latest verdict."""
+        """One row per model × chip × ORT version × shapes: trial counts and the latest
+        finished search's verdict (its outcome and speed-up; trial estimates are not verdicts)."""
         groups: dict[tuple[str, ...], dict[str, Any]] = {}
         rows = _dedupe(self._rows("trials", "1 = 1", [], "id"), "trial_uid")
         for row in rows:
@@ -358,16 +366,25 @@ class Store:
                     "shapes": row["shapes"],
                     "trials": 0,
                     "failed": 0,
-                    "best_ratio": None,
+                    "outcome": None,
+                    "pick": None,
+                    "speedup": None,
                     "last": "",
                 },
             )
             g["trials"] += 1
             if row["status"] not in ("ok", "pruned"):
                 g["failed"] += 1
-            if row["status"] == "ok" and row["ratio"] is not None:
-                g["best_ratio"] = min(g["best_ratio"] or 9e9, row["ratio"])
             g["last"] = max(g["last"], row["created_at"] or "")
+        searches = _dedupe(self._rows("searches", "state = 'done'", [], "finished_at"), "search_id")
+        for search in searches:  # oldest first: the latest verdict of a group stays
+            k = (search["model_digest"], search["chip"], search["ort_version"], search["shapes"])
+            if k in groups:
+                legacy = "pick" if search.get("pick_config") else "inconclusive"
+                groups[k]["outcome"] = search.get("outcome") or legacy
+                groups[k]["pick"] = search.get("pick_label")
+                ratio = search.get("pick_ratio")
+                groups[k]["speedup"] = search.get("speedup") or (1 / ratio if ratio else None)
         return sorted(groups.values(), key=lambda g: (g["model"] or "", g["chip"], g["shapes"]))
 
 
