@@ -80,7 +80,7 @@ class SearchOptions:
 class Event:
     """Progress of a search, for a progress bar."""
 
-    kind: str  # "start", "trial", "final", "done"
+    kind: str  # "plan", "start", "trial", "final", "done"
     done: int = 0
     total: int = 0
     elapsed: float = 0.0
@@ -357,7 +357,7 @@ class _Search:
         spaces = [
             s
             for s in available_spaces()
-            if options.providers is None or s.name in options.providers or s.name == CPU
+            if options.providers is None or s.ort_name in options.providers or s.name == CPU
         ]
         self.space = (ctx, spaces, graph_levels(), device_policies())
         for params in self._stale_picks():
@@ -378,6 +378,7 @@ class _Search:
                     seeds += 1
         self._freeze_dead_dimensions()
         budget = max(0, options.trials - resumed)
+        self.emit(Event("plan", message=_plan_text(spaces, self.space[3])))
         self.search_row_state("running")
         self.emit(
             Event("start", done=0, total=budget, message=f"{resumed} trials already stored")
@@ -720,6 +721,25 @@ class _Search:
             int(verdict["rounds_dropped"]),
             compared[0]["latency_ms_p50"],
         )
+
+
+def _plan_text(spaces: list[Any], policies: tuple[str, ...]) -> str:
+    """Which providers the search will try, and which plugins it cannot (``searching with``)."""
+    from autotune import plugins
+
+    names = [getattr(s, "label", "") or s.name for s in spaces]
+    if policies:
+        names.append("ORT device policies (" + ", ".join(policies) + ")")
+    text = "providers: " + "; ".join(names)
+    used = {s.plugin["package"] for s in spaces if getattr(s, "plugin", None)}
+    idle = [
+        f"{p['package']} {p['version']} ({p['no_device_reason']})"
+        for p in plugins.report()
+        if p["package"] not in used and not p["devices"]
+    ]
+    if idle:
+        text += "\nplugins without a device here: " + "; ".join(idle)
+    return text
 
 
 def _storage(url: str | None) -> Any:
