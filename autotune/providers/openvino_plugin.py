@@ -132,7 +132,7 @@ def _suggest_cpu(trial: TrialLike, ctx: SearchContext) -> dict[str, str]:
 
 SPACE = ProviderSpace(
     name=EP_NAME,
-    short="openvino-plugin",
+    short="ovplugin",
     options=OPTIONS,
     suggest=_suggest_cpu,
     compile_cost=2,
