@@ -81,7 +81,8 @@ if ! ldconfig -p 2>/dev/null | grep -q 'libvulkan\.so\.1'; then
         ldconfig
         echo "unpacked the carried Vulkan loader"
     else
-        echo "note: no Vulkan loader (libvulkan.so.1) and none carried in .gl/"
+        echo "note: no Vulkan loader (libvulkan.so.1); a carried one (.gl/, --prepare) is" \
+            "unpacked only as root on a machine with nvidia-smi (or AUTOTUNE_DC_UNPACK_VULKAN=1)"
     fi
 fi
 icd=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
