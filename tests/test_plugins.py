@@ -344,3 +344,24 @@ def test_selection_delegate_picks_the_tuned_device(mlp_path: Path) -> None:
     so.set_provider_selection_policy_delegate(delegate)
     session = ort.InferenceSession(str(mlp_path), sess_options=so)
     assert session.get_providers()[0] == "OpenVINOExecutionProvider"
+
+
+def test_python_snippet_registers_the_plugin_and_builds(mlp_path: Path) -> None:
+    from autotune.snippets import snippet
+
+    ov = _ov_device()
+    device = plugins.device_selector(ov) if ov is not None else "CPU/32902/0"
+    config = SessionConfig(
+        providers=(("OpenVINOExecutionProvider", {"load_config": '{"CPU":{"NUM_STREAMS":"1"}}'}),),
+        plugin={"package": OPENVINO, "version": _package(OPENVINO).version, "device": device},
+    ).canonical()
+    code = snippet(config, "python", str(mlp_path))
+    assert code.startswith("import onnxruntime as ort\nimport onnxruntime_ep_openvino as plugin")
+    assert "so.add_provider_for_devices(devices[:1]" in code
+    if ov is not None:  # the pasted code runs (in an app's fresh process): on the plugin's device
+        import subprocess
+        import sys
+
+        code += "print(session.get_providers()[0])\n"
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        assert out.stdout.strip() == "OpenVINOExecutionProvider", out.stderr[-500:]
