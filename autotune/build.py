@@ -88,12 +88,15 @@ def build_session(
     """An ``InferenceSession`` for ``config``. Raises what ORT raises when it cannot be built."""
     import onnxruntime as ort
 
+    from autotune.plugins import is_plugin_ep
+
     so = session_options(config, record_placement=record_placement)
     if config.plugin or config.device_policy:
         add_plugin_devices(so, config, cache_dir)
     if config.plugin:
         return ort.InferenceSession(str(model_path), sess_options=so)
-    available = set(ort.get_available_providers())
+    # a registered plugin EP is listed too, but is built only on its device (config.plugin)
+    available = {n for n in ort.get_available_providers() if not is_plugin_ep(n)}
     missing = [n for n, _ in config.canonical().providers if n not in available]
     if missing and not config.device_policy:
         # ORT would only warn and run on CPU: a configuration for another build is not this one
