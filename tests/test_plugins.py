@@ -13,6 +13,7 @@ import importlib.metadata as md
 import json
 import logging
 import multiprocessing
+import os
 from pathlib import Path
 from typing import Any
 
@@ -337,7 +338,14 @@ def test_selection_delegate_picks_the_tuned_device(mlp_path: Path) -> None:
     ov = _ov_device()
     if ov is None:
         return
-    tuned = _plugin_config(_package(OPENVINO).version, plugins.device_selector(ov))
+    tuned = SessionConfig(
+        providers=(("OpenVINOExecutionProvider", {"load_config": '{"CPU":{"NUM_STREAMS":"1"}}'}),),
+        plugin={
+            "package": OPENVINO,
+            "version": _package(OPENVINO).version,
+            "device": plugins.device_selector(ov),
+        },
+    ).canonical()
     _store_pick(mlp_path, tuned)
     delegate = autotune.selection_delegate(mlp_path)
     picked = delegate(ort.get_ep_devices(), {}, {}, 2)
@@ -346,6 +354,11 @@ def test_selection_delegate_picks_the_tuned_device(mlp_path: Path) -> None:
     so.set_provider_selection_policy_delegate(delegate)
     session = ort.InferenceSession(str(mlp_path), sess_options=so)
     assert session.get_providers()[0] == "OpenVINOExecutionProvider"
+    # best_session builds the same choice with its options and a persistent compile cache
+    session = autotune.best_session(mlp_path)
+    assert session.get_providers()[0] == "OpenVINOExecutionProvider"
+    cache = Path(os.environ["AUTOTUNE_CACHE_DIR"]) / "compiled"
+    assert list(cache.rglob("openvino/*.blob")), "no OpenVINO compile cache under autotune's"
 
 
 def test_python_snippet_registers_the_plugin_and_builds(mlp_path: Path) -> None:
