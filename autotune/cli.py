@@ -295,9 +295,10 @@ def chip(as_json: bool) -> None:
     click.echo(f"system:      {c.system}")
     click.echo(f"onnxruntime: {c.ort_version}")
     click.echo(f"providers:   {', '.join(data['providers_available'])}")
-    click.echo(
-        f"plugins:     {'none installed (pip install onnxruntime-ep-…)' if not plugins else ''}"
-    )
+    if plugins:
+        click.echo("plugins:")
+    else:
+        click.echo("plugins:     none installed (e.g. pip install onnxruntime-ep-webgpu)")
     for p in plugins:
         click.echo(f"  {p['package']} {p['version']} ({', '.join(p['ep_names']) or 'no EP'})")
         for d in p["devices"]:
