@@ -724,7 +724,8 @@ class _Search:
 
 
 def _plan_text(spaces: list[Any], policies: tuple[str, ...]) -> str:
-    """Which providers the search will try, and which plugins it cannot (``searching with``)."""
+    """Which providers the search will try, and the plugins it cannot, with the reason (the
+    lines printed before ``searching:``)."""
     from autotune import plugins
 
     names = [getattr(s, "label", "") or s.name for s in spaces]
