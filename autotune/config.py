@@ -171,7 +171,7 @@ class SessionConfig:
                 label += f"@{c.plugin['package'].removeprefix('onnxruntime-ep-')}"
                 label += f" {c.plugin['version']} {c.plugin['device'].split('/')[0]}"
             if opts:
-                label += "[" + ",".join(f"{k}={v}" for k, v in opts.items()) + "]"
+                label += "[" + ",".join(_option_text(k, v) for k, v in opts.items()) + "]"
             parts.append(label)
         parts.append(c.graph_optimization_level.replace("ORT_", "").replace("ENABLE_", ""))
         parts.append(f"t{c.intra_op_num_threads}")
@@ -269,6 +269,17 @@ def _parse_plugin(value: Any) -> dict[str, str]:
         if not isinstance(v, str) or not rule.fullmatch(v):
             raise ConfigError(f"plugin {key} {v!r:.60} is not valid")
     return dict(value)
+
+
+def _option_text(key: str, value: str) -> str:
+    """``key=value`` for a label; OpenVINO's load_config shows its properties, not its JSON."""
+    if key == "load_config" and value.startswith("{"):
+        try:
+            ((_device, props),) = json.loads(value).items()
+            return ",".join(f"{k}={v}" for k, v in props.items())
+        except (ValueError, AttributeError, TypeError):
+            pass
+    return f"{key}={value}"
 
 
 def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> str:
