@@ -255,6 +255,15 @@ def test_another_plugin_version_is_refused_at_build(mlp_path: Path) -> None:
         plugin={"package": "onnxruntime-ep-foo", "version": "1.0", "device": "GPU/1/2"},
     ).canonical()
     validate_config(missing)  # an unknown plugin is searched with no options
+    webgpu_config = SessionConfig(
+        providers=(("WebGpuExecutionProvider", {"preferredLayout": "NHWC"}),),
+        plugin={"package": WEBGPU, "version": _package(WEBGPU).version, "device": "GPU/4318/1"},
+    ).canonical()
+    validate_config(webgpu_config)
+    assert "preferredLayout=NHWC" in webgpu_config.describe()
+    if not plugins.devices_of(_package(WEBGPU)):  # no GPU: says so, and why
+        with pytest.raises(plugins.PluginUnavailable, match="reports no device GPU/4318/1"):
+            build_session(mlp_path, webgpu_config)
     with pytest.raises(plugins.PluginUnavailable, match="not installed"):
         build_session(mlp_path, missing)
 
