@@ -14,7 +14,6 @@ path must be a file that distribution installed. A database or a manifest never 
 
 from __future__ import annotations
 
-import ctypes.util
 import functools
 import importlib
 import importlib.metadata as md
@@ -180,6 +179,8 @@ def register_all() -> None:
 
 def registered_ep_names() -> set[str]:
     """EP names (and their ``Name.SUFFIX`` meta-devices) of plugins registered here."""
+    if not _registered:  # the common case at run time: no scan of the installed packages
+        return set()
     return {n for p in discover() if _registered.get(p.package, "x") is None for n in p.ep_names}
 
 
@@ -244,6 +245,8 @@ def no_device_reason(
     pkg: PluginPackage, *, system: str | None = None, cpu_vendor: str | None = None
 ) -> str:
     """Why a registered plugin reports no device here, as far as can be told."""
+    import ctypes.util
+
     system = system or platform.system()
     if "webgpu" in pkg.package:
         if system == "Linux" and ctypes.util.find_library("vulkan") is None:
