@@ -2,7 +2,8 @@
 
 A provider module is data plus one small define-by-run function. Option keys and value
 formats are exactly ORT's (each provider module names the ORT documentation page or source file
-it follows, and docs/providers.md lists them); booleans are written the way each EP parses them (CoreML ``"1"``/``"0"``, OpenVINO ``"true"``/``"false"``).
+it follows, and docs/providers.md lists them); booleans are written the way each EP parses them
+(CoreML ``"1"``/``"0"``, OpenVINO ``"true"``/``"false"``).
 """
 
 from __future__ import annotations
