@@ -12,8 +12,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
-
 from autotune.config import DEFAULT_CONFIG, SessionConfig
 from autotune.errors import (
     AutotuneError,
@@ -24,6 +22,7 @@ from autotune.errors import (
     SessionBuildError,
     ShapeError,
 )
+from autotune.version import __version__
 
 if TYPE_CHECKING:
     from autotune.chip import Chip
@@ -44,6 +43,14 @@ def best_config(path: Any, **kwargs: Any) -> BestConfig | None:
     from autotune.resolver import best_config as _best_config
 
     return _best_config(path, **kwargs)
+
+
+def selection_delegate(path: Any, **kwargs: Any) -> Any:
+    """A device-selection delegate for ``SessionOptions.set_provider_selection_policy_delegate``
+    that picks the tuned device. See :func:`autotune.resolver.selection_delegate`."""
+    from autotune.resolver import selection_delegate as _selection_delegate
+
+    return _selection_delegate(path, **kwargs)
 
 
 def current_chip() -> Chip:
@@ -75,4 +82,5 @@ __all__ = [
     "best_session",
     "current_chip",
     "search_model",
+    "selection_delegate",
 ]

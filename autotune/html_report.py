@@ -27,11 +27,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from autotune import __version__
 from autotune.config import DEFAULT_CONFIG, SessionConfig
-from autotune.errors import AutotuneError, DatabaseError
+from autotune.errors import AutotuneError, DatabaseError, ReportError
 from autotune.report import ms, ordered_trials, printable
 from autotune.store import ResultKey, Store, decode_json
+from autotune.version import __version__
 
 log = logging.getLogger("autotune")
 
@@ -51,10 +51,6 @@ PARAM_NAMES = {
     "free_dimension_overrides": "free-dimension overrides",
     "gelu_approximation": "GELU approximation",
 }
-
-
-class ReportError(AutotuneError):
-    """There is nothing stored to report on."""
 
 
 @dataclass

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from autotune import __version__, objectives
+from autotune import objectives
 from autotune.chip import current_chip, provenance
 from autotune.config import CPU, DEFAULT_CONFIG, SessionConfig
 from autotune.errors import AutotuneError, ConfigError, SearchError
@@ -61,6 +61,7 @@ from autotune.providers import SearchContext, available_spaces, device_policies,
 from autotune.space import DEFAULT_PARAMS, graph_levels, one_knob_variants, suggest_config
 from autotune.store import ResultKey, Store, decode_json, now
 from autotune.verdict import DEFAULT, INCONCLUSIVE, PICK, Verdict, decide
+from autotune.version import __version__
 
 
 @dataclass
@@ -89,7 +90,7 @@ class SearchOptions:
 class Event:
     """Progress of a search, for a progress bar."""
 
-    kind: str  # "start", "trial", "final", "done"
+    kind: str  # "plan", "start", "trial", "final", "done"
     done: int = 0
     total: int = 0
     elapsed: float = 0.0
@@ -423,7 +424,7 @@ class _Search:
         spaces = [
             s
             for s in available_spaces()
-            if options.providers is None or s.name in options.providers or s.name == CPU
+            if options.providers is None or s.ort_name in options.providers or s.name == CPU
         ]
         self.space = (ctx, spaces, graph_levels(), device_policies())
         for params in self._stale_picks():
@@ -444,6 +445,7 @@ class _Search:
                     seeds += 1
         self._freeze_dead_dimensions()
         budget = max(0, options.trials - resumed)
+        self.emit(Event("plan", message=_plan_text(spaces, self.space[3])))
         self._check_load()
         if not shared:  # this process holds the model's lock: no other search of it runs here
             self.store.mark_abandoned(self.key.model_digest, provenance()["host_id"])
@@ -917,6 +919,26 @@ class _Search:
                 load_cores=load.other_cores,
             )
         )
+
+
+def _plan_text(spaces: list[Any], policies: tuple[str, ...]) -> str:
+    """Which providers the search will try, and the plugins it cannot, with the reason (the
+    lines printed before ``searching:``)."""
+    from autotune import plugins
+
+    names = [getattr(s, "label", "") or s.name for s in spaces]
+    if policies:
+        names.append("ORT device policies (" + ", ".join(policies) + ")")
+    text = "providers: " + "; ".join(names)
+    used = {s.plugin["package"] for s in spaces if getattr(s, "plugin", None)}
+    idle = [
+        f"{p['package']} {p['version']} ({p['no_device_reason']})"
+        for p in plugins.report()
+        if p["package"] not in used and not p["devices"]
+    ]
+    if idle:
+        text += "\nplugins without a device here: " + "; ".join(idle)
+    return text
 
 
 def _storage(url: str | None) -> Any:

@@ -304,7 +304,12 @@ def test_exported_database_is_plain_sqlite(tmp_path: Path, machines: Machines) -
                     json.loads(row[column])
                     seen.add(column)
     plain.close()
-    assert {"config", "placement", "params", "ratios", "pick_config", "verdict"} <= seen
+    # pick_config too, unless every search of the fixture was inconclusive (a busy machine)
+    picked = any(r["pick_config"] for r in _rows(machines.b, "searches"))
+    expected = {"config", "placement", "params", "ratios", "verdict"} | (
+        {"pick_config"} if picked else set()
+    )
+    assert expected <= seen
     readonly = open_readonly(out)
     assert readonly is not None
     readonly.conn.close()
