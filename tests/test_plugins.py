@@ -318,7 +318,11 @@ def test_search_and_best_session_stay_clean(
         assert "plugins without a device here" in plan and OPENVINO in plan
     with caplog.at_level(logging.WARNING, logger="autotune"):
         session = autotune.best_session(mlp_path)
-    assert not caplog.records
+    if outcome.outcome == "inconclusive":  # nothing new reaches apps: ORT's defaults, said once
+        (record,) = caplog.records
+        assert "no tuned configuration" in record.getMessage()
+    else:
+        assert not caplog.records
     assert session.run(None, {"x": __import__("numpy").ones((1, 16), "float32")})
 
 
