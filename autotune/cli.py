@@ -8,10 +8,11 @@ from typing import Any
 
 import click
 
+from autotune.cli_help import HelpGroup
 from autotune.errors import AutotuneError
 
 
-class _Group(click.Group):
+class _Group(HelpGroup):
     """Turns every AutotuneError into one ``Error: …`` line and exit status 1."""
 
     def invoke(self, ctx: click.Context) -> Any:
@@ -31,6 +32,15 @@ class _Group(click.Group):
 @click.version_option(package_name="autotune")
 def cli() -> None:
     """Find, remember and apply the fastest correct ONNX Runtime configuration for a model."""
+
+
+def _search_hint(model: str, given: dict[str, tuple[int, ...]] | None = None) -> str:
+    """The ``autotune search`` command for a model nothing is stored for, with the ``--shape``
+    flags it needs. Raises ModelError if the file is not an ONNX model."""
+    from autotune.model import load_model_info, search_command
+
+    info = load_model_info(model)
+    return search_command(model, [(i.name, i.shape) for i in info.inputs], given)
 
 
 def _db_option(f: Any) -> Any:
@@ -61,6 +71,10 @@ def example(name: str, output: str | None) -> None:
     path = write_example(name, output or f"{name}.onnx")
     size_mb = path.stat().st_size / 2**20
     click.echo(f"wrote {path} ({EXAMPLES[name].description}, {size_mb:.1f} MB)")
+
+
+# study keys a search option of the same name can replace on the command line
+_STUDY_PARAMS = ("trials", "timeout", "shapes", "inputs", "objective")
 
 
 @cli.command()
@@ -145,12 +159,33 @@ def search(
         raise AutotuneError(f"--trials must be at least 1, not {trials}")
     if rounds < 1:
         raise AutotuneError(f"--rounds must be at least 1, not {rounds}")
+    if not 0 <= min_gain < 1:
+        raise AutotuneError(
+            f"--min-gain must be from 0 (any gain) to below 1, not {min_gain}; e.g. 0.03 for 3%"
+        )
+    if timeout is not None and timeout <= 0:
+        raise AutotuneError(
+            f"--timeout must be a positive number of seconds, not {timeout:g}; leave it out for "
+            "no time limit"
+        )
     study_options: dict[str, Any] = {}
     if study:
         from autotune.study import load_study
 
         loaded = load_study(study)
-        model, study_options = model or str(loaded.model), loaded.options
+        model, study_options = model or str(loaded.model), dict(loaded.options)
+        if loaded.example:
+            click.echo(f"study model: example {loaded.example}, at {loaded.model}", err=True)
+        ctx = click.get_current_context()
+        for key in _STUDY_PARAMS:
+            source = ctx.get_parameter_source(key)
+            if key in study_options and source == click.core.ParameterSource.COMMANDLINE:
+                # the command line wins, and says so (a quick run of a study with fewer trials)
+                flag = "--shape" if key == "shapes" else f"--{key}"
+                click.echo(
+                    f"note: {flag} from the command line replaces the study's {key}", err=True
+                )
+                del study_options[key]
     if not model:
         raise AutotuneError(
             "give the model to search: autotune search MODEL.onnx (or --study FILE)"
@@ -202,14 +237,17 @@ def best(
     from autotune.resolver import best_config
     from autotune.snippets import snippet, unsupported
 
-    choice = best_config(model, shapes=parse_shape_args(shapes) or None, db=db)
-    if as_json and not fmt:
-        click.echo(json.dumps(choice.to_dict() if choice else None, indent=2))
-        return
+    given = parse_shape_args(shapes)
+    choice = best_config(model, shapes=given or None, db=db)
     if choice is None:
-        raise AutotuneError(
-            f"no tuned configuration for {model} on this chip; run: autotune search {model}"
-        )
+        # exit 1 like plain best (--json prints null first); say if the file is not a model
+        hint = _search_hint(model, given)
+        if as_json and not fmt:
+            click.echo("null")
+        raise AutotuneError(f"no tuned configuration for {model} on this chip; run: {hint}")
+    if as_json and not fmt:
+        click.echo(json.dumps(choice.to_dict(), indent=2))
+        return
     if fmt:
         for gap in unsupported(choice.config, fmt):
             click.echo(f"warning: the {fmt} snippet cannot express {gap}", err=True)
@@ -267,7 +305,17 @@ def show(
                 and (ort_version is None or r["ort_version"] == ort_version)
             ]
         )
-    click.echo(json.dumps(rows, indent=2) if as_json else trials_text(rows, model))
+    if as_json:
+        click.echo(json.dumps([_decoded(r) for r in rows], indent=2))
+        return
+    click.echo(trials_text(rows, model, None if rows else _search_hint(model)))
+
+
+def _decoded(row: dict[str, Any]) -> dict[str, Any]:
+    """A stored row with its JSON columns (config, placement, …) as objects, not strings."""
+    from autotune.store import JSON_COLUMNS, decode_json
+
+    return {k: decode_json(v) if k in JSON_COLUMNS else v for k, v in row.items()}
 
 
 @cli.command()
@@ -280,14 +328,15 @@ def chip(as_json: bool) -> None:
     from autotune.providers import installed_providers
 
     c = current_chip()
-    data = {**asdict(c), "chip_id": c.chip_id, "providers_available": installed_providers()}
+    # one provider list: those ORT can create here (its build's, and EP devices it sees)
+    data = {**asdict(c), "chip_id": c.chip_id, "providers": installed_providers()}
     if as_json:
         click.echo(json.dumps(data, indent=2))
         return
     click.echo(f"chip:        {c.chip_id}")
     click.echo(f"system:      {c.system}")
     click.echo(f"onnxruntime: {c.ort_version}")
-    click.echo(f"providers:   {', '.join(data['providers_available'])}")
+    click.echo(f"providers:   {', '.join(data['providers'])}")
 
 
 def _register() -> None:

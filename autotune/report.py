@@ -184,9 +184,10 @@ def placement_text(value: Any) -> str:
     return " ".join(parts)
 
 
-def trials_text(rows: list[dict[str, Any]], model: str) -> str:
+def trials_text(rows: list[dict[str, Any]], model: str, search: str | None = None) -> str:
+    """The trials table; with no rows, the ``search`` command to run (default: a plain one)."""
     if not rows:
-        return f"No trials of {model} on this chip; run: autotune search {model}"
+        return f"No trials of {model} on this chip; run: {search or f'autotune search {model}'}"
     body = []
     for r in rows:
         body.append(

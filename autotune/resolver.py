@@ -23,7 +23,7 @@ from autotune.chip import current_chip
 from autotune.config import DEFAULT_CONFIG, SessionConfig
 from autotune.digest import model_digest
 from autotune.errors import ConfigError, DatabaseError, SessionBuildError
-from autotune.model import shape_signature
+from autotune.model import match_signature, search_command, shape_signature
 from autotune.providers import validate_config
 from autotune.store import ResultKey, Store
 
@@ -76,9 +76,12 @@ def candidates(
     digest = model_digest(path)
     chip = current_chip()
     with Store.open(db, write=False) as store:
-        signature = shape_signature(shapes) if shapes else None
-        if signature is None:
-            stored = store.shape_signatures(digest, chip.chip_id)
+        stored = store.shape_signatures(digest, chip.chip_id)
+        if shapes:
+            # scalars and fixed-shape inputs need no shape: the shapes searched with select
+            signature = match_signature(shapes, [s for s, _ in stored])
+            signature = signature or shape_signature(shapes)
+        else:
             defaults = [s for s, d in stored if d]
             signature = defaults[0] if defaults else (stored[0][0] if len(stored) == 1 else None)
         if signature is None:
@@ -177,6 +180,8 @@ def best_session(
     ``prefer="load"`` (or ``"memory"``, ``"balanced"``) picks from the Pareto set of stored
     trials (latency, load time, memory) the one best at that; the default is ``"latency"``.
     """
+    if warmup not in (True, False, "background"):
+        raise ValueError(f'warmup must be True, False or "background", not {warmup!r}')
     session = None
     found = False
     try:
@@ -216,19 +221,33 @@ def best_session(
         if strict:
             raise SessionBuildError(
                 f"no tuned configuration for {path} on {current_chip().chip_id}; "
-                f"run: autotune search {path}"
+                f"run: {_search_hint(path, shapes, None)}"
             )
+        session = build_session(path, DEFAULT_CONFIG)
         if not found:
             log.warning(
                 "autotune: no tuned configuration for %s on this chip; using ORT defaults "
-                "(run: autotune search %s)",
+                "(run: %s)",
                 os.fspath(path),
-                os.fspath(path),
+                _search_hint(path, shapes, session),
             )
-        session = build_session(path, DEFAULT_CONFIG)
     if warmup:
         _warm(session, background=warmup == "background", shapes=shapes)
     return session
+
+
+def _search_hint(
+    path: str | os.PathLike[str], shapes: dict[str, tuple[int, ...]] | None, session: Any
+) -> str:
+    """The ``autotune search`` command to run, with the ``--shape`` flags the model needs (read
+    from an ORT session of it; onnx is not imported here)."""
+    try:
+        if session is None:
+            session = build_session(path, DEFAULT_CONFIG)
+        inputs = [(i.name, tuple(i.shape)) for i in session.get_inputs()]
+    except Exception:  # noqa: BLE001 - a model ORT cannot load: the plain command
+        inputs = []
+    return search_command(path, inputs, shapes)
 
 
 def _warm(session: Any, *, background: bool, shapes: dict[str, tuple[int, ...]] | None) -> None:

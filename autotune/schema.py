@@ -108,3 +108,11 @@ def m002_cached_load_time(db: sqlite_utils.Database) -> None:
     """How long a compiling EP (CoreML, OpenVINO, TensorRT) takes to load once its compiled
     model is cached: the compile time its cache directory saves."""
     db["trials"].add_column("cached_session_create_ms", float)  # type: ignore[union-attr]
+
+
+@migrations()
+def m007_inputs_digest(db: sqlite_utils.Database) -> None:
+    """SHA-256 of the ``--inputs`` data a trial or search measured on (NULL: synthetic inputs),
+    so results on real data are told apart from results on synthetic inputs."""
+    for table in ("trials", "searches"):
+        db[table].add_column("inputs_digest", str)  # type: ignore[union-attr]

@@ -32,7 +32,7 @@ from autotune.paths import database_paths
 
 MIGRATION_SET = "autotune"
 # the names of autotune.schema's migrations; a database with others is from a newer autotune
-KNOWN_MIGRATIONS = frozenset({"m001_initial", "m002_cached_load_time"})
+KNOWN_MIGRATIONS = frozenset({"m001_initial", "m002_cached_load_time", "m007_inputs_digest"})
 SQLITE_HEADER = b"SQLite format 3\x00"
 
 
@@ -95,7 +95,7 @@ def _check_schema(conn: sqlite3.Connection, path: Path) -> set[str]:
     if newer:
         raise DatabaseError(
             f"database {path} was written by a newer autotune (schema {sorted(newer)[-1]}); "
-            "upgrade autotune with: pip install -U autotune"
+            "upgrade this autotune (see its README)"
         )
     if not applied and tables - {"_sqlite_migrations"}:
         raise DatabaseError(
