@@ -396,6 +396,7 @@ class _Search:
                     seeds += 1
         self._freeze_dead_dimensions()
         budget = max(0, options.trials - resumed)
+        self._worker()  # a model that cannot run on these inputs fails here, before any output
         self.search_row_state("running")
         elsewhere = len(self.store.trials(self.key)) - len(previous)
         if resumed:
