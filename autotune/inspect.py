@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from autotune.model import Dim, TensorSpec, load_model_info
+from autotune.model import Dim, TensorSpec, load_model_info, sentences
 
 COREML_FORMATS = {
     "MLProgram": "coreml_supported_mlprogram_ops.md",
@@ -171,6 +171,10 @@ def _predict_coreml(path: Path) -> tuple[tuple[CoreMLPrediction, ...], list[str]
     from onnxruntime.tools.mobile_helpers import usability_checker as uc
     from onnxruntime.tools.onnx_model_utils import ModelProtoWithShapeInfo
 
+    if not hasattr(ModelProtoWithShapeInfo, "_tmp_model_path"):
+        # its __del__ reads this even when __init__ failed (shape inference refused the model),
+        # which printed "Exception ignored ... AttributeError" with a traceback
+        setattr(ModelProtoWithShapeInfo, "_tmp_model_path", None)  # noqa: B010
     wrapper = ModelProtoWithShapeInfo(path)  # keeps a >2 GB model's temporary file alive
     model = wrapper.model_with_shape_info
     ranks = _value_ranks(model.graph)
@@ -269,8 +273,7 @@ def _op_name(domain_op: str) -> str:
 
 
 def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return (text.splitlines()[0] if text else "no message")[:200]
+    return sentences(str(exc), 200) or "no message"
 
 
 @contextlib.contextmanager

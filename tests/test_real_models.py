@@ -155,6 +155,15 @@ def test_a_model_onnxruntime_loads_is_accepted_with_one_warning(
     assert outcome.measured == 1 and outcome.compared[0]["ratio"] is not None
 
 
+def test_inspect_of_such_a_model_prints_no_traceback(tmp_path: Path) -> None:
+    path = models.unsorted(tmp_path / "seg.onnx")
+    proc = autotune_process("inspect", str(path))
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr and "Exception ignored" not in proc.stderr
+    assert proc.stderr.count("fails onnx.checker") == 1
+    assert "Relu 1" in proc.stdout
+
+
 def test_a_model_neither_accepts_is_refused_with_both_reasons(tmp_path: Path) -> None:
     import onnx
     from onnx import TensorProto, helper
