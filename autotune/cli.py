@@ -34,15 +34,6 @@ def cli() -> None:
     """Find, remember and apply the fastest correct ONNX Runtime configuration for a model."""
 
 
-def _search_hint(model: str, given: dict[str, tuple[int, ...]] | None = None) -> str:
-    """The ``autotune search`` command for a model nothing is stored for, with the ``--shape``
-    flags it needs. Raises ModelError if the file is not an ONNX model."""
-    from autotune.model import load_model_info, search_command
-
-    info = load_model_info(model)
-    return search_command(model, [(i.name, i.shape) for i in info.inputs], given)
-
-
 def _db_option(f: Any) -> Any:
     return click.option(
         "--db",
@@ -232,7 +223,7 @@ def best(
     model: str, shapes: tuple[str, ...], db: str | None, as_json: bool, fmt: str | None
 ) -> None:
     """Print the best known configuration for MODEL on this chip."""
-    from autotune.model import parse_shape_args
+    from autotune.model import parse_shape_args, search_hint
     from autotune.report import best_text
     from autotune.resolver import best_config
     from autotune.snippets import snippet, unsupported
@@ -241,7 +232,7 @@ def best(
     choice = best_config(model, shapes=given or None, db=db)
     if choice is None:
         # exit 1 like plain best (--json prints null first); say if the file is not a model
-        hint = _search_hint(model, given)
+        hint = search_hint(model, given)
         if as_json and not fmt:
             click.echo("null")
         raise AutotuneError(f"no tuned configuration for {model} on this chip; run: {hint}")
@@ -289,6 +280,7 @@ def show(
     """List every trial of MODEL on this chip, best first, failures with their reasons."""
     from autotune.chip import current_chip
     from autotune.digest import model_digest
+    from autotune.model import search_hint
     from autotune.report import ordered_trials, trials_text
     from autotune.store import Store
 
@@ -308,7 +300,7 @@ def show(
     if as_json:
         click.echo(json.dumps([_decoded(r) for r in rows], indent=2))
         return
-    click.echo(trials_text(rows, model, None if rows else _search_hint(model)))
+    click.echo(trials_text(rows, model, None if rows else search_hint(model)))
 
 
 def _decoded(row: dict[str, Any]) -> dict[str, Any]:

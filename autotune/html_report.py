@@ -120,8 +120,10 @@ def load_report_data(model_path: str | Path, *, db: str | None = None) -> Report
     with Store.open(db, write=False) as store:
         rows = [_clean(r) for r in store.trials_of_model(digest, chip)]
         if not rows:
+            from autotune.model import search_hint
+
             raise ReportError(
-                f"no trials of {model_path} on {chip} are stored; run: autotune search {model_path}"
+                f"no trials of {model_path} on {chip} are stored; run: {search_hint(model_path)}"
             )
         latest = max(rows, key=lambda r: (r["created_at"] or "", r["id"] or 0))
         key = ResultKey(digest, chip, latest["ort_version"], latest["shapes"])

@@ -330,6 +330,15 @@ def match_signature(given: dict[str, tuple[int, ...]], stored: list[str]) -> str
     return agreeing[0] if len(agreeing) == 1 else None
 
 
+def search_hint(
+    path: str | os.PathLike[str], given: dict[str, tuple[int, ...]] | None = None
+) -> str:
+    """:func:`search_command` for the model at ``path``. Raises ModelError if the file is not
+    an ONNX model (so a command about a model nothing is stored for says so first)."""
+    info = load_model_info(path)
+    return search_command(path, [(i.name, i.shape) for i in info.inputs], given)
+
+
 def search_command(
     path: str | os.PathLike[str],
     inputs: list[tuple[str, tuple[Dim, ...]]],

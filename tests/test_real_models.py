@@ -236,6 +236,8 @@ def test_suggested_search_commands_carry_the_shapes_they_need(
     assert err.strip().endswith("--shape tokens=1x7 --shape x=1x3x8"), err
     code, out, _ = cli("show", str(dynamic_path))
     assert code == 0 and out.strip().endswith("--shape tokens=1xN --shape x=1xNx8")
+    code, _, err = cli("report", str(dynamic_path), "-o", str(tmp_path / "r.html"))
+    assert code == 1 and err.strip().endswith("--shape tokens=1xN --shape x=1xNx8"), err
     with caplog.at_level(logging.WARNING, logger="autotune"):
         best_session(dynamic_path)
     assert caplog.records[-1].getMessage().endswith("--shape tokens=1xN --shape x=1xNx8)")
