@@ -272,10 +272,7 @@ def resolve_shapes(
                 unresolved = True
                 dims_out.append(0)
         if unresolved:
-            example = "x".join(
-                str(d) if isinstance(d, int) else ("1" if i == 0 else "N")
-                for i, d in enumerate(spec.shape)
-            )
+            example = _example_dims(spec.shape)
             missing.append(f"{spec.name} ({spec.shape_text()}): --shape {spec.name}={example}")
         shapes[spec.name] = tuple(dims_out)
     if missing:
@@ -283,6 +280,13 @@ def resolve_shapes(
             "the model has symbolic dimensions; give them with --shape: " + "; ".join(missing)
         )
     return shapes
+
+
+def _example_dims(shape: tuple[Dim, ...] | list[Dim]) -> str:
+    """``1xNx8`` for ``(batch, seq, 8)``: what to write in a ``--shape`` (N: a size to choose)."""
+    return "x".join(
+        str(d) if isinstance(d, int) else ("1" if i == 0 else "N") for i, d in enumerate(shape)
+    )
 
 
 def free_dimensions(info: ModelInfo, shapes: dict[str, tuple[int, ...]]) -> dict[str, int]:
@@ -352,11 +356,7 @@ def search_command(
         if name in given:
             flags.append(f"--shape {name}={'x'.join(map(str, given[name]))}")
         elif any(not isinstance(d, int) for d in shape[1:]):
-            example = "x".join(
-                str(d) if isinstance(d, int) else ("1" if i == 0 else "N")
-                for i, d in enumerate(shape)
-            )
-            flags.append(f"--shape {name}={example}")
+            flags.append(f"--shape {name}={_example_dims(shape)}")
     return " ".join(["autotune search", os.fspath(path), *flags])
 
 

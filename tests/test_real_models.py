@@ -297,9 +297,7 @@ def test_png_without_matplotlib_writes_nothing(tmp_path: Path, mlp_path: Path) -
         f"sys.argv = ['autotune', 'report', {str(mlp_path)!r}, '-o', {str(html)!r}, "
         f"'--png', {str(png)!r}]; main()"
     )
-    proc = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
-    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1
     assert proc.stderr.strip() == (
         "Error: --png needs matplotlib, the autotune[report] extra: install it with pip install "
@@ -353,7 +351,9 @@ def test_study_search_says_where_its_example_is_and_what_the_command_line_replac
 ) -> None:
     study = tmp_path / "s.toml"
     study.write_text('model = { example = "mlp" }\ntrials = 30\n')
-    code, out, err = cli("search", "--study", str(study), "--trials", "1", "--rounds", "1", "--json")
+    code, out, err = cli(
+        "search", "--study", str(study), "--trials", "1", "--rounds", "1", "--json"
+    )
     assert code == 0, err
     example = Path(os.environ["AUTOTUNE_CACHE_DIR"]) / "examples" / "mlp.onnx"
     assert f"study model: example mlp, at {example}" in err
