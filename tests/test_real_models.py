@@ -247,7 +247,7 @@ def test_inputs_that_are_not_npz_get_one_line(tmp_path: Path, mlp_path: Path) ->
     for name, content in (("feeds.txt", b"x = 1, 2, 3\n"), ("feeds.npy", b"\x93NUMPY pickled")):
         bad = tmp_path / name
         bad.write_bytes(content)
-        code, out, err = cli("search", str(mlp_path), "--inputs", str(bad))
+        code, _, err = cli("search", str(mlp_path), "--inputs", str(bad))
         assert code == 1
         assert err.strip() == (
             f"Error: --inputs {bad} is not an .npz file; write one with numpy.savez "
