@@ -298,6 +298,10 @@ class _Search:
                 self.worker = MeasuringWorker(setup, target=self.options.worker_target)
             except WorkerLost as exc:
                 reason = ort_reason(str(exc))
+                if exc.status != FAILED:  # crashed or timed out: not a matter of input values
+                    raise SearchError(
+                        f"the model did not run with ORT's default configuration here ({reason})"
+                    ) from None
                 if self.synthetic_hint:
                     raise SearchError(
                         f"the model fails with ORT's default configuration on synthetic inputs "
