@@ -46,6 +46,14 @@ def best_config(path: Any, **kwargs: Any) -> BestConfig | None:
     return _best_config(path, **kwargs)
 
 
+def selection_delegate(path: Any, **kwargs: Any) -> Any:
+    """A device-selection delegate for ``SessionOptions.set_provider_selection_policy_delegate``
+    that picks the tuned device. See :func:`autotune.resolver.selection_delegate`."""
+    from autotune.resolver import selection_delegate as _selection_delegate
+
+    return _selection_delegate(path, **kwargs)
+
+
 def current_chip() -> Chip:
     """This machine's chip identity (CPU model, usable cores, accelerators, ORT build)."""
     from autotune.chip import current_chip as _current_chip
@@ -75,4 +83,5 @@ __all__ = [
     "best_session",
     "current_chip",
     "search_model",
+    "selection_delegate",
 ]

@@ -59,11 +59,13 @@ def provider_list(
     config: SessionConfig, cache_dir: Path | None
 ) -> list[tuple[str, dict[str, str]]]:
     """The ``providers=`` argument, with autotune-owned cache paths filled in."""
-    from autotune.providers import SPACES
+    from autotune.providers import SPACES, plugin_space
 
     out = []
     for name, options in config.canonical().providers:
         space = SPACES.get(name)
+        if config.plugin and name != CPU:
+            space = plugin_space(config.plugin["package"], name)
         opts = space.runtime_options(options, cache_dir) if space else dict(options)
         out.append((name, opts))
     return out
@@ -86,8 +88,15 @@ def build_session(
     """An ``InferenceSession`` for ``config``. Raises what ORT raises when it cannot be built."""
     import onnxruntime as ort
 
+    from autotune.plugins import is_plugin_ep
+
     so = session_options(config, record_placement=record_placement)
-    available = set(ort.get_available_providers())
+    if config.plugin or config.device_policy:
+        add_plugin_devices(so, config, cache_dir)
+    if config.plugin:
+        return ort.InferenceSession(str(model_path), sess_options=so)
+    # a registered plugin EP is listed too, but is built only on its device (config.plugin)
+    available = {n for n in ort.get_available_providers() if not is_plugin_ep(n)}
     missing = [n for n, _ in config.canonical().providers if n not in available]
     if missing and not config.device_policy:
         # ORT would only warn and run on CPU: a configuration for another build is not this one
@@ -100,6 +109,23 @@ def build_session(
     return ort.InferenceSession(
         str(model_path), sess_options=so, providers=provider_list(config, cache_dir)
     )
+
+
+def add_plugin_devices(so: Any, config: SessionConfig, cache_dir: Path | None) -> None:
+    """Register the plugin packages ``config`` needs in this process (the trial's own, or at run
+    time the app's): for a plugin configuration its package, added on its device with
+    ``add_provider_for_devices`` (the CPU EP behind it); for a device policy every installed
+    plugin, so ORT's selection sees the devices it saw when measured. Raises PluginUnavailable
+    (a ConfigError) when the package, its version or the device is missing."""
+    from autotune import plugins
+
+    if config.plugin is None:
+        plugins.register_all()
+        return
+    name, _ = config.canonical().providers[0]
+    devices = plugins.find_devices(config.plugin, name)
+    options = dict(provider_list(config, cache_dir)[0][1])
+    so.add_provider_for_devices(devices, options)
 
 
 def dropped_providers(session: Any, config: SessionConfig) -> list[str]:

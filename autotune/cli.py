@@ -341,11 +341,18 @@ def chip(as_json: bool) -> None:
     from dataclasses import asdict
 
     from autotune.chip import current_chip
+    from autotune.plugins import report
     from autotune.providers import installed_providers
 
     c = current_chip()
+    plugins = report()  # registers each plugin package in this process first
     # one provider list: those ORT can create here (its build's, and EP devices it sees)
-    data = {**asdict(c), "chip_id": c.chip_id, "providers": installed_providers()}
+    data = {
+        **asdict(c),
+        "chip_id": c.chip_id,
+        "providers": installed_providers(),
+        "plugins": plugins,
+    }
     if as_json:
         click.echo(json.dumps(data, indent=2))
         return
@@ -353,6 +360,16 @@ def chip(as_json: bool) -> None:
     click.echo(f"system:      {c.system}")
     click.echo(f"onnxruntime: {c.ort_version}")
     click.echo(f"providers:   {', '.join(data['providers'])}")
+    if plugins:
+        click.echo("plugins:")
+    else:
+        click.echo("plugins:     none installed (e.g. pip install onnxruntime-ep-webgpu)")
+    for p in plugins:
+        click.echo(f"  {p['package']} {p['version']} ({', '.join(p['ep_names']) or 'no EP'})")
+        for d in p["devices"]:
+            click.echo(f"    device {d['device']}: {d['label']}")
+        if p["no_device_reason"]:
+            click.echo(f"    no device: {p['no_device_reason']}")
 
 
 def _register() -> None:

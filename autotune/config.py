@@ -90,6 +90,10 @@ class SessionConfig:
     session_entries: Mapping[str, str] = field(default_factory=dict)
     free_dimension_overrides: Mapping[str, int] = field(default_factory=dict)
     device_policy: str | None = None
+    # a plugin EP (ORT >= 1.23): {"package", "version", "device"}; the first provider is its EP,
+    # built with add_provider_for_devices on that device. Part of the identity: a result measured
+    # with another version of the package is another configuration.
+    plugin: Mapping[str, str] | None = None
 
     # -- identity -------------------------------------------------------------------------
     def canonical(self) -> SessionConfig:
@@ -116,11 +120,12 @@ class SessionConfig:
             inter_op_num_threads=inter,
             session_entries=entries,
             free_dimension_overrides=dict(sorted(self.free_dimension_overrides.items())),
+            plugin=dict(sorted(self.plugin.items())) if self.plugin else None,
         )
 
     def to_dict(self) -> dict[str, Any]:
         c = self.canonical()
-        return {
+        out: dict[str, Any] = {
             "providers": [[name, dict(opts)] for name, opts in c.providers],
             "graph_optimization_level": c.graph_optimization_level,
             "execution_mode": c.execution_mode,
@@ -132,6 +137,9 @@ class SessionConfig:
             "free_dimension_overrides": dict(c.free_dimension_overrides),
             "device_policy": c.device_policy,
         }
+        if c.plugin:  # only when set: configurations without a plugin keep their ids
+            out["plugin"] = dict(c.plugin)
+        return out
 
     def to_json(self) -> str:
         """Canonical JSON: the stored form and the input of ``config_id``."""
@@ -159,8 +167,11 @@ class SessionConfig:
         else:
             name, opts = c.providers[0]
             label = name.replace("ExecutionProvider", "")
+            if c.plugin:
+                label += f"@{c.plugin['package'].removeprefix('onnxruntime-ep-')}"
+                label += f" {c.plugin['version']} {c.plugin['device'].split('/')[0]}"
             if opts:
-                label += "[" + ",".join(f"{k}={v}" for k, v in opts.items()) + "]"
+                label += "[" + ",".join(_option_text(k, v) for k, v in opts.items()) + "]"
             parts.append(label)
         parts.append(c.graph_optimization_level.replace("ORT_", "").replace("ENABLE_", ""))
         parts.append(f"t{c.intra_op_num_threads}")
@@ -223,6 +234,8 @@ class SessionConfig:
         policy = data.get("device_policy")
         if policy is not None:
             kwargs["device_policy"] = _choice("device_policy", policy, DEVICE_POLICIES)
+        if data.get("plugin") is not None:
+            kwargs["plugin"] = _parse_plugin(data["plugin"])
         return cls(**kwargs).canonical()
 
 
@@ -237,7 +250,36 @@ _FIELDS = (
     "session_entries",
     "free_dimension_overrides",
     "device_policy",
+    "plugin",
 )
+
+_PLUGIN_FIELDS = {
+    # a distribution name, never a path: the library is found through the installed package
+    "package": re.compile(r"onnxruntime-ep-[a-z0-9][a-z0-9.-]{0,80}"),
+    "version": re.compile(r"[0-9A-Za-z][0-9A-Za-z.+!_-]{0,63}"),
+    "device": re.compile(r"(CPU|GPU|NPU)/[0-9]{1,10}/[0-9]{1,10}"),  # type/vendor id/device id
+}
+
+
+def _parse_plugin(value: Any) -> dict[str, str]:
+    if not isinstance(value, dict) or set(value) != set(_PLUGIN_FIELDS):
+        raise ConfigError("plugin must be an object with package, version and device")
+    for key, rule in _PLUGIN_FIELDS.items():
+        v = value[key]
+        if not isinstance(v, str) or not rule.fullmatch(v):
+            raise ConfigError(f"plugin {key} {v!r:.60} is not valid")
+    return dict(value)
+
+
+def _option_text(key: str, value: str) -> str:
+    """``key=value`` for a label; OpenVINO's load_config shows its properties, not its JSON."""
+    if key == "load_config" and value.startswith("{"):
+        try:
+            ((_device, props),) = json.loads(value).items()
+            return ",".join(f"{k}={v}" for k, v in props.items())
+        except (ValueError, AttributeError, TypeError):
+            pass
+    return f"{key}={value}"
 
 
 def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> str:

@@ -131,7 +131,8 @@ def load_report_data(model_path: str | Path, *, db: str | None = None) -> Report
         searches = [
             _clean(s)
             for s in store.searches(key)
-            if s["state"] == "done" and isinstance(s["pick_config"], str)
+            if s["state"] == "done"
+            and (isinstance(s["pick_config"], str) or s.get("outcome") == "inconclusive")
         ]
     counts: dict[tuple[str, str], int] = {}
     for row in rows:
@@ -411,8 +412,9 @@ def _verdict(data: ReportData) -> str:
         text = (
             "No search of this model has finished yet, so there is no head-to-head verdict."
             if best is None
-            else "No search of this model has finished yet, so there is no head-to-head verdict; "
-            f"the best single trial is <code>{_e(best['label'])}</code> at "
+            else "No search of this model has finished yet, so there is no head-to-head verdict "
+            "and apps get ORT's defaults; the best single trial's search estimate is "
+            f"<code>{_e(best['label'])}</code> at "
             f"{_e(format_speedup(best['ratio'], best['ratio_iqr']))}."
         )
         out.append(f'<div class="verdict"><p>{text}</p></div>')

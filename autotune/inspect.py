@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from autotune.model import Dim, TensorSpec, load_model_info, sentences
+from autotune.model import Dim, TensorSpec, load_model_info
 
 COREML_FORMATS = {
     "MLProgram": "coreml_supported_mlprogram_ops.md",
@@ -273,7 +273,8 @@ def _op_name(domain_op: str) -> str:
 
 
 def _first_line(exc: BaseException) -> str:
-    return sentences(str(exc), 200) or "no message"
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else "no message")[:200]
 
 
 @contextlib.contextmanager

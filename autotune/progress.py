@@ -18,7 +18,10 @@ class ProgressLine:
         self._last_round = -1
 
     def __call__(self, event: Event) -> None:
-        if event.kind == "start":
+        if event.kind == "plan":
+            for line in event.message.splitlines():
+                self._print(line)
+        elif event.kind == "start":
             note = f" ({event.message})" if event.message else ""
             self._print(f"searching: {event.total} trials to measure{note}")
         elif event.kind == "trial":

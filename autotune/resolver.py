@@ -24,6 +24,7 @@ from autotune.config import DEFAULT_CONFIG, SessionConfig
 from autotune.digest import model_digest
 from autotune.errors import ConfigError, DatabaseError, SessionBuildError
 from autotune.model import match_signature, search_command, shape_signature
+from autotune.plugins import PluginUnavailable, find_devices, warn_once
 from autotune.providers import validate_config
 from autotune.store import ResultKey, Store
 
@@ -140,10 +141,65 @@ def _choice(
         config=config,
         ratio=ratio,
         source=source,
-        stale=row.get("ort_version") != ort_version,
+        stale=row.get("ort_version") != ort_version or _plugin_changed(config),
         key=ResultKey(key.model_digest, key.chip, row.get("ort_version") or "", key.shapes),
         measured_at=row.get("finished_at") or row.get("created_at"),
     )
+
+
+def _plugin_changed(config: SessionConfig) -> bool:
+    """A plugin configuration measured with another version of its package than the one here
+    (or with one that is not installed): stale, and refused when built."""
+    from autotune.plugins import installed_version
+
+    plugin = config.plugin
+    return plugin is not None and installed_version(plugin["package"]) != plugin["version"]
+
+
+def selection_delegate(
+    path: str | os.PathLike[str],
+    *,
+    shapes: dict[str, tuple[int, ...]] | None = None,
+    db: str | None = None,
+) -> Any:
+    """A function for ``SessionOptions.set_provider_selection_policy_delegate`` that picks the
+    device autotune measured best for this model here, for apps that let ORT select devices.
+
+    It registers the plugin package the stored choice needs (now, before the session is made),
+    and at selection picks that EP's device, else the EP of a built-in choice, else the CPU EP.
+    It chooses devices only: provider options and session settings of the tuned configuration
+    come with ``best_session``. With no stored choice it picks the CPU EP."""
+    choice = None
+    for candidate in candidates(path, shapes=shapes, db=db):
+        config = candidate.config
+        if config.device_policy:
+            continue  # a policy is ORT's own choice, not a device
+        if config.plugin:
+            try:
+                find_devices(config.plugin, config.providers[0][0])
+            except PluginUnavailable as exc:
+                warn_once(exc)
+                continue
+        choice = config
+        break
+    wanted = choice.providers[0][0] if choice else "CPUExecutionProvider"
+    selector = choice.plugin["device"] if choice is not None and choice.plugin else None
+
+    def delegate(
+        ep_devices: list[Any], model_metadata: Any, runtime_metadata: Any, max_selections: int
+    ) -> list[Any]:
+        from autotune.plugins import device_selector
+
+        picked = [
+            d
+            for d in ep_devices
+            if d.ep_name == wanted and (selector is None or device_selector(d) == selector)
+        ]
+        if not picked:
+            picked = [d for d in ep_devices if d.ep_name == "CPUExecutionProvider"]
+        return picked[: max(1, max_selections)]
+
+    return delegate
 
 
 def best_config(
@@ -193,6 +249,11 @@ def best_session(
                     choice.config,
                     cache_dir=model_cache_dir(choice.key.model_digest, choice.config),
                 )
+            except PluginUnavailable as exc:  # a plugin package missing here: warn once
+                if strict:
+                    raise SessionBuildError(str(exc)) from None
+                warn_once(exc)
+                continue
             except Exception as exc:  # noqa: BLE001 - ORT raises several types; fall back
                 if strict:
                     raise SessionBuildError(

@@ -92,7 +92,7 @@ class SearchOptions:
 class Event:
     """Progress of a search, for a progress bar."""
 
-    kind: str  # "start", "trial", "final", "done"
+    kind: str  # "plan", "start", "trial", "final", "done"
     done: int = 0
     total: int = 0
     elapsed: float = 0.0
@@ -442,7 +442,7 @@ class _Search:
         spaces = [
             s
             for s in available_spaces()
-            if options.providers is None or s.name in options.providers or s.name == CPU
+            if options.providers is None or s.ort_name in options.providers or s.name == CPU
         ]
         self.space = (ctx, spaces, graph_levels(), device_policies())
         for params in self._stale_picks():
@@ -463,6 +463,7 @@ class _Search:
                     seeds += 1
         self._freeze_dead_dimensions()
         budget = max(0, options.trials - resumed)
+        self.emit(Event("plan", message=_plan_text(spaces, self.space[3])))
         self._check_load()
         if not shared:  # this process holds the model's lock: no other search of it runs here
             self.store.mark_abandoned(self.key.model_digest, provenance()["host_id"])
@@ -962,6 +963,26 @@ class _Search:
                 load_cores=load.other_cores,
             )
         )
+
+
+def _plan_text(spaces: list[Any], policies: tuple[str, ...]) -> str:
+    """Which providers the search will try, and the plugins it cannot, with the reason (the
+    lines printed before ``searching:``)."""
+    from autotune import plugins
+
+    names = [getattr(s, "label", "") or s.name for s in spaces]
+    if policies:
+        names.append("ORT device policies (" + ", ".join(policies) + ")")
+    text = "providers: " + "; ".join(names)
+    used = {s.plugin["package"] for s in spaces if getattr(s, "plugin", None)}
+    idle = [
+        f"{p['package']} {p['version']} ({p['no_device_reason']})"
+        for p in plugins.report()
+        if p["package"] not in used and not p["devices"]
+    ]
+    if idle:
+        text += "\nplugins without a device here: " + "; ".join(idle)
+    return text
 
 
 def _storage(url: str | None) -> Any:

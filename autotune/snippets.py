@@ -135,6 +135,10 @@ def _cache_note(providers: tuple[tuple[str, Mapping[str, str]], ...], comment: s
 def _python(config: SessionConfig, model_path: str) -> str:
     c = _without_cache_options(config)
     lines = ["import onnxruntime as ort", "", "so = ort.SessionOptions()"]
+    if c.plugin:
+        package, version = c.plugin["package"], c.plugin["version"]
+        module = package.replace("-", "_")
+        lines[1:1] = [f"import {module} as plugin  # pip install {package}=={version}"]
     if c.graph_optimization_level != _DEFAULT_LEVEL:
         note = (
             "  # onnxruntime >= 1.23" if c.graph_optimization_level == "ORT_ENABLE_LAYOUT" else ""
@@ -164,6 +168,8 @@ def _python(config: SessionConfig, model_path: str) -> str:
         )
         lines.append(f"session = ort.InferenceSession({_py_str(model_path)}, sess_options=so)")
         return "\n".join(lines) + "\n"
+    if c.plugin:
+        return "\n".join(lines + _python_plugin(c, model_path)) + "\n"
     lines += _cache_note(c.providers, "#")
     lines.append("session = ort.InferenceSession(")
     lines.append(f"    {_py_str(model_path)},")
@@ -186,6 +192,26 @@ def _python(config: SessionConfig, model_path: str) -> str:
         lines.append("    ],")
     lines.append(")")
     return "\n".join(lines) + "\n"
+
+
+def _python_plugin(c: SessionConfig, model_path: str) -> list[str]:
+    """A plugin EP: register the package's library, pick the device, add it with its options."""
+    plugin = c.plugin or {}
+    package = plugin["package"]
+    kind, vendor_id, device_id = plugin["device"].split("/")
+    name, opts = c.providers[0]
+    return [
+        f"ort.register_execution_provider_library({_py_str(package)}, plugin.get_library_path())",
+        "devices = [",
+        "    d",
+        "    for d in ort.get_ep_devices()",
+        f"    if d.ep_name == {_py_str(name)}",
+        f"    and d.device.type == ort.OrtHardwareDeviceType.{kind}",
+        f"    and d.device.vendor_id == {vendor_id} and d.device.device_id == {device_id}",
+        "]",
+        f"so.add_provider_for_devices(devices[:1], {_dict_literal(opts)})",
+        f"session = ort.InferenceSession({_py_str(model_path)}, sess_options=so)",
+    ]
 
 
 # -- Swift -----------------------------------------------------------------------------------

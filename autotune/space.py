@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from autotune.config import CPU, SessionConfig
-from autotune.providers import SPACES, ProviderSpace, SearchContext, TrialLike
+from autotune.providers import SPACES, PluginSpace, ProviderSpace, SearchContext, TrialLike
 
 POLICY_PREFIX = "policy:"
 GELU_OPS = frozenset({"Erf", "Gelu", "com.microsoft:Gelu", "com.microsoft:BiasGelu"})
@@ -68,10 +68,13 @@ def suggest_config(
     options: dict[str, str] = {}
     required: dict[str, Any] = {}
     policy = None
+    plugin: PluginSpace | None = None
     if provider.startswith(POLICY_PREFIX):
         policy = provider[len(POLICY_PREFIX) :]
     else:
-        space = SPACES[provider]
+        space = next((s for s in spaces if s.name == provider), None) or SPACES[provider]
+        if isinstance(space, PluginSpace):
+            plugin = space
         options = space.suggest(trial, ctx)
         required = dict(space.session_requirements)
 
@@ -102,7 +105,7 @@ def suggest_config(
 
     providers: tuple[tuple[str, dict[str, str]], ...] = ((CPU, {}),)
     if policy is None and provider != CPU:
-        providers = ((provider, options), (CPU, {}))
+        providers = ((plugin.ep_name if plugin else provider, options), (CPU, {}))
     return SessionConfig(
         providers=providers,
         graph_optimization_level=level,
@@ -114,6 +117,7 @@ def suggest_config(
         session_entries=entries,
         free_dimension_overrides=free_dims,
         device_policy=policy,
+        plugin=dict(plugin.plugin) if plugin else None,
     ).canonical()
 
 

@@ -170,12 +170,15 @@ def decide(
         e.process_speedups = [math.exp(_median(g)) for g in groups]
 
     if len(usable) < 2:
-        why = (
-            "every round ran in a slow phase"
-            if not rounds
-            else f"only {len(rounds)} rounds were kept, too few to compare processes"
-        )
-        if not complete:
+        if not rounds:
+            why = (
+                "the time limit came before any round was kept"
+                if not complete and not rounds_dropped
+                else "every round ran in a slow phase"
+            )
+        else:
+            why = f"only {len(rounds)} rounds were kept, too few to compare processes"
+        if not complete and (rounds or rounds_dropped):
             why += " before the time limit"
         return verdict(INCONCLUSIVE, why, None)
     assert aa_spread is not None

@@ -64,7 +64,7 @@ def test_search_never_picks_an_inaccurate_configuration(transformer: Path) -> No
     from autotune.search import SearchOptions, run_search
     from autotune.store import Store
 
-    outcome = run_search(transformer, SearchOptions(trials=12, protocol=FAST, seed=3))
+    outcome = run_search(transformer, SearchOptions(trials=14, protocol=FAST, seed=3))
     with Store.open() as store:
         rows = store.trials(outcome.key)
     inaccurate = {r["config_id"] for r in rows if r["status"] == INACCURATE}

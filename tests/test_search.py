@@ -160,9 +160,9 @@ def test_show_filters_by_provenance(mlp_path: Path) -> None:
     run_search(mlp_path, _options(trials=2))
     me = provenance()
     out = CliRunner().invoke(cli, ["show", str(mlp_path), "--host", me["host_id"], "--json"])
-    assert len(json.loads(out.output)) == 2
+    assert len(json.loads(out.output)["trials"]) == 2
     out = CliRunner().invoke(cli, ["show", str(mlp_path), "--user", "somebody-else", "--json"])
-    assert json.loads(out.output) == []
+    assert json.loads(out.output)["trials"] == []
 
 
 def test_dead_dimensions_are_frozen_at_the_default(mlp_path: Path) -> None:

@@ -116,3 +116,69 @@ def test_a_search_reports_one_figure_everywhere(mlp_path: Path) -> None:
     assert entry["speedup"] == outcome.speedup or row["pick_config_id"] == (
         DEFAULT_CONFIG.config_id
     )
+
+
+def test_list_show_and_best_print_the_verdicts_figure_not_a_trial_estimate(
+    mlp_path: Path,
+) -> None:
+    """A trial whose search-phase estimate (1.50x) the head-to-head did not confirm is never
+    shown as the model's speed-up; the verdict's 1.234x [1.1-1.3] is, everywhere."""
+    from click.testing import CliRunner
+
+    from autotune.chip import current_chip
+    from autotune.cli import cli
+    from autotune.config import SessionConfig
+    from autotune.digest import model_digest
+
+    chip = current_chip()
+    pick = SessionConfig(intra_op_num_threads=1)
+    refuted = SessionConfig(graph_optimization_level="ORT_ENABLE_BASIC")
+    key = {
+        "model_digest": model_digest(mlp_path),
+        "model_name": mlp_path.name,
+        "chip": chip.chip_id,
+        "ort_version": chip.ort_version,
+        "shapes": "x=1x16",
+        "default_shapes": 1,
+    }
+    with Store.open(write=True) as store:
+        for config, ratio in ((DEFAULT_CONFIG, 1.0), (pick, 0.8), (refuted, 1 / 1.5)):
+            store.record_trial(
+                {
+                    **key,
+                    "trial_uid": config.config_id,
+                    "config_id": config.config_id,
+                    "config": config.to_json(),
+                    "label": config.describe(),
+                    "status": "ok",
+                    "ratio": ratio,
+                    "created_at": "2026-12-01T00:00:00+00:00",
+                }
+            )
+        store.upsert_search(
+            {
+                **key,
+                "search_id": "s1",
+                "state": "done",
+                "finished_at": "2026-12-01T00:01:00+00:00",
+                "objective": "latency",
+                "outcome": PICK,
+                "pick_config_id": pick.config_id,
+                "pick_config": pick.to_json(),
+                "pick_label": pick.describe(),
+                "pick_ratio": 1 / 1.234,
+                "speedup": 1.234,
+                "speedup_low": 1.1,
+                "speedup_high": 1.3,
+                "aa_spread": 0.012,
+            }
+        )
+    runner = CliRunner()
+    listed = runner.invoke(cli, ["list"]).output
+    assert f"{pick.describe()} 1.23×" in listed and "1.50" not in listed
+    shown = runner.invoke(cli, ["show", str(mlp_path)]).output
+    assert f"* {pick.describe()}, 1.234× [1.100–1.300]" in shown
+    assert "A/A spread 1.2%" in shown
+    assert "* ok" in shown  # the picked trial is marked in the table
+    best = runner.invoke(cli, ["best", str(mlp_path)]).output
+    assert "speed-up:    1.23× vs ORT defaults" in best

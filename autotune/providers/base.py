@@ -41,6 +41,8 @@ class Option:
     pattern: str | None = None
     default: str | None = None
     risk: Risk = "safe"
+    # a structured value (e.g. a JSON object): returns why it is refused, or None
+    validator: Callable[[str], str | None] | None = None
 
     def check(self, provider: str, value: str) -> None:
         if self.risk != "safe":
@@ -55,6 +57,10 @@ class Option:
             )
         if self.pattern is not None and not re.fullmatch(self.pattern, value):
             raise ConfigError(f"option {provider}.{self.key} has an invalid value {value!r:.40}")
+        if self.validator is not None:
+            why = self.validator(value)
+            if why:
+                raise ConfigError(f"option {provider}.{self.key}: {why}")
 
 
 _RISK_TEXT = {
@@ -97,6 +103,13 @@ class ProviderSpace:
     # 0 = builds in milliseconds ... 3 = compiles for seconds (searched late, cached)
     compile_cost: int = 0
     pip_package: str = "onnxruntime"
+    # adds autotune-owned cache paths where an EP takes them inside another option's value
+    runtime_hook: Callable[[dict[str, str], Path | None], dict[str, str]] | None = None
+
+    @property
+    def ort_name(self) -> str:
+        """The execution provider's name in ORT (a plugin candidate's ``name`` is its own key)."""
+        return self.name
 
     def validate(self, options: Mapping[str, str]) -> None:
         """Raise ConfigError for an unknown key, a bad value, or an unsafe option."""
@@ -125,4 +138,21 @@ class ProviderSpace:
                 path = cache_dir / sub
                 path.mkdir(parents=True, exist_ok=True)
                 out[key] = str(path)
+        if self.runtime_hook is not None:
+            out = self.runtime_hook(out, cache_dir)
         return out
+
+
+@dataclass(frozen=True)
+class PluginSpace(ProviderSpace):
+    """One searchable candidate of a plugin EP: the package, its version and one device it
+    reports here. ``name`` is the candidate's key (``plugin:PACKAGE:EP:DEVICE``), the value of
+    the study's ``provider`` parameter; configurations name ``ep_name`` and carry ``plugin``."""
+
+    ep_name: str = ""
+    plugin: Mapping[str, str] = field(default_factory=dict)  # package, version, device
+    label: str = ""
+
+    @property
+    def ort_name(self) -> str:
+        return self.ep_name
