@@ -12,8 +12,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
-
 from autotune.config import DEFAULT_CONFIG, SessionConfig
 from autotune.errors import (
     AutotuneError,
@@ -24,6 +22,7 @@ from autotune.errors import (
     SessionBuildError,
     ShapeError,
 )
+from autotune.version import __version__
 
 if TYPE_CHECKING:
     from autotune.chip import Chip

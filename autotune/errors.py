@@ -5,8 +5,10 @@ AutotuneError                 base; the CLI prints ``Error: <message>`` and exit
 ├── ShapeError                symbolic dimensions not given, bad ``--shape``, bad ``--inputs``
 ├── ConfigError               a configuration that fails validation (unknown or unsafe option)
 ├── DatabaseError             not SQLite, schema newer than this autotune, locked by a search
-├── SearchError               a search that cannot start or finish (bad arguments, busy model)
-└── SessionBuildError         ``strict=True`` and the stored configuration does not build
+├── SearchError               a search that cannot start or finish (bad arguments, busy model,
+│                             busy machine)
+├── SessionBuildError         ``strict=True`` and the stored configuration does not build
+└── ReportError               nothing stored to report on, or the report cannot be written
 """
 
 from __future__ import annotations
@@ -38,3 +40,7 @@ class SearchError(AutotuneError):
 
 class SessionBuildError(AutotuneError):
     """A stored configuration failed to build a session (raised only with ``strict=True``)."""
+
+
+class ReportError(AutotuneError):
+    """There is nothing stored to report on, or the report cannot be written."""

@@ -26,11 +26,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from autotune import __version__
 from autotune.config import DEFAULT_CONFIG, SessionConfig
-from autotune.errors import AutotuneError
+from autotune.errors import AutotuneError, ReportError
 from autotune.report import ms, ordered_trials
 from autotune.store import ResultKey, Store, decode_json
+from autotune.version import __version__
 
 OK = "ok"
 PRUNED = "pruned"
@@ -48,10 +48,6 @@ PARAM_NAMES = {
     "free_dimension_overrides": "free-dimension overrides",
     "gelu_approximation": "GELU approximation",
 }
-
-
-class ReportError(AutotuneError):
-    """There is nothing stored to report on."""
 
 
 @dataclass

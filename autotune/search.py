@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from autotune import __version__, objectives
+from autotune import objectives
 from autotune.chip import current_chip, provenance
 from autotune.config import CPU, DEFAULT_CONFIG, SessionConfig
 from autotune.errors import AutotuneError, ConfigError, SearchError
@@ -64,6 +64,7 @@ from autotune.providers import SearchContext, available_spaces, device_policies,
 from autotune.space import DEFAULT_PARAMS, graph_levels, one_knob_variants, suggest_config
 from autotune.store import ResultKey, Store, decode_json, now
 from autotune.verdict import DEFAULT, INCONCLUSIVE, PICK, Verdict, decide
+from autotune.version import __version__
 
 
 @dataclass

@@ -10,9 +10,10 @@ For each model, in one run on one machine:
    interleaved protocol (no pruning, no early stop): its wall time and its best.
    The grid is levels {DISABLE_ALL, BASIC, EXTENDED, LAYOUT, ALL} × {1 thread; ORT's threads with
    spinning on; ORT's threads with spinning off} × memory pattern {on, off} (30 configurations,
-   60 with the GELU approximation on models with GELU): on this class of machine the full
-   120-configuration grid of ../shared/reference/measurement-on-this-machine.md found every
-   model's optimum inside it. autotune's own space is larger (it is counted and reported, and
+   60 with the GELU approximation on models with GELU): on this class of machine a full
+   120-configuration grid (5 levels x 3 thread counts x 2 modes x 2 spinning x 2 memory
+   pattern, measured on the four example models in November 2026) found every model's optimum
+   inside it. autotune's own space is larger (it is counted and reported, and
    the time an exhaustive search of it would take is extrapolated from the grid's per-config cost).
 3. A fresh head-to-head of default, pick and oracle best (15 paired rounds, slow-phase guard):
    speed-up = default/pick, pick/oracle, and the rounds the guard dropped.

@@ -15,9 +15,8 @@ import pytest
 from click.testing import CliRunner
 
 from autotune.cli_report import report_cmd
-from autotune.errors import AutotuneError
+from autotune.errors import AutotuneError, ReportError
 from autotune.html_report import (
-    ReportError,
     format_speedup,
     param_importances,
     pareto_front,

@@ -1,8 +1,9 @@
 """What every execution-provider module declares: its options, its search space, its rules.
 
 A provider module is data plus one small define-by-run function. Option keys and value
-formats are exactly ORT's (see ../shared/reference/ort-providers.md); booleans are written the
-way each EP parses them (CoreML ``"1"``/``"0"``, OpenVINO ``"true"``/``"false"``).
+formats are exactly ORT's (each provider module names the ORT documentation page or source file
+it follows, and docs/providers.md lists them); booleans are written the way each EP parses them
+(CoreML ``"1"``/``"0"``, OpenVINO ``"true"``/``"false"``).
 """
 
 from __future__ import annotations

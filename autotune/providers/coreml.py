@@ -1,7 +1,9 @@
 """The CoreML execution provider (macOS arm64 ``onnxruntime`` wheels, string options from 1.21).
 
 Booleans are ``"1"``/``"0"``: CoreML compares ``== "1"``, so ``"True"`` would silently mean false.
-Keys and values are ORT's, case-sensitive (reference §1.2).
+Keys and values are ORT's, case-sensitive (ORT's CoreML execution provider page,
+onnxruntime.ai/docs/execution-providers/CoreML-ExecutionProvider.html, and its source,
+onnxruntime/core/providers/coreml/coreml_options.cc).
 """
 
 from __future__ import annotations

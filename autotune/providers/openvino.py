@@ -16,7 +16,8 @@ from autotune.providers.base import Option, ProviderSpace, SearchContext, TrialL
 
 _BOOL = ("false", "true")
 _DEVICE = r"CPU|GPU(\.[0-9])?|NPU"
-# precisions each device accepts (reference §2.3)
+# precisions each device accepts (ORT's OpenVINO execution provider page,
+# onnxruntime.ai/docs/execution-providers/OpenVINO-ExecutionProvider.html)
 PRECISIONS = {
     "CPU": ("FP32", "ACCURACY"),
     "GPU": ("FP32", "FP16", "ACCURACY"),
