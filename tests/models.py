@@ -141,3 +141,25 @@ def unnamed_dims(path: Path) -> Path:
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [])],
     )
     return _save(graph, path)
+
+
+def slow(path: Path, layers: int = 8) -> Path:
+    """x[256,1024] through ``layers`` MatMul+Tanh layers of one 1024x1024 weight: about 0.1-0.3 s
+    a run on 2 cores, the run time of a large model."""
+    rng = np.random.default_rng(0)
+    w = numpy_helper.from_array((rng.standard_normal((1024, 1024)) / 32).astype(np.float32), "w")
+    nodes = []
+    name = "x"
+    for i in range(layers):
+        nodes.append(helper.make_node("MatMul", [name, "w"], [f"m{i}"]))
+        nodes.append(helper.make_node("Tanh", [f"m{i}"], [f"t{i}"]))
+        name = f"t{i}"
+    nodes[-1].output[0] = "y"
+    graph = helper.make_graph(
+        nodes,
+        "slow",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [256, 1024])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [256, 1024])],
+        [w],
+    )
+    return _save(graph, path)
