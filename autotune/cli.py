@@ -8,10 +8,11 @@ from typing import Any
 
 import click
 
+from autotune.cli_help import HelpGroup
 from autotune.errors import AutotuneError
 
 
-class _Group(click.Group):
+class _Group(HelpGroup):
     """Turns every AutotuneError into one ``Error: …`` line and exit status 1."""
 
     def invoke(self, ctx: click.Context) -> Any:
@@ -61,6 +62,10 @@ def example(name: str, output: str | None) -> None:
     path = write_example(name, output or f"{name}.onnx")
     size_mb = path.stat().st_size / 2**20
     click.echo(f"wrote {path} ({EXAMPLES[name].description}, {size_mb:.1f} MB)")
+
+
+# study keys a search option of the same name can replace on the command line
+_STUDY_PARAMS = ("trials", "timeout", "shapes", "inputs", "objective")
 
 
 @cli.command()
@@ -159,12 +164,33 @@ def search(
         raise AutotuneError(f"--trials must be at least 1, not {trials}")
     if rounds < 1:
         raise AutotuneError(f"--rounds must be at least 1, not {rounds}")
+    if not 0 <= min_gain < 1:
+        raise AutotuneError(
+            f"--min-gain must be from 0 (any gain) to below 1, not {min_gain}; e.g. 0.03 for 3%"
+        )
+    if timeout is not None and timeout <= 0:
+        raise AutotuneError(
+            f"--timeout must be a positive number of seconds, not {timeout:g}; leave it out for "
+            "no time limit"
+        )
     study_options: dict[str, Any] = {}
     if study:
         from autotune.study import load_study
 
         loaded = load_study(study)
-        model, study_options = model or str(loaded.model), loaded.options
+        model, study_options = model or str(loaded.model), dict(loaded.options)
+        if loaded.example:
+            click.echo(f"study model: example {loaded.example}, at {loaded.model}", err=True)
+        ctx = click.get_current_context()
+        for key in _STUDY_PARAMS:
+            source = ctx.get_parameter_source(key)
+            if key in study_options and source == click.core.ParameterSource.COMMANDLINE:
+                # the command line wins, and says so (a quick run of a study with fewer trials)
+                flag = "--shape" if key == "shapes" else f"--{key}"
+                click.echo(
+                    f"note: {flag} from the command line replaces the study's {key}", err=True
+                )
+                del study_options[key]
     if not model:
         raise AutotuneError(
             "give the model to search: autotune search MODEL.onnx (or --study FILE)"
@@ -219,25 +245,28 @@ def best(
 ) -> None:
     """Print the best known configuration for MODEL on this chip."""
     from autotune.errors import DatabaseError
-    from autotune.model import parse_shape_args
+    from autotune.model import parse_shape_args, search_hint
     from autotune.report import best_text, printable
     from autotune.resolver import lookup
     from autotune.snippets import snippet, unsupported
 
-    choice, notes = lookup(model, shapes=parse_shape_args(shapes) or None, db=db)
+    given = parse_shape_args(shapes)
+    choice, notes = lookup(model, shapes=given or None, db=db)
     if notes.skipped and not notes.read:  # no database could be read at all
         raise DatabaseError(printable(notes.skipped[0]))
     if notes.text():
         click.echo(f"warning: {notes.text()}", err=True)
-    if as_json and not fmt:
-        click.echo(json.dumps(choice.to_dict() if choice else None, indent=2))
-        return
     if choice is None:
+        # exit 1 like plain best (--json prints null first); say if the file is not a model
+        if as_json and not fmt:
+            click.echo("null")
         if notes.skipped:  # a search would not repair a broken database: no hint to run one
             raise AutotuneError(f"no usable tuned configuration for {model} on this chip")
-        raise AutotuneError(
-            f"no tuned configuration for {model} on this chip; run: autotune search {model}"
-        )
+        hint = search_hint(model, given)
+        raise AutotuneError(f"no tuned configuration for {model} on this chip; run: {hint}")
+    if as_json and not fmt:
+        click.echo(json.dumps(choice.to_dict(), indent=2))
+        return
     if fmt:
         for gap in unsupported(choice.config, fmt):
             click.echo(f"warning: the {fmt} snippet cannot express {gap}", err=True)
@@ -280,6 +309,7 @@ def show(
     """List every trial of MODEL on this chip, best first, failures with their reasons."""
     from autotune.chip import current_chip
     from autotune.digest import model_digest
+    from autotune.model import search_hint
     from autotune.report import ordered_trials, trials_text
     from autotune.store import Store
 
@@ -298,9 +328,19 @@ def show(
         )
     _warn_skipped(store)
     if as_json:
-        click.echo(json.dumps({"verdict": latest, "trials": rows}, indent=2))
+        verdict = _decoded(latest) if latest else None
+        click.echo(
+            json.dumps({"verdict": verdict, "trials": [_decoded(r) for r in rows]}, indent=2)
+        )
         return
-    click.echo(trials_text(rows, model, latest))
+    click.echo(trials_text(rows, model, latest, command=None if rows else search_hint(model)))
+
+
+def _decoded(row: dict[str, Any]) -> dict[str, Any]:
+    """A stored row with its JSON columns (config, placement, …) as objects, not strings."""
+    from autotune.store import JSON_COLUMNS, decode_json
+
+    return {k: decode_json(v) if k in JSON_COLUMNS else v for k, v in row.items()}
 
 
 def _warn_skipped(store: Any) -> None:
@@ -327,10 +367,11 @@ def chip(as_json: bool) -> None:
 
     c = current_chip()
     plugins = report()  # registers each plugin package in this process first
+    # one provider list: those ORT can create here (its build's, and EP devices it sees)
     data = {
         **asdict(c),
         "chip_id": c.chip_id,
-        "providers_available": installed_providers(),
+        "providers": installed_providers(),
         "plugins": plugins,
     }
     if as_json:
@@ -339,7 +380,7 @@ def chip(as_json: bool) -> None:
     click.echo(f"chip:        {c.chip_id}")
     click.echo(f"system:      {c.system}")
     click.echo(f"onnxruntime: {c.ort_version}")
-    click.echo(f"providers:   {', '.join(data['providers_available'])}")
+    click.echo(f"providers:   {', '.join(data['providers'])}")
     if plugins:
         click.echo("plugins:")
     else:

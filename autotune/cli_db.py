@@ -9,8 +9,10 @@ import json
 
 import click
 
+from autotune.cli_help import HelpGroup
 
-@click.group(name="db")
+
+@click.group(name="db", cls=HelpGroup)
 def db() -> None:
     """Share results: export, merge and summarize tuning databases."""
 

@@ -95,7 +95,11 @@ def write_report(
     Raises ModelError for a missing model, DatabaseError for an unusable database, and
     ReportError when nothing is stored for this model on this chip.
     """
+    if png is not None:
+        _need_matplotlib()  # before anything is written: no HTML without the PNG asked for
     data = load_report_data(model_path, db=db, warn=warn)
+    if png is not None and not _points(data):
+        raise ReportError("no measured configuration to plot; nothing was written")
     out = Path(out_path)
     try:
         out.write_text(render_html(data), encoding="utf-8")
@@ -126,7 +130,9 @@ def load_report_data(
             else:
                 warn(f"skipped {printable(problem)}")
         if not rows:
-            hint = "" if store.problems else f"; run: autotune search {model_path}"
+            from autotune.model import search_hint
+
+            hint = "" if store.problems else f"; run: {search_hint(model_path)}"
             raise ReportError(f"no trials of {model_path} on {chip} are stored{hint}")
         latest = max(rows, key=lambda r: (r["created_at"] or "", r["id"] or 0))
         key = ResultKey(digest, chip, latest["ort_version"], latest["shapes"])
@@ -866,15 +872,22 @@ def _footer(data: ReportData) -> str:
 # -- PNG -------------------------------------------------------------------------------------
 
 
-def write_png(data: ReportData, path: Path) -> Path:
-    """A PNG chart of latency against load time, default and pick marked (needs matplotlib)."""
+def _need_matplotlib() -> None:
     try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
+        import matplotlib.figure  # noqa: F401
     except ImportError:
         raise ReportError(
-            "--png needs matplotlib; install it with: pip install matplotlib"
+            "--png needs matplotlib, the autotune[report] extra: install it with "
+            "pip install matplotlib (or pip install '.[report]' in autotune's checkout); "
+            "nothing was written"
         ) from None
+
+
+def write_png(data: ReportData, path: Path) -> Path:
+    """A PNG chart of latency against load time, default and pick marked (needs matplotlib)."""
+    _need_matplotlib()
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     points = _points(data)
     if not points:

@@ -171,6 +171,10 @@ def _predict_coreml(path: Path) -> tuple[tuple[CoreMLPrediction, ...], list[str]
     from onnxruntime.tools.mobile_helpers import usability_checker as uc
     from onnxruntime.tools.onnx_model_utils import ModelProtoWithShapeInfo
 
+    if not hasattr(ModelProtoWithShapeInfo, "_tmp_model_path"):
+        # its __del__ reads this even when __init__ failed (shape inference refused the model),
+        # which printed "Exception ignored ... AttributeError" with a traceback
+        setattr(ModelProtoWithShapeInfo, "_tmp_model_path", None)  # noqa: B010
     wrapper = ModelProtoWithShapeInfo(path)  # keeps a >2 GB model's temporary file alive
     model = wrapper.model_with_shape_info
     ranks = _value_ranks(model.graph)

@@ -272,8 +272,9 @@ def _iqr(values: list[float]) -> float:
 
 
 def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text[:500]
+    from autotune.model import sentences
+
+    return sentences(str(exc), 500) or type(exc).__name__
 
 
 def _uses_compile_cache(config: SessionConfig) -> bool:
@@ -305,7 +306,7 @@ def worker_main(conn: Any, setup: ProcessSetup) -> None:
     _die_with_parent()
     import onnxruntime as ort
 
-    ort.set_default_logger_severity(3)
+    ort.set_default_logger_severity(4)  # ORT's errors reach the trial's error, not the terminal
     try:
         info: dict[str, Any] = {}
         if setup.reference_outputs:

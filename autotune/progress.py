@@ -52,7 +52,7 @@ class ProgressLine:
         if self.tty:
             self.stream.write("\r\033[K" + text[:200])
             self.stream.flush()
-        elif e.done != self._last_round and (e.done == e.total or e.done % 4 == 0):
+        elif e.done != self._last_round and (e.done in (1, e.total) or e.done % 4 == 0):
             self._last_round = e.done  # a line per 4 kept rounds in logs, not per dropped one
             self._print(text)
 

@@ -281,13 +281,18 @@ def placement_text(value: Any) -> str:
 
 
 def trials_text(
-    rows: list[dict[str, Any]], model: str, search: dict[str, Any] | None = None
+    rows: list[dict[str, Any]],
+    model: str,
+    search: dict[str, Any] | None = None,
+    *,
+    command: str | None = None,
 ) -> str:
     """Every trial, best first. ``estimate`` is the search phase's figure (one process, few
     rounds); the verdict above the table, from the head-to-head, is what counts. ``*`` marks the
-    configuration the latest verdict picked."""
+    configuration the latest verdict picked. With no rows, the ``command`` to run (default: a
+    plain ``autotune search``)."""
     if not rows:
-        return f"No trials of {model} on this chip; run: autotune search {model}"
+        return f"No trials of {model} on this chip; run: {command or f'autotune search {model}'}"
     pick_id = search.get("pick_config_id") if search else None
     body = []
     for r in rows:

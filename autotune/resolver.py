@@ -24,7 +24,7 @@ from autotune.config import DEFAULT_CONFIG, SessionConfig
 from autotune.digest import model_digest
 from autotune.errors import ConfigError, DatabaseError, SessionBuildError
 from autotune.graph_inputs import graph_inputs
-from autotune.model import shape_signature
+from autotune.model import match_signature, search_command, shape_signature
 from autotune.plugins import PluginUnavailable, find_devices, warn_once
 from autotune.providers import validate_config
 from autotune.report import printable
@@ -154,9 +154,12 @@ def _candidates(
     prefer: str,
     notes: Notes,
 ) -> Iterator[BestConfig]:
-    signature = shape_signature(shapes) if shapes else None
-    if signature is None:
-        stored = store.shape_signatures(digest, chip.chip_id)
+    stored = store.shape_signatures(digest, chip.chip_id)
+    if shapes:
+        # scalars and fixed-shape inputs need no shape: the shapes searched with select
+        signature = match_signature(shapes, [s for s, _ in stored])
+        signature = signature or shape_signature(shapes)
+    else:
         defaults = [s for s, d in stored if d]
         signature = defaults[0] if defaults else (stored[0][0] if len(stored) == 1 else None)
     if signature is None:
@@ -430,6 +433,8 @@ def best_session(
     that objective, then the Pareto set (latency, load time, memory) of concluded searches'
     trials, best at that; the default ``"latency"`` serves only latency searches' verdicts.
     """
+    if warmup not in (True, False, "background"):
+        raise ValueError(f'warmup must be True, False or "background", not {warmup!r}')
     session = None
     chosen: BestConfig | None = None
     notes = Notes()
@@ -473,29 +478,47 @@ def best_session(
         raise DatabaseError(notes.skipped[0])
     text = notes.text()
     if session is None:
-        hint = f"run: autotune search {os.fspath(path)}"
         if strict:
             raise SessionBuildError(
                 f"no tuned configuration for {path} on {current_chip().chip_id}"
                 + (f" ({text})" if text else "")
-                + f"; {hint}"
+                + f"; run: {_search_hint(path, shapes, None)}"
             )
+        session = build_session(path, DEFAULT_CONFIG)
         if not text:
             log.warning(
-                "autotune: no tuned configuration for %s on this chip; using ORT defaults (%s)",
+                "autotune: no tuned configuration for %s on this chip; using ORT defaults "
+                "(run: %s)",
                 os.fspath(path),
-                hint,
+                _search_hint(path, shapes, session),
             )
         elif notes.skipped:  # a search would not fix a broken layer: no hint
             log.warning("autotune: %s; using ORT defaults", text)
         else:
-            log.warning("autotune: %s; using ORT defaults (%s)", text, hint)
-        session = build_session(path, DEFAULT_CONFIG)
+            log.warning(
+                "autotune: %s; using ORT defaults (run: %s)",
+                text,
+                _search_hint(path, shapes, session),
+            )
     elif text and chosen is not None:
         log.warning("autotune: %s; using %s", text, printable(chosen.config.describe()))
     if warmup:
         _warm(session, background=warmup == "background", shapes=shapes)
     return session
+
+
+def _search_hint(
+    path: str | os.PathLike[str], shapes: dict[str, tuple[int, ...]] | None, session: Any
+) -> str:
+    """The ``autotune search`` command to run, with the ``--shape`` flags the model needs (read
+    from an ORT session of it; onnx is not imported here)."""
+    try:
+        if session is None:
+            session = build_session(path, DEFAULT_CONFIG)
+        inputs = [(i.name, tuple(i.shape)) for i in session.get_inputs()]
+    except Exception:  # noqa: BLE001 - a model ORT cannot load: the plain command
+        inputs = []
+    return search_command(path, inputs, shapes)
 
 
 def _warm(session: Any, *, background: bool, shapes: dict[str, tuple[int, ...]] | None) -> None:

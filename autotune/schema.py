@@ -131,3 +131,11 @@ def m003_verdict(db: sqlite_utils.Database) -> None:
         searches.add_column(name, kind)  # type: ignore[union-attr]
     db["trials"].add_column("load_cores", float)  # type: ignore[union-attr]
     db["trials"].add_column("warning", str)  # type: ignore[union-attr]
+
+
+@migrations()
+def m007_inputs_digest(db: sqlite_utils.Database) -> None:
+    """SHA-256 of the ``--inputs`` data a trial or search measured on (NULL: synthetic inputs),
+    so results on real data are told apart from results on synthetic inputs."""
+    for table in ("trials", "searches"):
+        db[table].add_column("inputs_digest", str)  # type: ignore[union-attr]

@@ -49,12 +49,15 @@ from autotune.measure import (
     worker_main,
 )
 from autotune.model import (
+    feeds_digest,
     free_dimensions,
     load_feeds,
     load_model_info,
+    ort_reason,
     resolve_shapes,
     shape_signature,
     synthetic_feeds,
+    synthetic_value_hint,
 )
 from autotune.paths import cache_dir
 from autotune.providers import SearchContext, available_spaces, device_policies, validate_config
@@ -189,9 +192,11 @@ def run_search(
     started = time.monotonic()
     emit = progress or (lambda e: None)
     info = load_model_info(model_path)
+    inputs_digest: str | None = None  # None: synthetic inputs
     if options.inputs:
         feeds, shapes = load_feeds(info, options.inputs)
         default_shapes = False
+        inputs_digest = feeds_digest(feeds)
     else:
         shapes = resolve_shapes(info, options.shapes)
         feeds = synthetic_feeds(info, shapes)
@@ -202,10 +207,14 @@ def run_search(
     # a distributed study runs one worker per machine; locally, one search per model at a time
     lock = None if options.storage else _ModelLock(info.digest)
     try:
+        search = _Search(
+            info.path, info.path.name, key, default_shapes, feeds, store, options, emit, started
+        )
+        search.inputs_digest = inputs_digest
+        if inputs_digest is None:
+            search.synthetic_hint = synthetic_value_hint(info, shapes)
         with _terminate_as_interrupt():
-            return _Search(
-                info.path, info.path.name, key, default_shapes, feeds, store, options, emit, started
-            ).run(
+            return search.run(
                 SearchContext(
                     cores=chip.cores,
                     has_subgraphs=info.has_subgraphs,
@@ -262,6 +271,8 @@ class _Search:
         self.emit = emit
         self.started = started
         self.search_id = uuid.uuid4().hex
+        self.inputs_digest: str | None = None  # digest of --inputs data; None for synthetic
+        self.synthetic_hint: str | None = None  # what to say if synthetic inputs break the model
         self.monitor = LoadMonitor()
         self.busy: dict[str, Any] = {}  # other programs' CPU use: before, during, head-to-head
         self.worker: MeasuringWorker | None = None
@@ -291,6 +302,7 @@ class _Search:
             "ort_version": self.key.ort_version,
             "shapes": self.key.shapes,
             "default_shapes": int(self.default_shapes),
+            "inputs_digest": self.inputs_digest,
             "autotune_version": __version__,
             **{k: prov[k] for k in ("host", "host_id", "user", "os")},
         }
@@ -349,10 +361,20 @@ class _Search:
             try:
                 self.worker = MeasuringWorker(setup, target=self.options.worker_target)
             except WorkerLost as exc:
+                reason = ort_reason(str(exc))
+                if exc.status != FAILED:  # crashed or timed out: not a matter of input values
+                    raise SearchError(
+                        f"the model did not run with ORT's default configuration here ({reason})"
+                    ) from None
+                if self.synthetic_hint:
+                    raise SearchError(
+                        f"the model fails with ORT's default configuration on synthetic inputs "
+                        f"({reason}); {self.synthetic_hint}"
+                    ) from None
+                given = "the inputs given" if self.inputs_digest else "synthetic inputs"
                 raise SearchError(
-                    f"the model cannot run with ORT's default configuration here ({exc}); "
-                    'check it with: python -c "import onnxruntime as o; '
-                    f"o.InferenceSession('{self.path}')\""
+                    f"the model fails with ORT's default configuration on {given} ({reason}); "
+                    "check that onnxruntime can run it on real inputs"
                 ) from None
             floor = self.worker.info.get("floor_ms")
             if floor:
@@ -371,10 +393,11 @@ class _Search:
         from optuna.trial import TrialState, create_trial
 
         options = self.options
-        # only this machine's own rows set the slow-phase floor and mark configurations as
-        # measured (never again): a team layer's rows inform (stale picks, the head-to-head
-        # contenders) but cannot veto a configuration or make every round look slow
-        previous = self.store.trials(self.key, own=True)
+        # only this machine's own rows (measured on these inputs) set the slow-phase floor
+        # and mark configurations as measured (never again): a team layer's rows inform (stale
+        # picks, the head-to-head contenders) but cannot veto a configuration or make every
+        # round look slow
+        previous = self._stored_trials(own=True)
         for row in previous:
             self.known[row["config_id"]] = row
             if row["floor_ms"]:
@@ -449,12 +472,19 @@ class _Search:
         self._check_load()
         if not shared:  # this process holds the model's lock: no other search of it runs here
             self.store.mark_abandoned(self.key.model_digest, provenance()["host_id"])
+        self._worker()  # a model that cannot run on these inputs fails here, before any output
         self.search_row_state("running")
-        self.emit(
-            Event("start", done=0, total=budget, message=f"{resumed} trials already stored")
-            if resumed
-            else Event("start", done=0, total=budget)
-        )
+        elsewhere = len(self.store.trials(self.key)) - len(previous)
+        if resumed:
+            note = f"{resumed} trials already stored"
+        elif elsewhere:
+            note = (
+                f"{elsewhere} trials stored on other inputs are not these results; the stored "
+                "pick and the default are measured again first"
+            )
+        else:
+            note = ""
+        self.emit(Event("start", done=0, total=budget, message=note))
         self._update_best()
         try:
             stopped = self._loop(study, budget, seeds, shared)
@@ -635,10 +665,21 @@ class _Search:
             ):
                 self.frozen[dimension] = DEFAULT_PARAMS[dimension]
 
+    def _stored_trials(self, own: bool = False) -> list[dict[str, Any]]:
+        """The stored trials of this key measured on these inputs (synthetic, or the same
+        ``--inputs`` data): results on other data are not these results. ``own``: only this
+        machine's (the writable layer, this host)."""
+        return [
+            r
+            for r in self.store.trials(self.key, own=own)
+            if r.get("inputs_digest") == self.inputs_digest
+        ]
+
     def _stale_picks(self, limit: int = 3) -> list[dict[str, Any]]:
-        """Parameters of the best results measured with another ORT version, re-validated
-        first: the best bet on a new ORT, and what apps use (marked stale) until then. Only
-        points this build's space can take (another build may have other providers)."""
+        """Parameters of the best results measured with another ORT version or on other inputs,
+        re-validated first: the best bet here, and what apps use until then. The latest stored
+        verdict's pick leads (the default is measured anyway). Only points this build's space
+        can take (another build may have other providers)."""
         if self.known:
             return []
         rows = [
@@ -648,7 +689,17 @@ class _Search:
             and r["ratio"] is not None
             and r["config_id"] != DEFAULT_CONFIG.config_id
         ]
-        rows.sort(key=lambda r: r["ratio"])
+        picks = [
+            s["pick_config_id"]
+            for s in sorted(
+                self.store.searches(self.key, any_ort=True),
+                key=lambda s: s["finished_at"] or "",
+                reverse=True,
+            )
+            if s["state"] == "done" and s["pick_config_id"]
+        ]
+        latest = picks[0] if picks else None
+        rows.sort(key=lambda r: (r["config_id"] != latest, r["ratio"]))
         out: list[dict[str, Any]] = []
         for row in rows:
             stored = decode_json(row["params"]) or {}
@@ -666,7 +717,8 @@ class _Search:
 
     def _study_name(self) -> str:
         k = self.key
-        where = hashlib.sha256(f"{k.chip}|{k.shapes}".encode()).hexdigest()[:12]
+        inputs = f"|{self.inputs_digest}" if self.inputs_digest else ""
+        where = hashlib.sha256(f"{k.chip}|{k.shapes}{inputs}".encode()).hexdigest()[:12]
         return f"autotune-{k.model_digest[:16]}-{k.ort_version}-{where}"
 
     def _learn_from(self, study: Any, current: int) -> None:
@@ -756,7 +808,7 @@ class _Search:
         """Head-to-head of the default and the best few in fresh processes (the winner's curse),
         judged by ``autotune.verdict``: the A/A control can veto, a pick must clear the margin
         with confidence."""
-        for row in self.store.trials(self.key):  # other workers of a shared study, too
+        for row in self._stored_trials():  # other workers of a shared study, too
             self.known.setdefault(row["config_id"], row)
         ok = [r for r in self.known.values() if r["status"] == OK and r["ratio"] is not None]
         objective = self.options.objective

@@ -228,13 +228,21 @@ class Stats:
         ]
         headers = ["model", "digest", "chip", "trials", *statuses, "searches", "ort"]
         total = (
-            f"{self.models} models, {len(self.chips)} chips, {self.trials} trials, "
-            f"{self.searches} searches; onnxruntime {', '.join(self.ort_versions) or '-'}"
+            f"{_count(self.models, 'model')}, {_count(len(self.chips), 'chip')}, "
+            f"{_count(self.trials, 'trial')}, {_count(self.searches, 'search')}; "
+            f"onnxruntime {', '.join(self.ort_versions) or '-'}"
         )
         return table(body, headers) + "\n\n" + total
 
 
+def _count(n: int, noun: str) -> str:
+    """``1 chip``, ``2 chips``, ``1 search``, ``3 searches``."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}{'es' if noun.endswith('ch') else 's'}"
+
+
 # -- export -------------------------------------------------------------------------------
+
+EXPORT_SUFFIXES = (".jsonl", ".db", ".sqlite", ".sqlite3")
 
 
 def export(
@@ -258,10 +266,14 @@ def export(
     """
     out = Path(out)
     source = database_paths(db)[0]
-    if out.suffix.lower() == ".json":
-        raise AutotuneError(f"{out}: give a name ending in .jsonl (JSON lines) or .db (SQLite)")
     if out.is_dir():
         raise AutotuneError(f"{out} is a directory; give a file name ending in .jsonl or .db")
+    if out.suffix.lower() not in EXPORT_SUFFIXES:
+        raise AutotuneError(f"{out}: give a name ending in .jsonl (JSON lines) or .db (SQLite)")
+    if not out.parent.is_dir():
+        raise DatabaseError(
+            f"cannot write the export to {out} (no directory {out.parent}); create it first"
+        )
     if out.exists():
         if source.exists() and out.resolve() == source.resolve():
             raise AutotuneError(f"{out} is the database being exported; give another file")
@@ -280,7 +292,6 @@ def export(
         kept[table].sort(key=functools.partial(_sort_key, table))
     jsonl = out.suffix.lower() == ".jsonl"
     try:
-        out.parent.mkdir(parents=True, exist_ok=True)
         if jsonl:
             _write_jsonl(out, kept)
         else:

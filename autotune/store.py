@@ -32,7 +32,9 @@ from autotune.paths import database_paths
 
 MIGRATION_SET = "autotune"
 # the names of autotune.schema's migrations; a database with others is from a newer autotune
-KNOWN_MIGRATIONS = frozenset({"m001_initial", "m002_cached_load_time", "m003_verdict"})
+KNOWN_MIGRATIONS = frozenset(
+    {"m001_initial", "m002_cached_load_time", "m003_verdict", "m007_inputs_digest"}
+)
 SQLITE_HEADER = b"SQLite format 3\x00"
 
 
@@ -104,7 +106,7 @@ def _check_schema(conn: sqlite3.Connection, path: Path) -> set[str]:
     if newer:
         raise DatabaseError(
             f"database {path} was written by a newer autotune (schema {sorted(newer)[-1]}); "
-            "upgrade autotune with: pip install -U autotune"
+            "upgrade this autotune (see its README)"
         )
     if not applied and tables - {"_sqlite_migrations"}:
         raise DatabaseError(
@@ -240,6 +242,7 @@ COLUMNS: dict[str, dict[str, type]] = {
         "max_abs_err": _F, "err_to_tol": _F, "floor_ms": _F, "placement": _T, "params": _T,
         "created_at": _T, "autotune_version": _T, "ort_build": _T, "host": _T, "host_id": _T,
         "user": _T, "os": _T, "cached_session_create_ms": _F, "load_cores": _F, "warning": _T,
+        "inputs_digest": _T,
     },
     "searches": {
         "search_id": _T, "model_digest": _T, "model_name": _T, "chip": _T, "ort_version": _T,
@@ -249,7 +252,7 @@ COLUMNS: dict[str, dict[str, type]] = {
         "default_latency_ms_p50": _F, "verdict": _T, "wall_s": _F, "autotune_version": _T,
         "host": _T, "host_id": _T, "user": _T, "os": _T,
         "outcome": _T, "speedup": _F, "speedup_low": _F, "speedup_high": _F, "aa_spread": _F,
-        "busy": _T, "error": _T,
+        "busy": _T, "error": _T, "inputs_digest": _T,
     },
 }  # fmt: skip
 # A layer without one of these columns is not an autotune database: it is skipped.

@@ -31,6 +31,7 @@ class Study:
     name: str
     model: Path
     options: dict[str, Any] = field(default_factory=dict)  # SearchOptions fields
+    example: str | None = None  # the example model's name, when model = { example = NAME }
 
 
 def load_study(path: str | Path) -> Study:
@@ -77,4 +78,5 @@ def load_study(path: str | Path) -> Study:
             if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
                 raise SearchError(f"--study {p}: {key} must be a positive number")
             options[key] = int(value) if key == "trials" else float(value)
-    return Study(name=p.stem, model=model_path, options=options)
+    example = str(model["example"]) if "example" in model else None
+    return Study(name=p.stem, model=model_path, options=options, example=example)

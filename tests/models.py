@@ -56,3 +56,110 @@ def dynamic(path: Path) -> Path:
         [table],
     )
     return _save(graph, path)
+
+
+def voice(path: Path) -> Path:
+    """Like a voice activity detector: audio[batch, samples], a 0-d sample rate ``sr`` (int64)
+    and a recurrent state[2, batch, 128]; y = sum(audio) + sum(state) + sr / 16000."""
+    scale = numpy_helper.from_array(np.array(1 / 16000, np.float32), "scale")
+    graph = helper.make_graph(
+        [
+            helper.make_node("ReduceSum", ["input"], ["a"], keepdims=0),
+            helper.make_node("ReduceSum", ["state"], ["b"], keepdims=0),
+            helper.make_node("Cast", ["sr"], ["srf"], to=TensorProto.FLOAT),
+            helper.make_node("Mul", ["srf", "scale"], ["c"]),
+            helper.make_node("Add", ["a", "b"], ["ab"]),
+            helper.make_node("Add", ["ab", "c"], ["y"]),
+        ],
+        "voice",
+        [
+            helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", "samples"]),
+            helper.make_tensor_value_info("sr", TensorProto.INT64, []),
+            helper.make_tensor_value_info("state", TensorProto.FLOAT, [2, "batch", 128]),
+        ],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [])],
+        [scale],
+    )
+    return _save(graph, path)
+
+
+def sample_rate(path: Path) -> Path:
+    """x[1, 16] reshaped to [sr // 4000, -1]: runs with sr = 8000 or 16000, fails with the
+    synthetic sr = 1 (a zero-sized first dimension cannot hold 16 values)."""
+    consts = [
+        numpy_helper.from_array(np.array(4000, np.int64), "c4000"),
+        numpy_helper.from_array(np.array([-1], np.int64), "minus1"),
+        numpy_helper.from_array(np.array([0], np.int64), "axis0"),
+    ]
+    graph = helper.make_graph(
+        [
+            helper.make_node("Div", ["sr", "c4000"], ["k"]),
+            helper.make_node("Unsqueeze", ["k", "axis0"], ["k1"]),
+            helper.make_node("Concat", ["k1", "minus1"], ["shape"], axis=0),
+            helper.make_node("Reshape", ["x", "shape"], ["y"], allowzero=1),
+        ],
+        "sample_rate",
+        [
+            helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16]),
+            helper.make_tensor_value_info("sr", TensorProto.INT64, []),
+        ],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["rows", "cols"])],
+        consts,
+    )
+    return _save(graph, path)
+
+
+def unsorted(path: Path) -> Path:
+    """y = Relu(Neg(x)) with the nodes stored in reverse order: onnx.checker refuses it ("must
+    be topologically sorted"), onnxruntime sorts it and runs it."""
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["h"], ["y"]), helper.make_node("Neg", ["x"], ["h"])],
+        "unsorted",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 4])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))  # not checked: the checker refuses it
+    return path
+
+
+def unnamed_dims(path: Path) -> Path:
+    """Like an OCR recognizer exported with ``?`` for unnamed dimensions: image["?", 3, 8, "?"]
+    (batch and width), plus a named dimension: mask["batch", "width"]."""
+    graph = helper.make_graph(
+        [
+            helper.make_node("ReduceSum", ["image"], ["a"], keepdims=0),
+            helper.make_node("ReduceSum", ["mask"], ["b"], keepdims=0),
+            helper.make_node("Add", ["a", "b"], ["y"]),
+        ],
+        "unnamed",
+        [
+            helper.make_tensor_value_info("image", TensorProto.FLOAT, ["?", 3, 8, "?"]),
+            helper.make_tensor_value_info("mask", TensorProto.FLOAT, ["batch", "width"]),
+        ],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [])],
+    )
+    return _save(graph, path)
+
+
+def slow(path: Path, layers: int = 8) -> Path:
+    """x[256,1024] through ``layers`` MatMul+Tanh layers of one 1024x1024 weight: about 0.1-0.3 s
+    a run on 2 cores, the run time of a large model."""
+    rng = np.random.default_rng(0)
+    w = numpy_helper.from_array((rng.standard_normal((1024, 1024)) / 32).astype(np.float32), "w")
+    nodes = []
+    name = "x"
+    for i in range(layers):
+        nodes.append(helper.make_node("MatMul", [name, "w"], [f"m{i}"]))
+        nodes.append(helper.make_node("Tanh", [f"m{i}"], [f"t{i}"]))
+        name = f"t{i}"
+    nodes[-1].output[0] = "y"
+    graph = helper.make_graph(
+        nodes,
+        "slow",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [256, 1024])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [256, 1024])],
+        [w],
+    )
+    return _save(graph, path)

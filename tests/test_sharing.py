@@ -153,6 +153,7 @@ def populated_target(tmp_path: Path, machines: Machines) -> Path:
 
 def test_export_then_merge_adds_up_without_duplicates(tmp_path: Path, machines: Machines) -> None:
     a_out, b_out = tmp_path / "share" / "a.db", tmp_path / "share" / "b.jsonl"
+    (tmp_path / "share").mkdir()  # export never creates directories (like report -o)
     assert "exported 3 trials and 1 searches" in ok("export", "--db", machines.a, a_out)
     assert "exported 4 trials and 2 searches" in ok("export", "--db", machines.b, b_out)
     out = ok("merge", a_out, b_out).splitlines()

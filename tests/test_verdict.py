@@ -182,3 +182,33 @@ def test_list_show_and_best_print_the_verdicts_figure_not_a_trial_estimate(
     assert "* ok" in shown  # the picked trial is marked in the table
     best = runner.invoke(cli, ["best", str(mlp_path)]).output
     assert "speed-up:    1.23× vs ORT defaults" in best
+
+
+def test_timeout_bounds_a_slow_models_whole_search_and_the_summary_says_why(
+    tmp_path: Path,
+) -> None:
+    """A model of ~0.2 s a run: --timeout bounds everything, head-to-head included; the
+    head-to-head prints its progress; the summary says the search stopped early and why."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from tests import models
+
+    model = models.slow(tmp_path / "slow.onnx")
+    started = time.monotonic()
+    command = [sys.executable, "-m", "autotune", "search", str(model), "--timeout", "30"]
+    proc = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "AUTOTUNE_DB": str(tmp_path / "autotune.db")},
+        timeout=240,
+    )
+    wall = time.monotonic() - started
+    assert proc.returncode == 0, proc.stderr
+    assert "head-to-head:" in proc.stderr and "rounds kept" in proc.stderr
+    assert "stopped early: --timeout 30 s" in proc.stdout
+    # the bound holds within the startup of the processes (imports, the reference session)
+    assert wall < 30 + 30, wall
