@@ -8,19 +8,21 @@ worse off for calling ``best_session`` than for calling ``InferenceSession``.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
-from autotune import objectives
+from autotune import ladder, objectives
 from autotune.build import build_session, dropped_providers, model_cache_dir
-from autotune.chip import current_chip
+from autotune.chip import current_chip, current_descriptor
 from autotune.config import DEFAULT_CONFIG, SessionConfig
+from autotune.descriptor import row_descriptor
 from autotune.digest import model_digest
 from autotune.errors import ConfigError, DatabaseError, SessionBuildError
 from autotune.model import shape_signature
@@ -40,6 +42,15 @@ class BestConfig:
     stale: bool  # measured with another ORT version
     key: ResultKey
     measured_at: str | None = None
+    # the fallback ladder's rung: "exact" (measured on this chip) or the rung of the sibling chip
+    # it is borrowed from ("cores", "family_tier", "generation"); key.chip names that chip
+    rung: str = "exact"
+    thread_roles: dict[str, str | int] | None = None
+
+    @property
+    def borrowed(self) -> bool:
+        """Measured on another chip (``key.chip``), not on this one."""
+        return self.rung != "exact"
 
     @property
     def speedup(self) -> float | None:
@@ -59,6 +70,10 @@ class BestConfig:
             "ort_version": self.key.ort_version,
             "shapes": self.key.shapes,
             "measured_at": self.measured_at,
+            "measured_on": self.key.chip,
+            "borrowed": self.borrowed,
+            "rung": self.rung,
+            "thread_roles": self.thread_roles,
         }
 
 
@@ -71,52 +86,96 @@ def candidates(
 ) -> Iterator[BestConfig]:
     """Every usable stored choice for this model here, best first: the newest head-to-head
     verdicts, then single trials by speed; this ORT version first, others (stale) after.
+    With nothing measured on this chip, the choices of sibling chips on the fallback ladder
+    (:mod:`autotune.ladder`), their thread counts re-derived here.
     Entries that fail validation are logged and skipped. Lazy: stops reading at the first
     choice the caller takes."""
     digest = model_digest(path)
     chip = current_chip()
     with Store.open(db, write=False) as store:
-        signature = shape_signature(shapes) if shapes else None
-        if signature is None:
-            stored = store.shape_signatures(digest, chip.chip_id)
-            defaults = [s for s, d in stored if d]
-            signature = defaults[0] if defaults else (stored[0][0] if len(stored) == 1 else None)
-        if signature is None:
+        found = False
+        for choice in _chip_candidates(
+            store, digest, chip.chip_id, chip.ort_version, shapes, prefer
+        ):
+            found = True
+            yield choice
+        if not found:
+            yield from _borrowed(store, digest, shapes, prefer)
+
+
+def _chip_candidates(
+    store: Store,
+    digest: str,
+    chip_id: str,
+    ort_version: str,
+    shapes: dict[str, tuple[int, ...]] | None,
+    prefer: str,
+) -> Iterator[BestConfig]:
+    """The stored choices measured on one chip (``chip_id``), best first."""
+    signature = shape_signature(shapes) if shapes else None
+    if signature is None:
+        stored = store.shape_signatures(digest, chip_id)
+        defaults = [s for s, d in stored if d]
+        signature = defaults[0] if defaults else (stored[0][0] if len(stored) == 1 else None)
+    if signature is None:
+        return
+    key = ResultKey(digest, chip_id, ort_version, signature)
+    seen: set[str] = set()
+    for any_ort in (False, True):
+        searches = [
+            s
+            for s in store.searches(key, any_ort=any_ort)
+            if s["state"] == "done" and s["pick_config"]
+        ]
+        searches.sort(key=lambda s: s["finished_at"] or "", reverse=True)
+        trials = [
+            t for t in store.trials(key, any_ort=any_ort) if t["status"] == "ok" and t["ratio"]
+        ]
+        rows = []
+        if prefer != "latency":
+            # the Pareto set of stored trials, best first on what the app prefers
+            default = next((t for t in trials if t["config_id"] == DEFAULT_CONFIG.config_id), None)
+            front = objectives.choose(trials, prefer, default)
+            rows += [(t["config"], t["ratio"], f"pareto:{prefer}", t) for t in front]
+        rows += [
+            (s["pick_config"], s["pick_ratio"], "verdict", s)
+            for s in searches
+            if (s.get("objective") or "latency") == prefer or prefer == "latency"
+        ]
+        trials.sort(key=lambda t: t["ratio"])
+        rows += [(t["config"], t["ratio"], "trial", t) for t in trials]
+        for config_json, ratio, source, row in rows:
+            choice = _choice(config_json, ratio, source, row, ort_version, key)
+            if choice is not None and choice.config.config_id not in seen:
+                seen.add(choice.config.config_id)
+                yield choice
+        if seen:
             return
-        key = ResultKey(digest, chip.chip_id, chip.ort_version, signature)
-        seen: set[str] = set()
-        for any_ort in (False, True):
-            searches = [
-                s
-                for s in store.searches(key, any_ort=any_ort)
-                if s["state"] == "done" and s["pick_config"]
-            ]
-            searches.sort(key=lambda s: s["finished_at"] or "", reverse=True)
-            trials = [
-                t for t in store.trials(key, any_ort=any_ort) if t["status"] == "ok" and t["ratio"]
-            ]
-            rows = []
-            if prefer != "latency":
-                # the Pareto set of stored trials, best first on what the app prefers
-                default = next(
-                    (t for t in trials if t["config_id"] == DEFAULT_CONFIG.config_id), None
-                )
-                front = objectives.choose(trials, prefer, default)
-                rows += [(t["config"], t["ratio"], f"pareto:{prefer}", t) for t in front]
-            rows += [
-                (s["pick_config"], s["pick_ratio"], "verdict", s)
-                for s in searches
-                if (s.get("objective") or "latency") == prefer or prefer == "latency"
-            ]
-            trials.sort(key=lambda t: t["ratio"])
-            rows += [(t["config"], t["ratio"], "trial", t) for t in trials]
-            for config_json, ratio, source, row in rows:
-                choice = _choice(config_json, ratio, source, row, chip.ort_version, key)
-                if choice is not None and choice.config.config_id not in seen:
-                    seen.add(choice.config.config_id)
-                    yield choice
-            if seen:
-                return
+
+
+def _borrowed(
+    store: Store, digest: str, shapes: dict[str, tuple[int, ...]] | None, prefer: str
+) -> Iterator[BestConfig]:
+    """The fallback ladder: choices measured on sibling chips (same model with another core
+    count, then same family and tier, then same generation; never another vendor, architecture
+    or accelerator set), their thread counts re-derived from their roles on this chip."""
+    chip = current_chip()
+    local = current_descriptor()
+    others = [(r["chip"], row_descriptor(r)) for r in store.chips_of_model(digest)]
+    for other, rung, desc in ladder.order(chip.chip_id, local, others):
+        if rung == "exact":
+            continue
+        for choice in _chip_candidates(store, digest, other, chip.ort_version, shapes, prefer):
+            roles = choice.thread_roles or ladder.roles_of(choice.config, desc)
+            config = ladder.rederive(choice.config, roles, local)
+            log.info(
+                "autotune: no result measured on %s; borrowing %s measured on %s (%s)",
+                chip.chip_id,
+                config.describe(),
+                other,
+                rung.replace("_", " and "),
+            )
+            yield replace(choice, config=config, rung=rung, thread_roles=dict(roles))
 
 
 def _choice(
@@ -140,7 +199,19 @@ def _choice(
         stale=row.get("ort_version") != ort_version,
         key=ResultKey(key.model_digest, key.chip, row.get("ort_version") or "", key.shapes),
         measured_at=row.get("finished_at") or row.get("created_at"),
+        thread_roles=_stored_roles(row),
     )
+
+
+def _stored_roles(row: dict[str, Any]) -> dict[str, str | int] | None:
+    """The thread roles stored with a row (None for older rows, or unreadable ones)."""
+    text = row.get("thread_roles")
+    if not isinstance(text, str):
+        return None
+    try:
+        return ladder.check_roles(json.loads(text))
+    except ValueError:
+        return None
 
 
 def best_config(

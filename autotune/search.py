@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import json
 import os
 import shutil
 import time
@@ -24,9 +25,10 @@ from pathlib import Path
 from typing import Any
 
 from autotune import __version__, objectives
-from autotune.chip import current_chip, provenance
+from autotune.chip import current_chip, current_descriptor, provenance
 from autotune.config import CPU, DEFAULT_CONFIG, SessionConfig
 from autotune.errors import AutotuneError, ConfigError, SearchError
+from autotune.ladder import roles_of
 from autotune.measure import (
     CRASHED,
     FAILED,
@@ -240,6 +242,7 @@ class _Search:
             "ort_version": self.key.ort_version,
             "shapes": self.key.shapes,
             "default_shapes": int(self.default_shapes),
+            "chip_descriptor": current_descriptor().to_json(),
             "autotune_version": __version__,
             **{k: prov[k] for k in ("host", "host_id", "user", "os")},
         }
@@ -267,6 +270,7 @@ class _Search:
             "params": params,
             "created_at": now(),
             "ort_build": list(current_chip().providers),
+            "thread_roles": json.dumps(roles_of(config, current_descriptor())),
             **result.to_dict(),
         }
         self.store.record_trial(row)
@@ -477,6 +481,7 @@ class _Search:
                 pick_config=pick.to_json(),
                 pick_label=pick.describe(),
                 pick_ratio=pick_ratio,
+                thread_roles=json.dumps(roles_of(pick, current_descriptor())),
                 pick_latency_ms_p50=next(
                     (c["latency_ms_p50"] for c in compared if c["config_id"] == pick.config_id),
                     None,

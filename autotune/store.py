@@ -32,7 +32,7 @@ from autotune.paths import database_paths
 
 MIGRATION_SET = "autotune"
 # the names of autotune.schema's migrations; a database with others is from a newer autotune
-KNOWN_MIGRATIONS = frozenset({"m001_initial", "m002_cached_load_time"})
+KNOWN_MIGRATIONS = frozenset({"m001_initial", "m002_cached_load_time", "m005_chip_descriptor"})
 SQLITE_HEADER = b"SQLite format 3\x00"
 
 
@@ -320,6 +320,26 @@ class Store:
                 for row in conn.execute(sql, [model_digest, chip]):
                     seen[row["shapes"]] = max(seen.get(row["shapes"], 0), row["d"] or 0)
         return sorted(seen.items())
+
+    def chips_of_model(self, model_digest: str) -> list[dict[str, Any]]:
+        """One row per chip holding trials of this model: its chip id, os and (newer rows)
+        its stored chip descriptor; what the fallback ladder chooses from."""
+        seen: dict[str, dict[str, Any]] = {}
+        for conn, tables in self.layers:
+            if "trials" not in tables:
+                continue
+            columns = {
+                r["name"] if isinstance(r, dict) else r[1]
+                for r in conn.execute("PRAGMA table_info(trials)")
+            }
+            descriptor = "chip_descriptor" if "chip_descriptor" in columns else "NULL"
+            sql = (
+                f"SELECT chip, max(os) AS os, max({descriptor}) AS chip_descriptor FROM trials "
+                "WHERE model_digest = ? GROUP BY chip"
+            )
+            for row in conn.execute(sql, [model_digest]):
+                seen.setdefault(row["chip"], row)
+        return [seen[c] for c in sorted(seen)]
 
     def summary(self) -> list[dict[str, Any]]:
         """One row per model × chip × ORT version × shapes, with counts and the latest verdict."""
