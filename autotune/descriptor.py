@@ -200,8 +200,11 @@ def _intel(text: str) -> ChipDescriptor:
         return replace(base, family="Intel Core Ultra", generation=gen, tier=m[1])
     m = re.search(r"Core (i[3579])-(\d{4,5})", text)
     if m:
-        number = m[2]
-        core_gen = _INTEL_CORE_GEN.get(number[:2]) if len(number) == 5 else None
+        number, prefix = m[2], re.match(r"(\d+)th Gen ", text)
+        if prefix:
+            core_gen = _INTEL_CORE_GEN.get(prefix[1])
+        else:
+            core_gen = _INTEL_CORE_GEN.get(number[:2]) if len(number) == 5 else None
         return replace(base, family="Intel Core", generation=core_gen, tier=m[1])
     if "Xeon" in text:
         m = re.search(r"Xeon (Platinum|Gold|Silver|Bronze) (\d)(\d)\d\d", text)

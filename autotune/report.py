@@ -118,6 +118,11 @@ def best_text(choice: Any) -> str:
         + (" (stale: another version)" if choice.stale else ""),
         f"shapes:      {choice.key.shapes}",
         f"source:      {choice.source} ({choice.measured_at})",
+        *(
+            [f"borrowed:    measured on {choice.key.chip} ({choice.rung.replace('_', ' and ')})"]
+            if getattr(choice, "borrowed", False)
+            else []
+        ),
         f"speed-up:    {speedup(choice.ratio)} vs ORT defaults",
         "",
         table(

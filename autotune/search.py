@@ -179,6 +179,7 @@ def run_search(
         ).run(
             SearchContext(
                 cores=chip.cores,
+                performance_cores=current_descriptor().performance_cores,
                 has_subgraphs=info.has_subgraphs,
                 has_dynamic_inputs=info.has_dynamic_inputs,
                 free_dims=free_dimensions(info, shapes),
