@@ -290,6 +290,29 @@ def chip(as_json: bool) -> None:
     click.echo(f"providers:   {', '.join(data['providers_available'])}")
 
 
+@cli.command(name="manifest")
+@click.argument("model", type=click.Path())
+@click.option(
+    "-o", "--output", type=click.Path(), help="Where to write it (default: MODEL.autotune.json)."
+)
+@click.option("--swift", type=click.Path(), help="Also write the Swift resolver to this file.")
+@_db_option
+def manifest_cmd(model: str, output: str | None, swift: str | None, db: str | None) -> None:
+    """Write MODEL's verdicts per chip as a small JSON manifest an app reads without SQLite."""
+    from pathlib import Path
+
+    from autotune import manifest
+    from autotune.snippets import manifest_swift
+
+    out = Path(output) if output else Path(model).with_suffix(".autotune.json")
+    data = manifest.write(model, out, db=db)
+    chips = sorted({e["chip"] for e in data["entries"]})
+    click.echo(f"wrote {out}: {len(data['entries'])} entries for {len(chips)} chip(s)")
+    if swift:
+        Path(swift).write_text(manifest_swift(out.name), encoding="utf-8")
+        click.echo(f"wrote {swift}: the Swift resolver for {out.name}")
+
+
 def _register() -> None:
     """Commands that live in their own modules (each imports its heavy parts lazily)."""
     from autotune.cli_db import db

@@ -119,7 +119,12 @@ def _chip_candidates(
         signature = defaults[0] if defaults else (stored[0][0] if len(stored) == 1 else None)
     if signature is None:
         return
-    key = ResultKey(digest, chip_id, ort_version, signature)
+    yield from key_candidates(store, ResultKey(digest, chip_id, ort_version, signature), prefer)
+
+
+def key_candidates(store: Store, key: ResultKey, prefer: str = "latency") -> Iterator[BestConfig]:
+    """The stored choices for one result key (another ORT version's after this one's)."""
+    ort_version = key.ort_version
     seen: set[str] = set()
     for any_ort in (False, True):
         searches = [

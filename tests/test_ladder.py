@@ -134,7 +134,7 @@ def store_sibling_pick(model: Path, config: SessionConfig, chip: str, desc: Chip
         store.upsert_search(
             {
                 **common,
-                "search_id": "sibling",
+                "search_id": "sibling-" + chip,
                 "state": "done",
                 "finished_at": "2026-11-23T00:00:00+00:00",
                 "pick_config": config.to_json(),
@@ -144,7 +144,7 @@ def store_sibling_pick(model: Path, config: SessionConfig, chip: str, desc: Chip
         store.record_trial(
             {
                 **common,
-                "trial_uid": "sibling-t",
+                "trial_uid": "sibling-t-" + chip,
                 "config_id": config.config_id,
                 "config": config.to_json(),
                 "status": "ok",
