@@ -290,6 +290,49 @@ def chip(as_json: bool) -> None:
     click.echo(f"providers:   {', '.join(data['providers_available'])}")
 
 
+@cli.command(name="adapt")
+@click.argument("model", type=click.Path())
+@_shape_option
+@_db_option
+@click.option("--budget", default=30.0, show_default=True, help="Seconds to spend, about.")
+@click.option("--top", default=3, show_default=True, help="Borrowed candidates to race.")
+@click.option("--min-gain", default=0.03, show_default=True, help="Margin to beat the default.")
+@click.option("--nice", default=10, show_default=True, help="Lower this process's priority.")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+def adapt_cmd(
+    model: str,
+    shapes: tuple[str, ...],
+    db: str | None,
+    budget: float,
+    top: int,
+    min_gain: float,
+    nice: int,
+    as_json: bool,
+) -> None:
+    """On a chip with no result of its own, race the best borrowed ones against ORT's
+    defaults here and store the verdict, so the next best_session uses a local result."""
+    from autotune.adapt import adapt, lower_priority
+    from autotune.model import parse_shape_args
+
+    lower_priority(nice)
+    result = adapt(
+        model,
+        shapes=parse_shape_args(shapes) or None,
+        db=db,
+        budget_s=budget,
+        top=top,
+        min_gain=min_gain,
+    )
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2))
+        return
+    click.echo(f"{result.status}: {result.message} ({result.wall_s:.1f} s)")
+    for entry in result.compared:
+        where = f"  from {entry['borrowed_from']}" if entry["borrowed_from"] else " (ORT default)"
+        ratio = f"{entry['ratio']:.3f}" if entry["ratio"] is not None else "-"
+        click.echo(f"  {ratio:>6}  {entry['label']}{where}")
+
+
 @cli.command(name="manifest")
 @click.argument("model", type=click.Path())
 @click.option(

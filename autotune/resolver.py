@@ -243,6 +243,7 @@ def best_session(
     strict: bool = False,
     warmup: bool | str = False,
     prefer: str = "latency",
+    adapt: str | None = None,
 ) -> Any:
     """An ``onnxruntime.InferenceSession`` built from the best stored configuration here.
 
@@ -252,9 +253,16 @@ def best_session(
     inference on synthetic inputs before returning; ``warmup="background"`` does it in a thread.
     ``prefer="load"`` (or ``"memory"``, ``"balanced"``) picks from the Pareto set of stored
     trials (latency, load time, memory) the one best at that; the default is ``"latency"``.
+    ``adapt="background"``: when the choice is borrowed from a sibling chip,
+    also start ``autotune adapt`` in a low-priority process of its own, which races the borrowed
+    candidates against ORT's defaults here and stores the verdict for the next launch; this call
+    returns the best known session at once.
     """
+    if adapt not in (None, "background"):
+        raise ValueError(f'adapt must be "background" or None, not {adapt!r:.40}')
     session = None
     found = False
+    chosen: BestConfig | None = None
     try:
         for choice in candidates(path, shapes=shapes, db=db, prefer=objectives.check(prefer)):
             found = True
@@ -276,6 +284,7 @@ def best_session(
                     " ".join(str(exc).split())[:200],
                 )
                 continue
+            chosen = choice
             dropped = dropped_providers(session, choice.config)
             if dropped:
                 log.warning("autotune: ORT dropped %s for %s", ", ".join(dropped), path)
@@ -302,9 +311,31 @@ def best_session(
                 os.fspath(path),
             )
         session = build_session(path, DEFAULT_CONFIG)
+    if adapt is not None:
+        _start_adapt(
+            path, adapt, db=db, needed=chosen is not None and chosen.borrowed, shapes=shapes
+        )
     if warmup:
         _warm(session, background=warmup == "background", shapes=shapes)
     return session
+
+
+def _start_adapt(
+    path: str | os.PathLike[str],
+    mode: str,
+    *,
+    db: str | None,
+    needed: bool,
+    shapes: dict[str, tuple[int, ...]] | None,
+) -> None:
+    """``best_session(adapt="background")``: adapt a borrowed result in a separate process."""
+    del mode  # only "background" exists (checked by best_session)
+    if not needed or shapes:
+        return  # measured here already (or explicit shapes, which the background run lacks)
+    from autotune.adapt import start_background
+
+    if start_background(path, db=db) is not None:
+        log.info("autotune: adapting borrowed results for %s in the background", os.fspath(path))
 
 
 def _warm(session: Any, *, background: bool, shapes: dict[str, tuple[int, ...]] | None) -> None:

@@ -1,0 +1,364 @@
+"""Adapt borrowed results to this device: a short head-to-head, stored as a local verdict.
+
+On a chip with no result of its own, ``best_config`` borrows a sibling chip's (the fallback
+ladder, :mod:`autotune.ladder`). :func:`adapt` checks that borrowing here: the few best borrowed
+candidates (thread counts re-derived for this chip) race ORT's default configuration with the
+search's own isolated, paired protocol (every session in its own process, interleaved rounds,
+the idle process frozen, slow-phase guard: ``MeasuringWorker.compare``), within a time budget.
+A candidate is picked only if it beats the default by the margin (``min_gain``), as in the
+search. The verdict is stored in the writable database layer under this chip's own id, so the
+next ``best_session`` uses a result measured on this device, and ``adapt`` has nothing to do.
+
+``best_session(path, adapt="background")`` starts ``autotune adapt`` in a separate, low-priority
+process and returns at once; the app never waits for it. Never imports optuna.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from autotune.chip import current_chip, current_descriptor, provenance
+from autotune.config import DEFAULT_CONFIG, SessionConfig
+from autotune.ladder import roles_of
+from autotune.measure import OK, MeasuringWorker, Protocol, WorkerLost, WorkerSetup
+
+DEFAULT_BUDGET_S = 30.0
+DEFAULT_TOP = 3
+DEFAULT_MIN_GAIN = 0.03
+
+
+@dataclass
+class AdaptResult:
+    """What :func:`adapt` did. ``status``: ``adapted`` (a verdict was stored), ``exact`` (this
+    chip already has its own result: nothing to do), ``nothing`` (no borrowable result), or
+    ``failed`` (the reference could not be measured; nothing stored)."""
+
+    status: str
+    chip: str
+    pick: SessionConfig | None = None
+    pick_ratio: float | None = None  # latency relative to ORT's default, measured here
+    borrowed_from: list[str] = field(default_factory=list)
+    compared: list[dict[str, Any]] = field(default_factory=list)
+    rounds: int = 0
+    wall_s: float = 0.0
+    message: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "chip": self.chip,
+            "pick": self.pick.to_dict() if self.pick else None,
+            "pick_label": self.pick.describe() if self.pick else None,
+            "pick_ratio": self.pick_ratio,
+            "borrowed_from": self.borrowed_from,
+            "compared": self.compared,
+            "rounds": self.rounds,
+            "wall_s": self.wall_s,
+            "message": self.message,
+        }
+
+
+def head_to_head(
+    worker: MeasuringWorker, configs: list[SessionConfig], rounds: int, timeout: float
+) -> dict[str, Any]:
+    """The search's head-to-head (``MeasuringWorker.compare``), reduced to what adapt reads:
+    per configuration its latency ratio to the reference and its p50, and the rounds kept and
+    dropped. Other fields the comparison returns are passed through untouched."""
+    generations = 3 if rounds >= 9 else 1
+    verdict = worker.compare(configs, rounds, timeout=timeout, generations=generations)
+    n = len(configs)
+    return {
+        **verdict,
+        "ratios": list(verdict.get("ratios") or [None] * n),
+        "latency_ms_p50": list(verdict.get("latency_ms_p50") or [None] * n),
+        "rounds_kept": int(verdict.get("rounds_kept") or 0),
+        "rounds_dropped": int(verdict.get("rounds_dropped") or 0),
+    }
+
+
+def adapt(
+    model_path: str | os.PathLike[str],
+    *,
+    shapes: dict[str, tuple[int, ...]] | None = None,
+    db: str | None = None,
+    budget_s: float = DEFAULT_BUDGET_S,
+    top: int = DEFAULT_TOP,
+    min_gain: float = DEFAULT_MIN_GAIN,
+    protocol: Protocol | None = None,
+) -> AdaptResult:
+    """Race the best borrowed candidates against ORT's defaults here; store the verdict.
+
+    Raises ModelError/ShapeError for a bad model or shapes, DatabaseError for a bad database,
+    SearchError if a search or another adapt of this model is running here."""
+    from autotune.model import load_model_info, resolve_shapes, shape_signature, synthetic_feeds
+    from autotune.resolver import candidates
+    from autotune.search import _ModelLock
+
+    started = time.monotonic()
+    chip = current_chip()
+    info = load_model_info(model_path)
+    resolved = resolve_shapes(info, shapes)
+    borrowed: list[Any] = []
+    for choice in candidates(info.path, shapes=resolved if shapes else None, db=db):
+        if not choice.borrowed:
+            return AdaptResult(
+                "exact",
+                chip.chip_id,
+                pick=choice.config,
+                pick_ratio=choice.ratio,
+                wall_s=time.monotonic() - started,
+                message=f"{chip.chip_id} already has its own result ({choice.source})",
+            )
+        if not choice.config.is_default() and choice.config not in [b.config for b in borrowed]:
+            borrowed.append(choice)
+        if len(borrowed) >= top:
+            break
+    if not borrowed:
+        return AdaptResult(
+            "nothing",
+            chip.chip_id,
+            wall_s=time.monotonic() - started,
+            message="no result of a sibling chip to adapt; run: autotune search "
+            + os.fspath(model_path),
+        )
+    contenders = [DEFAULT_CONFIG] + [b.config for b in borrowed]
+    signature = shape_signature(resolved)
+    lock = _ModelLock(info.digest)
+    root = tempfile.mkdtemp(prefix="autotune-adapt-")
+    try:
+        base = protocol or Protocol()
+        setup = WorkerSetup(
+            model_path=str(info.path),
+            feeds=synthetic_feeds(info, resolved),
+            protocol=base,
+            cache_root=root,
+        )
+        try:
+            worker = MeasuringWorker(setup, startup_timeout=max(30.0, budget_s))
+        except WorkerLost as exc:
+            return AdaptResult(
+                "failed",
+                chip.chip_id,
+                wall_s=time.monotonic() - started,
+                message=f"the default configuration cannot be measured here ({exc})",
+            )
+        try:
+            rounds = _rounds_within(budget_s - (time.monotonic() - started), worker, contenders)
+            rounds = min(rounds, base.final_rounds)
+            try:
+                verdict = head_to_head(worker, contenders, rounds, timeout=max(10.0, budget_s))
+            except WorkerLost as exc:
+                return AdaptResult(
+                    "failed",
+                    chip.chip_id,
+                    wall_s=time.monotonic() - started,
+                    message=f"the head-to-head lost a process ({exc})",
+                )
+        finally:
+            worker.close()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+        lock.release()
+    ratios = verdict["ratios"]
+    default_ratio = ratios[0] or 1.0
+    pick, pick_ratio = DEFAULT_CONFIG, 1.0
+    for cfg, r in zip(contenders[1:], ratios[1:], strict=True):
+        if r is not None and r <= default_ratio * (1 - min_gain) and r / default_ratio < pick_ratio:
+            pick, pick_ratio = cfg, r / default_ratio
+    compared = [
+        {
+            "config_id": cfg.config_id,
+            "label": cfg.describe(),
+            "ratio": r / default_ratio if r is not None else None,
+            "latency_ms_p50": ms,
+            "borrowed_from": None if i == 0 else borrowed[i - 1].key.chip,
+            "rung": None if i == 0 else borrowed[i - 1].rung,
+        }
+        for i, (cfg, r, ms) in enumerate(
+            zip(contenders, ratios, verdict["latency_ms_p50"], strict=True)
+        )
+    ]
+    wall = time.monotonic() - started
+    sources = sorted({b.key.chip for b in borrowed})
+    _store_verdict(
+        db,
+        info,
+        signature,
+        default_shapes=not shapes,
+        compared=compared,
+        contenders=contenders,
+        pick=pick,
+        pick_ratio=pick_ratio,
+        verdict=verdict,
+        sources=sources,
+        wall=wall,
+        floor_ms=worker.floor_ms,
+    )
+    return AdaptResult(
+        "adapted",
+        chip.chip_id,
+        pick=pick,
+        pick_ratio=pick_ratio,
+        borrowed_from=sources,
+        compared=compared,
+        rounds=verdict["rounds_kept"],
+        wall_s=wall,
+        message=(
+            f"{pick.describe()} beats ORT's defaults here by {1 / pick_ratio:.3f}x"
+            if not pick.is_default()
+            else f"no borrowed candidate beat ORT's defaults here by {min_gain:.0%}"
+        ),
+    )
+
+
+def _rounds_within(seconds_left: float, worker: MeasuringWorker, configs: list[Any]) -> int:
+    """How many paired rounds fit the budget: a round times one block per configuration and
+    one of the reference; each of up to three generations also starts one process per
+    configuration (about a second each, measured on this project's VMs)."""
+    block_s = worker.runs_per_block * worker.latency_estimate_ms / 1000.0
+    per_round = (len(configs) + 1) * block_s * 1.3 + 0.02
+    startup = 1.0 * len(configs)
+    for generations, least in ((3, 9), (1, 3)):
+        rounds = int((seconds_left - generations * startup) / per_round)
+        if rounds >= least:
+            return rounds
+    return 3
+
+
+def _store_verdict(
+    db: str | None,
+    info: Any,
+    signature: str,
+    *,
+    default_shapes: bool,
+    compared: list[dict[str, Any]],
+    contenders: list[SessionConfig],
+    pick: SessionConfig,
+    pick_ratio: float,
+    verdict: dict[str, Any],
+    sources: list[str],
+    wall: float,
+    floor_ms: float | None,
+) -> None:
+    """One trial row per configuration raced and one finished search row, under this chip's
+    own id, in the writable layer: what ``best_config`` reads as an exact result."""
+    from autotune import __version__
+    from autotune.store import Store, now
+
+    chip, desc, prov = current_chip(), current_descriptor(), provenance()
+    search_id = "adapt-" + uuid.uuid4().hex
+    common = {
+        "search_id": search_id,
+        "model_digest": info.digest,
+        "model_name": info.path.name,
+        "chip": chip.chip_id,
+        "chip_descriptor": desc.to_json(),
+        "ort_version": chip.ort_version,
+        "shapes": signature,
+        "default_shapes": int(default_shapes),
+        "autotune_version": __version__,
+        **{k: prov[k] for k in ("host", "host_id", "user", "os")},
+    }
+    with Store.open(db, write=True) as store:
+        for cfg, entry in zip(contenders, compared, strict=True):
+            if entry["ratio"] is None:
+                continue
+            store.record_trial(
+                {
+                    **common,
+                    "trial_uid": uuid.uuid4().hex,
+                    "trial_number": len(compared),
+                    "config_id": cfg.config_id,
+                    "config": cfg.to_json(),
+                    "provider": cfg.primary_provider,
+                    "label": cfg.describe(),
+                    "status": OK,
+                    "ratio": entry["ratio"],
+                    "rounds_kept": verdict["rounds_kept"],
+                    "rounds_dropped": verdict["rounds_dropped"],
+                    "latency_ms_p50": entry["latency_ms_p50"],
+                    "floor_ms": floor_ms,
+                    "thread_roles": json.dumps(roles_of(cfg, desc)),
+                    "created_at": now(),
+                    "ort_build": list(chip.providers),
+                }
+            )
+        store.upsert_search(
+            {
+                **common,
+                "state": "done",
+                "started_at": now(),
+                "finished_at": now(),
+                "trials_requested": len(contenders),
+                "trials_measured": len(contenders),
+                "objective": "latency",
+                "pick_config_id": pick.config_id,
+                "pick_config": pick.to_json(),
+                "pick_label": pick.describe(),
+                "pick_ratio": pick_ratio,
+                "pick_latency_ms_p50": next(
+                    (c["latency_ms_p50"] for c in compared if c["config_id"] == pick.config_id),
+                    None,
+                ),
+                "default_latency_ms_p50": compared[0]["latency_ms_p50"],
+                "thread_roles": json.dumps(roles_of(pick, desc)),
+                "verdict": {
+                    "kind": "adapt",
+                    "adapted_from": sources,
+                    "compared": compared,
+                    "rounds_dropped": verdict["rounds_dropped"],
+                },
+                "wall_s": wall,
+            }
+        )
+
+
+def start_background(
+    model_path: str | os.PathLike[str],
+    *,
+    db: str | None = None,
+    budget_s: float = DEFAULT_BUDGET_S,
+    nice: int = 10,
+) -> subprocess.Popen[bytes] | None:
+    """Start ``autotune adapt`` in its own low-priority process and return at once (None if it
+    cannot be started). Its output goes nowhere; its verdict goes to the database."""
+    command = [
+        sys.executable,
+        "-m",
+        "autotune.cli",
+        "adapt",
+        os.fspath(model_path),
+        "--budget",
+        str(budget_s),
+        "--nice",
+        str(nice),
+    ]
+    if db:
+        command += ["--db", db]
+    try:
+        return subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    except OSError:
+        return None
+
+
+def lower_priority(nice: int) -> None:
+    """Run this process (and the measuring processes it spawns) at a lower priority."""
+    if nice > 0 and hasattr(os, "nice"):
+        with contextlib.suppress(OSError):
+            os.nice(nice)
