@@ -146,24 +146,14 @@ def adapt(
         try:
             worker = MeasuringWorker(setup, startup_timeout=max(30.0, budget_s))
         except WorkerLost as exc:
-            return AdaptResult(
-                "failed",
-                chip.chip_id,
-                wall_s=time.monotonic() - started,
-                message=f"the default configuration cannot be measured here ({exc})",
-            )
+            return _failed(chip.chip_id, started, f"the default cannot be measured here ({exc})")
         try:
             rounds = _rounds_within(budget_s - (time.monotonic() - started), worker, contenders)
             rounds = min(rounds, base.final_rounds)
             try:
                 verdict = head_to_head(worker, contenders, rounds, timeout=max(10.0, budget_s))
             except WorkerLost as exc:
-                return AdaptResult(
-                    "failed",
-                    chip.chip_id,
-                    wall_s=time.monotonic() - started,
-                    message=f"the head-to-head lost a process ({exc})",
-                )
+                return _failed(chip.chip_id, started, f"the head-to-head lost a process ({exc})")
         finally:
             worker.close()
     finally:
@@ -219,6 +209,11 @@ def adapt(
             else f"no borrowed candidate beat ORT's defaults here by {min_gain:.0%}"
         ),
     )
+
+
+def _failed(chip_id: str, started: float, message: str) -> AdaptResult:
+    """Nothing could be measured: nothing is stored (the next launch may try again)."""
+    return AdaptResult("failed", chip_id, wall_s=time.monotonic() - started, message=message)
 
 
 def _rounds_within(seconds_left: float, worker: MeasuringWorker, configs: list[Any]) -> int:

@@ -276,11 +276,13 @@ def chip(as_json: bool) -> None:
     """Print this machine's chip id, the ORT version and the providers available."""
     from dataclasses import asdict
 
-    from autotune.chip import current_chip
+    from autotune.chip import current_chip, current_descriptor
     from autotune.providers import installed_providers
 
     c = current_chip()
     data = {**asdict(c), "chip_id": c.chip_id, "providers_available": installed_providers()}
+    descriptor = current_descriptor()
+    data["descriptor"] = descriptor.to_dict()
     if as_json:
         click.echo(json.dumps(data, indent=2))
         return
@@ -288,6 +290,11 @@ def chip(as_json: bool) -> None:
     click.echo(f"system:      {c.system}")
     click.echo(f"onnxruntime: {c.ort_version}")
     click.echo(f"providers:   {', '.join(data['providers_available'])}")
+    parts = (descriptor.family, descriptor.generation, descriptor.tier)
+    known = ", ".join(
+        f"{k} {v}" for k, v in zip(("family", "generation", "tier"), parts, strict=True) if v
+    )
+    click.echo(f"descriptor:  {descriptor.label}" + (f" ({known})" if known else ""))
 
 
 @cli.command(name="adapt")
