@@ -22,6 +22,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -35,13 +36,16 @@ from autotune.measure import OK, MeasuringWorker, Protocol, WorkerLost, WorkerSe
 DEFAULT_BUDGET_S = 30.0
 DEFAULT_TOP = 3
 DEFAULT_MIN_GAIN = 0.03
+MIN_ROUNDS = 3  # fewer kept rounds than this is no verdict (a slow phase ate the budget)
+OVERRUN = 1.5  # the comparison is stopped at this multiple of the budget
 
 
 @dataclass
 class AdaptResult:
     """What :func:`adapt` did. ``status``: ``adapted`` (a verdict was stored), ``exact`` (this
     chip already has its own result: nothing to do), ``nothing`` (no borrowable result), or
-    ``failed`` (the reference could not be measured; nothing stored)."""
+    ``failed`` (nothing measured well enough within the budget; nothing stored, so the next
+    launch may try again)."""
 
     status: str
     chip: str
@@ -69,12 +73,15 @@ class AdaptResult:
 
 
 def head_to_head(
-    worker: MeasuringWorker, configs: list[SessionConfig], rounds: int, timeout: float
+    worker: MeasuringWorker,
+    configs: list[SessionConfig],
+    rounds: int,
+    timeout: float,
+    generations: int = 3,
 ) -> dict[str, Any]:
     """The search's head-to-head (``MeasuringWorker.compare``), reduced to what adapt reads:
     per configuration its latency ratio to the reference and its p50, and the rounds kept and
     dropped. Other fields the comparison returns are passed through untouched."""
-    generations = 3 if rounds >= 9 else 1
     verdict = worker.compare(configs, rounds, timeout=timeout, generations=generations)
     n = len(configs)
     return {
@@ -148,17 +155,36 @@ def adapt(
         except WorkerLost as exc:
             return _failed(chip.chip_id, started, f"the default cannot be measured here ({exc})")
         try:
-            rounds = _rounds_within(budget_s - (time.monotonic() - started), worker, contenders)
+            left = budget_s - (time.monotonic() - started)
+            rounds, generations = _rounds_within(left, worker, contenders)
             rounds = min(rounds, base.final_rounds)
+            # the budget is a bound: past it, the reference process is killed, the comparison
+            # stops, and nothing is stored (slow phases can stretch a comparison many times)
+            deadline = max(0.1, budget_s * OVERRUN - (time.monotonic() - started))
+            watchdog = threading.Timer(deadline, worker.kill)
+            watchdog.start()
             try:
-                verdict = head_to_head(worker, contenders, rounds, timeout=max(10.0, budget_s))
-            except WorkerLost as exc:
-                return _failed(chip.chip_id, started, f"the head-to-head lost a process ({exc})")
+                verdict = head_to_head(
+                    worker, contenders, rounds, timeout=max(10.0, budget_s), generations=generations
+                )
+            except (WorkerLost, OSError) as exc:  # OSError: a pipe to the killed reference
+                over = watchdog.finished.is_set()
+                why = f"over the {budget_s:.0f} s budget" if over else f"a process was lost ({exc})"
+                return _failed(chip.chip_id, started, f"the head-to-head stopped: {why}")
+            finally:
+                watchdog.cancel()
         finally:
             worker.close()
     finally:
         shutil.rmtree(root, ignore_errors=True)
         lock.release()
+    if verdict["rounds_kept"] < MIN_ROUNDS:
+        return _failed(
+            chip.chip_id,
+            started,
+            f"only {verdict['rounds_kept']} paired rounds were kept ({verdict['rounds_dropped']} "
+            "dropped in slow phases): too few for a verdict",
+        )
     ratios = verdict["ratios"]
     default_ratio = ratios[0] or 1.0
     pick, pick_ratio = DEFAULT_CONFIG, 1.0
@@ -216,9 +242,12 @@ def _failed(chip_id: str, started: float, message: str) -> AdaptResult:
     return AdaptResult("failed", chip_id, wall_s=time.monotonic() - started, message=message)
 
 
-def _rounds_within(seconds_left: float, worker: MeasuringWorker, configs: list[Any]) -> int:
-    """How many paired rounds fit the budget: a round times one block per configuration and
-    one of the reference; each of up to three generations also starts one process per
+def _rounds_within(
+    seconds_left: float, worker: MeasuringWorker, configs: list[Any]
+) -> tuple[int, int]:
+    """How many paired rounds fit the budget, and in how many generations of processes (three,
+    as the search's head-to-head, when at least nine rounds fit): a round times one block per
+    configuration and one of the reference; each generation also starts one process per
     configuration (about a second each, measured on this project's VMs)."""
     block_s = worker.runs_per_block * worker.latency_estimate_ms / 1000.0
     per_round = (len(configs) + 1) * block_s * 1.3 + 0.02
@@ -226,8 +255,8 @@ def _rounds_within(seconds_left: float, worker: MeasuringWorker, configs: list[A
     for generations, least in ((3, 9), (1, 3)):
         rounds = int((seconds_left - generations * startup) / per_round)
         if rounds >= least:
-            return rounds
-    return 3
+            return rounds, generations
+    return MIN_ROUNDS, 1
 
 
 def _store_verdict(

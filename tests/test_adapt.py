@@ -115,7 +115,7 @@ def test_best_session_adapts_in_the_background(
     original = adapt_module.start_background
 
     def spy(*args: Any, **kwargs: Any) -> Any:
-        proc = functools.partial(original, budget_s=2)(*args, **kwargs)
+        proc = functools.partial(original, budget_s=20, nice=0)(*args, **kwargs)
         started.append(proc)
         return proc
 
@@ -132,3 +132,12 @@ def test_best_session_adapts_in_the_background(
     assert len(started) == 1
     with pytest.raises(ValueError):
         autotune.best_session(mlp_path, adapt="now")
+
+
+def test_adapt_stops_at_its_budget_and_stores_nothing(mlp_path: Path, tmp_path: Path) -> None:
+    sibling = _relabel_to_sibling(tmp_path / "autotune.db", mlp_path)
+    # far too little time for the head-to-head's processes to start: stopped, nothing stored
+    result = adapt_module.adapt(mlp_path, budget_s=0.01, protocol=FAST)
+    assert result.status == "failed" and "budget" in result.message, result.message
+    after = autotune.best_config(mlp_path)
+    assert after is not None and after.borrowed and after.key.chip == sibling
