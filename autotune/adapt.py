@@ -5,9 +5,11 @@ ladder, :mod:`autotune.ladder`). :func:`adapt` checks that borrowing here: the f
 candidates (thread counts re-derived for this chip) race ORT's default configuration with the
 search's own isolated, paired protocol (every session in its own process, interleaved rounds,
 the idle process frozen, slow-phase guard: ``MeasuringWorker.compare``), within a time budget.
-A candidate is picked only if it beats the default by the margin (``min_gain``), as in the
-search. The verdict is stored in the writable database layer under this chip's own id, so the
-next ``best_session`` uses a result measured on this device, and ``adapt`` has nothing to do.
+The verdict is the search's (``autotune.verdict``): the A/A control can make it inconclusive
+(nothing is stored then), and a candidate is picked only if its interval clears the margin
+(``min_gain``) and it is faster in every process. The verdict is stored in the writable
+database layer under this chip's own id, so the next ``best_session`` uses a result measured
+on this device, and ``adapt`` has nothing to do.
 
 ``best_session(path, adapt="background")`` starts ``autotune adapt`` in a separate, low-priority
 process and returns at once; the app never waits for it. Never imports optuna.
@@ -22,7 +24,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -32,12 +33,11 @@ from autotune.chip import current_chip, current_descriptor, provenance
 from autotune.config import DEFAULT_CONFIG, SessionConfig
 from autotune.ladder import roles_of
 from autotune.measure import OK, MeasuringWorker, Protocol, WorkerLost, WorkerSetup
+from autotune.verdict import INCONCLUSIVE, Verdict, decide
 
 DEFAULT_BUDGET_S = 30.0
 DEFAULT_TOP = 3
 DEFAULT_MIN_GAIN = 0.03
-MIN_ROUNDS = 3  # fewer kept rounds than this is no verdict (a slow phase ate the budget)
-OVERRUN = 1.5  # the comparison is stopped at this multiple of the budget
 
 
 @dataclass
@@ -70,27 +70,6 @@ class AdaptResult:
             "wall_s": self.wall_s,
             "message": self.message,
         }
-
-
-def head_to_head(
-    worker: MeasuringWorker,
-    configs: list[SessionConfig],
-    rounds: int,
-    timeout: float,
-    generations: int = 3,
-) -> dict[str, Any]:
-    """The search's head-to-head (``MeasuringWorker.compare``), reduced to what adapt reads:
-    per configuration its latency ratio to the reference and its p50, and the rounds kept and
-    dropped. Other fields the comparison returns are passed through untouched."""
-    verdict = worker.compare(configs, rounds, timeout=timeout, generations=generations)
-    n = len(configs)
-    return {
-        **verdict,
-        "ratios": list(verdict.get("ratios") or [None] * n),
-        "latency_ms_p50": list(verdict.get("latency_ms_p50") or [None] * n),
-        "rounds_kept": int(verdict.get("rounds_kept") or 0),
-        "rounds_dropped": int(verdict.get("rounds_dropped") or 0),
-    }
 
 
 def adapt(
@@ -155,54 +134,52 @@ def adapt(
         except WorkerLost as exc:
             return _failed(chip.chip_id, started, f"the default cannot be measured here ({exc})")
         try:
-            left = budget_s - (time.monotonic() - started)
-            rounds, generations = _rounds_within(left, worker, contenders)
-            rounds = min(rounds, base.final_rounds)
-            # the budget is a bound: past it, the reference process is killed, the comparison
-            # stops, and nothing is stored (slow phases can stretch a comparison many times)
-            deadline = max(0.1, budget_s * OVERRUN - (time.monotonic() - started))
-            watchdog = threading.Timer(deadline, worker.kill)
-            watchdog.start()
-            try:
-                verdict = head_to_head(
-                    worker, contenders, rounds, timeout=max(10.0, budget_s), generations=generations
-                )
-            except (WorkerLost, OSError) as exc:  # OSError: a pipe to the killed reference
-                over = watchdog.finished.is_set()
-                why = f"over the {budget_s:.0f} s budget" if over else f"a process was lost ({exc})"
-                return _failed(chip.chip_id, started, f"the head-to-head stopped: {why}")
-            finally:
-                watchdog.cancel()
+            # the search's head-to-head, bounded by the budget: fewer rounds per process are
+            # planned to fit, and it stops at the deadline with what it has
+            h2h = worker.compare(
+                contenders,
+                base.final_rounds,
+                timeout=max(10.0, budget_s),
+                generations=max(2, min(base.generations, 3)),
+                deadline=started + budget_s,
+            )
+        except (WorkerLost, OSError) as exc:  # OSError: a pipe to a lost process
+            return _failed(
+                chip.chip_id, started, f"the head-to-head stopped: a process was lost ({exc})"
+            )
         finally:
             worker.close()
     finally:
         shutil.rmtree(root, ignore_errors=True)
         lock.release()
-    if verdict["rounds_kept"] < MIN_ROUNDS:
-        return _failed(
-            chip.chip_id,
-            started,
-            f"only {verdict['rounds_kept']} paired rounds were kept ({verdict['rounds_dropped']} "
-            "dropped in slow phases): too few for a verdict",
-        )
-    ratios = verdict["ratios"]
-    default_ratio = ratios[0] or 1.0
-    pick, pick_ratio = DEFAULT_CONFIG, 1.0
-    for cfg, r in zip(contenders[1:], ratios[1:], strict=True):
-        if r is not None and r <= default_ratio * (1 - min_gain) and r / default_ratio < pick_ratio:
-            pick, pick_ratio = cfg, r / default_ratio
+    verdict = decide(
+        h2h.rounds,
+        contenders=len(contenders),
+        min_gain=min_gain,
+        latencies=h2h.latencies,
+        rounds_dropped=h2h.rounds_dropped,
+        complete=h2h.complete,
+    )
+    if verdict.outcome == INCONCLUSIVE or verdict.pick_index is None:
+        # same rule as the search: no verdict, nothing stored; the borrowed choice stays
+        within = "" if h2h.complete else f" within the {budget_s:g} s budget"
+        return _failed(chip.chip_id, started, f"inconclusive here{within}: {verdict.reason}")
+    pick = contenders[verdict.pick_index]
+    speedup = verdict.speedup or 1.0
     compared = [
         {
             "config_id": cfg.config_id,
             "label": cfg.describe(),
-            "ratio": r / default_ratio if r is not None else None,
-            "latency_ms_p50": ms,
+            "speedup": entry.speedup,
+            "speedup_low": entry.speedup_low,
+            "speedup_high": entry.speedup_high,
+            "process_speedups": entry.process_speedups,
+            "ratio": 1 / entry.speedup if entry.speedup else None,
+            "latency_ms_p50": entry.latency_ms_p50,
             "borrowed_from": None if i == 0 else borrowed[i - 1].key.chip,
             "rung": None if i == 0 else borrowed[i - 1].rung,
         }
-        for i, (cfg, r, ms) in enumerate(
-            zip(contenders, ratios, verdict["latency_ms_p50"], strict=True)
-        )
+        for i, (cfg, entry) in enumerate(zip(contenders, verdict.entries, strict=True))
     ]
     wall = time.monotonic() - started
     sources = sorted({b.key.chip for b in borrowed})
@@ -214,7 +191,6 @@ def adapt(
         compared=compared,
         contenders=contenders,
         pick=pick,
-        pick_ratio=pick_ratio,
         verdict=verdict,
         sources=sources,
         wall=wall,
@@ -224,13 +200,13 @@ def adapt(
         "adapted",
         chip.chip_id,
         pick=pick,
-        pick_ratio=pick_ratio,
+        pick_ratio=1 / speedup,
         borrowed_from=sources,
         compared=compared,
-        rounds=verdict["rounds_kept"],
+        rounds=verdict.rounds_kept,
         wall_s=wall,
         message=(
-            f"{pick.describe()} beats ORT's defaults here by {1 / pick_ratio:.3f}x"
+            f"{pick.describe()} beats ORT's defaults here: {speedup:.3f}x"
             if not pick.is_default()
             else f"no borrowed candidate beat ORT's defaults here by {min_gain:.0%}"
         ),
@@ -242,23 +218,6 @@ def _failed(chip_id: str, started: float, message: str) -> AdaptResult:
     return AdaptResult("failed", chip_id, wall_s=time.monotonic() - started, message=message)
 
 
-def _rounds_within(
-    seconds_left: float, worker: MeasuringWorker, configs: list[Any]
-) -> tuple[int, int]:
-    """How many paired rounds fit the budget, and in how many generations of processes (three,
-    as the search's head-to-head, when at least nine rounds fit): a round times one block per
-    configuration and one of the reference; each generation also starts one process per
-    configuration (about a second each, measured on this project's VMs)."""
-    block_s = worker.runs_per_block * worker.latency_estimate_ms / 1000.0
-    per_round = (len(configs) + 1) * block_s * 1.3 + 0.02
-    startup = 1.0 * len(configs)
-    for generations, least in ((3, 9), (1, 3)):
-        rounds = int((seconds_left - generations * startup) / per_round)
-        if rounds >= least:
-            return rounds, generations
-    return MIN_ROUNDS, 1
-
-
 def _store_verdict(
     db: str | None,
     info: Any,
@@ -268,8 +227,7 @@ def _store_verdict(
     compared: list[dict[str, Any]],
     contenders: list[SessionConfig],
     pick: SessionConfig,
-    pick_ratio: float,
-    verdict: dict[str, Any],
+    verdict: Verdict,
     sources: list[str],
     wall: float,
     floor_ms: float | None,
@@ -308,8 +266,8 @@ def _store_verdict(
                     "label": cfg.describe(),
                     "status": OK,
                     "ratio": entry["ratio"],
-                    "rounds_kept": verdict["rounds_kept"],
-                    "rounds_dropped": verdict["rounds_dropped"],
+                    "rounds_kept": verdict.rounds_kept,
+                    "rounds_dropped": verdict.rounds_dropped,
                     "latency_ms_p50": entry["latency_ms_p50"],
                     "floor_ms": floor_ms,
                     "thread_roles": json.dumps(roles_of(cfg, desc)),
@@ -329,7 +287,12 @@ def _store_verdict(
                 "pick_config_id": pick.config_id,
                 "pick_config": pick.to_json(),
                 "pick_label": pick.describe(),
-                "pick_ratio": pick_ratio,
+                "outcome": verdict.outcome,
+                "pick_ratio": 1 / verdict.speedup if verdict.speedup else None,
+                "speedup": verdict.speedup,
+                "speedup_low": compared[verdict.pick_index or 0].get("speedup_low"),
+                "speedup_high": compared[verdict.pick_index or 0].get("speedup_high"),
+                "aa_spread": verdict.aa_spread,
                 "pick_latency_ms_p50": next(
                     (c["latency_ms_p50"] for c in compared if c["config_id"] == pick.config_id),
                     None,
@@ -339,8 +302,8 @@ def _store_verdict(
                 "verdict": {
                     "kind": "adapt",
                     "adapted_from": sources,
+                    **verdict.to_dict(),
                     "compared": compared,
-                    "rounds_dropped": verdict["rounds_dropped"],
                 },
                 "wall_s": wall,
             }
@@ -353,6 +316,7 @@ def start_background(
     db: str | None = None,
     budget_s: float = DEFAULT_BUDGET_S,
     nice: int = 10,
+    min_gain: float = DEFAULT_MIN_GAIN,
 ) -> subprocess.Popen[bytes] | None:
     """Start ``autotune adapt`` in its own low-priority process and return at once (None if it
     cannot be started). Its output goes nowhere; its verdict goes to the database."""
@@ -366,6 +330,8 @@ def start_background(
         str(budget_s),
         "--nice",
         str(nice),
+        "--min-gain",
+        str(min_gain),
     ]
     if db:
         command += ["--db", db]

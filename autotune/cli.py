@@ -71,7 +71,9 @@ def example(name: str, output: str | None) -> None:
 @click.option(
     "--trials", default=30, show_default=True, type=int, help="Configurations to measure."
 )
-@click.option("--timeout", type=float, help="Stop starting new trials after this many seconds.")
+@click.option(
+    "--timeout", type=float, help="Bound the whole search, head-to-head included, in seconds."
+)
 @_shape_option
 @click.option(
     "--inputs", type=click.Path(), help="Real input data: an .npz with one array per input."
@@ -83,7 +85,12 @@ def example(name: str, output: str | None) -> None:
     show_default=True,
     help="Kill a trial after this many seconds.",
 )
-@click.option("--rounds", default=8, show_default=True, help="Paired rounds per candidate.")
+@click.option(
+    "--rounds",
+    default=8,
+    show_default=True,
+    help="Paired rounds per candidate (the head-to-head takes three times as many).",
+)
 @click.option(
     "--min-gain",
     default=0.03,
@@ -114,6 +121,12 @@ def example(name: str, output: str | None) -> None:
     "--storage",
     help="Shared Optuna storage for a study spanning machines: journal:/shared/file or an RDB URL.",
 )
+@click.option(
+    "--allow-busy",
+    is_flag=True,
+    envvar="AUTOTUNE_ALLOW_BUSY",
+    help="Search even while other programs use the CPU (trials are marked).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
 def search(
     model: str | None,
@@ -132,6 +145,7 @@ def search(
     seed: int | None,
     patience: int,
     storage: str | None,
+    allow_busy: bool,
     as_json: bool,
 ) -> None:
     """Search the fastest correct configuration for MODEL on this machine and store it."""
@@ -162,12 +176,19 @@ def search(
         shapes=parse_shape_args(shapes),
         inputs=inputs,
         db=db,
-        protocol=Protocol(rounds=rounds, max_rounds=max(rounds * 2 + 4, 8), rtol=rtol, atol=atol),
+        protocol=Protocol(
+            rounds=rounds,
+            max_rounds=max(rounds * 2 + 4, 8),
+            final_rounds=3 * rounds,  # the head-to-head: three processes' worth of rounds
+            rtol=rtol,
+            atol=atol,
+        ),
         min_gain=min_gain,
         objective=objective,
         seed=seed,
         patience=patience or None,
         storage=storage,
+        allow_busy=allow_busy,
     )
     for key, value in study_options.items():  # the study file wins over defaults
         setattr(options, key, value)
@@ -255,19 +276,22 @@ def show(
     from autotune.store import Store
 
     digest = model_digest(model)
+    chip_id = current_chip().chip_id
     with Store.open(db, write=False) as store:
+        latest = store.latest_search(digest, chip_id)
         rows = ordered_trials(
             [
                 r
-                for r in store.trials_of_model(
-                    digest, None if all_chips else current_chip().chip_id
-                )
+                for r in store.trials_of_model(digest, None if all_chips else chip_id)
                 if (host is None or host in (r["host"], r["host_id"]))
                 and (user is None or r["user"] == user)
                 and (ort_version is None or r["ort_version"] == ort_version)
             ]
         )
-    click.echo(json.dumps(rows, indent=2) if as_json else trials_text(rows, model))
+    if as_json:
+        click.echo(json.dumps({"verdict": latest, "trials": rows}, indent=2))
+        return
+    click.echo(trials_text(rows, model, latest))
 
 
 @cli.command()

@@ -125,7 +125,8 @@ def load_report_data(model_path: str | Path, *, db: str | None = None) -> Report
         searches = [
             _clean(s)
             for s in store.searches(key)
-            if s["state"] == "done" and isinstance(s["pick_config"], str)
+            if s["state"] == "done"
+            and (isinstance(s["pick_config"], str) or s.get("outcome") == "inconclusive")
         ]
     counts: dict[tuple[str, str], int] = {}
     for row in rows:
@@ -405,8 +406,9 @@ def _verdict(data: ReportData) -> str:
         text = (
             "No search of this model has finished yet, so there is no head-to-head verdict."
             if best is None
-            else "No search of this model has finished yet, so there is no head-to-head verdict; "
-            f"the best single trial is <code>{_e(best['label'])}</code> at "
+            else "No search of this model has finished yet, so there is no head-to-head verdict "
+            "and apps get ORT's defaults; the best single trial's search estimate is "
+            f"<code>{_e(best['label'])}</code> at "
             f"{_e(format_speedup(best['ratio'], best['ratio_iqr']))}."
         )
         out.append(f'<div class="verdict"><p>{text}</p></div>')
@@ -415,61 +417,62 @@ def _verdict(data: ReportData) -> str:
     verdict = decode_json(s["verdict"]) or {}
     compared = verdict.get("compared") if isinstance(verdict, dict) else None
     compared = [c for c in compared if isinstance(c, dict)] if isinstance(compared, list) else []
-    default_entry = next(
-        (c for c in compared if c.get("config_id") == DEFAULT_CONFIG.config_id), None
-    )
-    base = _float(default_entry.get("ratio")) if default_entry else None
-    pick_entry = next((c for c in compared if c.get("config_id") == s["pick_config_id"]), None)
+    outcome = s.get("outcome") or ("pick" if s.get("pick_config") else "inconclusive")
     pick_is_default = s["pick_config_id"] == DEFAULT_CONFIG.config_id
-    pick_ratio = s["pick_ratio"]
-    figure = format_speedup(pick_ratio)
-    spread_text = ""
-    entry_ratio = _float(pick_entry.get("ratio")) if pick_entry else None
-    entry_iqr = _float(pick_entry.get("iqr")) if pick_entry else None
-    if pick_ratio and entry_ratio and entry_iqr is not None:
-        # the head-to-head spread, relative, carried over to the pick's ratio to the default
-        with_spread = format_speedup(pick_ratio, entry_iqr / entry_ratio * pick_ratio)
-        spread_text = with_spread[len(figure) :].strip()
-    if pick_is_default:
+    aa = _float(s.get("aa_spread"))
+    aa_text = f" A/A spread of ORT's defaults across processes: {aa:.1%}." if aa is not None else ""
+    if outcome == "inconclusive":
+        reason = verdict.get("reason") if isinstance(verdict, dict) else None
+        body = (
+            "<p><strong>Inconclusive.</strong> "
+            f"{_e(reason or 'The head-to-head could not resolve the margin.')} Nothing new "
+            "reaches apps; close other programs, raise <code>--rounds</code> or search again."
+            f"{_e(aa_text)}</p>"
+        )
+    elif pick_is_default or s["pick_config_id"] is None:
         body = (
             "<p><strong>Keep ORT's default configuration.</strong> No candidate beat it by the "
-            "required margin when re-measured head to head.</p>"
+            f"required margin with 95% confidence when re-measured head to head.{_e(aa_text)}</p>"
         )
     else:
+        figure, interval = _verdict_speedup(s)
         body = (
-            f'<p><span class="big">{_e(figure)}</span><span class="muted">{_e(spread_text)}'
+            f'<p><span class="big">{_e(figure)}</span><span class="muted">{_e(interval)}'
             "</span> the speed of ORT's defaults with "
             f"<code>{_e(s['pick_label'])}</code></p>"
             f'<p class="note">p50 {_e(ms(s["pick_latency_ms_p50"]))} against '
-            f"{_e(ms(s['default_latency_ms_p50']))} for the default. "
+            f"{_e(ms(s['default_latency_ms_p50']))} for the default.{_e(aa_text)} "
             "Apps get it with <code>autotune.best_session(path)</code>.</p>"
         )
     out.append(f'<div class="verdict">{body}</div>')
     out.append(
         f'<p class="note">Search finished {_e(_when(s["finished_at"]))}; the default and the '
-        f"best {max(0, len(compared) - 1)} candidates were re-measured head to head, in the same "
-        "rounds, to avoid the winner's curse of the best single trial.</p>"
+        f"best {max(0, len(compared) - 1)} candidates were re-measured head to head, each in "
+        "several fresh processes, to avoid the winner's curse of the best single trial.</p>"
     )
     if compared:
         rows = []
         for c in compared:
-            ratio = _float(c.get("ratio"))
+            value, low, high = _entry_speedup(c, compared[0])
             badges = ""
             if c.get("config_id") == DEFAULT_CONFIG.config_id:
                 badges += '<span class="badge">ORT default</span>'
-            if c.get("config_id") == s["pick_config_id"]:
+            if c.get("config_id") == s["pick_config_id"] and outcome != "inconclusive":
                 badges += '<span class="badge pick">picked</span>'
-            speed = format_speedup(ratio, _float(c.get("iqr")), base=base or 1.0)
+            speed = "-" if value is None else f"{value:.2f}×"
+            if low is not None and high is not None and c is not compared[0]:
+                speed += f" [{low:.2f}–{high:.2f}]"
+            css = _speed_class(1 / value if value else None)
             rows.append(
                 f'<tr><td class="cfg">{_e(c.get("label"))}{badges}</td>'
-                f'<td class="{_speed_class(ratio, base)}">{_e(speed)}</td>'
+                f'<td class="{css}">{_e(speed)}</td>'
                 f'<td class="num">{_e(ms(_float(c.get("latency_ms_p50"))))}</td>'
                 f'<td class="num">{_e(ms(_float(c.get("latency_ms_p90"))))}</td>'
                 f'<td class="num">{_e(ms(load_ms(c)))}</td></tr>'
             )
         out.append(
             '<table class="compared"><thead><tr><th>configuration</th>'
-            '<th class="num">speed-up</th><th class="num">p50</th><th class="num">p90</th>'
+            '<th class="num">speed-up [95%]</th><th class="num">p50</th><th class="num">p90</th>'
             '<th class="num">load</th></tr></thead><tbody>' + "".join(rows) + "</tbody></table>"
         )
     if not pick_is_default:
@@ -493,6 +496,31 @@ def _float(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     return float(value) if math.isfinite(value) else None
+
+
+def _verdict_speedup(search: dict[str, Any]) -> tuple[str, str]:
+    """The verdict's speed-up and its interval, as stored (older rows: from ``pick_ratio``)."""
+    value = _float(search.get("speedup"))
+    if value is None:
+        ratio = _float(search.get("pick_ratio"))
+        value = 1 / ratio if ratio else None
+    if value is None:
+        return "-", ""
+    low, high = _float(search.get("speedup_low")), _float(search.get("speedup_high"))
+    interval = f" [{low:.2f}–{high:.2f}] (95%)" if low is not None and high is not None else ""
+    return f"{value:.2f}×", interval
+
+
+def _entry_speedup(
+    entry: dict[str, Any], default: dict[str, Any]
+) -> tuple[float | None, float | None, float | None]:
+    """A head-to-head entry's speed-up (and interval): the stored estimate, or for rows of
+    earlier versions the default's ratio over this one's."""
+    value = _float(entry.get("speedup"))
+    if value is not None:
+        return value, _float(entry.get("speedup_low")), _float(entry.get("speedup_high"))
+    ratio, base = _float(entry.get("ratio")), _float(default.get("ratio"))
+    return ((base or 1.0) / ratio if ratio else None), None, None
 
 
 def _speed_class(ratio: float | None, base: float | None = None) -> str:

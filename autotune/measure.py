@@ -7,7 +7,7 @@ of the reference in random order; a round's score is the ratio of the two block 
 shared VMs this runs on, slow phases lasting seconds to minutes double latencies, so absolute
 times from different moments cannot be compared, but a ratio taken within one round can. Rounds
 whose reference block is more than ``guard`` times slower than the fastest reference block known
-for this model are dropped (a slow phase). See ../shared/reference/measurement-on-this-machine.md.
+for this model are dropped (a slow phase); the README's "How it measures" has the measurements.
 
 The process not being timed is frozen with SIGSTOP: an idle ORT session's intra-op threads keep
 spinning after a run, and on a 2-core machine two live sessions in one process slow each other by
@@ -40,6 +40,7 @@ import numpy as np
 
 from autotune.build import build_session, dropped_providers, placement_supported
 from autotune.config import CPU, DEFAULT_CONFIG, SessionConfig
+from autotune.verdict import Round
 
 # statuses a trial can end with
 OK = "ok"
@@ -68,7 +69,9 @@ class Protocol:
     max_runs_per_block: int = 2000
     rounds: int = 8  # kept rounds wanted per candidate
     max_rounds: int = 20  # give up waiting for a fast phase after this many
-    final_rounds: int = 15  # rounds of the final head-to-head
+    final_rounds: int = 24  # kept rounds of the final head-to-head, over all its processes
+    generations: int = 3  # fresh processes per configuration in the head-to-head
+    small_generations: int = 5  # the same, for models that run in under 1 ms
     guard: float = 1.25  # drop a round whose reference block is this much slower than the floor
     rtol: float | None = None  # None: per output dtype (fp32 1e-3, fp16 1e-2)
     atol: float | None = None
@@ -98,6 +101,31 @@ class ProcessSetup:
 
 
 @dataclass
+class HeadToHead:
+    """What a head-to-head measured: kept rounds (see ``autotune.verdict``) and every timed run
+    of each contender in them."""
+
+    contenders: int
+    target_rounds: int
+    rounds: list[Round] = field(default_factory=list)
+    latencies: list[list[float]] = field(default_factory=list)
+    rounds_dropped: int = 0
+    complete: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.latencies:
+            self.latencies = [[] for _ in range(self.contenders)]
+
+
+@dataclass(frozen=True)
+class HeadToHeadProgress:
+    kept: int
+    dropped: int
+    target: int
+    eta_s: float
+
+
+@dataclass
 class TrialResult:
     """Everything one trial measured; stored as one row."""
 
@@ -121,9 +149,12 @@ class TrialResult:
     err_to_tol: float | None = None
     placement: dict[str, Any] = field(default_factory=dict)
     floor_ms: float | None = None
+    bounded: bool = False  # its time limit came from the search's --timeout (not stored)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        row = asdict(self)
+        del row["bounded"]
+        return row
 
 
 # ---------------------------------------------------------------------------------------------
@@ -270,6 +301,7 @@ def worker_main(conn: Any, setup: ProcessSetup) -> None:
 
     # Ctrl-C is the parent's to handle: it must not kill a trial and be recorded as a crash
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})  # held while it was spawned
     _die_with_parent()
     import onnxruntime as ort
 
@@ -352,7 +384,13 @@ class SessionProcess:
         ctx = multiprocessing.get_context("spawn")
         self.conn, child = ctx.Pipe()
         self.process = ctx.Process(target=target, args=(child, setup), daemon=True)
-        self.process.start()
+        # Ctrl-C or SIGTERM arriving while the child is being handed its setup would leave it
+        # reading a cut-off pickle (and printing a traceback): hold them until it has it
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+        try:
+            self.process.start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
         child.close()
         self.peak_rss_mb: float | None = None
         try:
@@ -458,7 +496,10 @@ class MeasuringWorker:
         self.latency_estimate_ms = statistics.median(probe)
         p = self.protocol
         wanted = math.ceil(p.block_seconds * 1000.0 / max(self.latency_estimate_ms, 1e-4))
-        self.runs_per_block = max(p.min_runs_per_block, min(p.max_runs_per_block, wanted))
+        # a slow model (a run longer than a third of a block) times one run per block, so that
+        # rounds stay short enough for the protocol to finish (a 1 s model: 1 s blocks)
+        least = p.min_runs_per_block if wanted >= p.min_runs_per_block else 1
+        self.runs_per_block = max(least, min(p.max_runs_per_block, wanted))
         floor = min(
             statistics.median(self.baseline.block(self.runs_per_block, startup_timeout))
             for _ in range(3)
@@ -590,22 +631,43 @@ class MeasuringWorker:
         if stopped:
             result.status = PRUNED
 
+    def round_seconds(self, processes: int) -> float:
+        """Estimated wall time of one head-to-head round over ``processes`` plus the reference."""
+        block = (self.runs_per_block + 1) * self.latency_estimate_ms / 1000.0 + 0.005
+        return (processes + 1) * block
+
     def compare(
-        self, configs: list[SessionConfig], rounds: int, timeout: float, generations: int = 3
-    ) -> dict[str, Any]:
-        """Head-to-head of several configurations against the reference.
+        self,
+        configs: list[SessionConfig],
+        rounds: int,
+        timeout: float,
+        generations: int = 3,
+        *,
+        deadline: float | None = None,
+        on_round: Callable[[HeadToHeadProgress], None] | None = None,
+    ) -> HeadToHead:
+        """Head-to-head of several configurations (ORT's default first) against the reference.
 
         Each configuration runs in ``generations`` successive fresh processes, a share of the
-        rounds each: two processes of one configuration differ by a few percent on these VMs
-        (memory layout), and pooling several averages that out instead of crediting it to one
-        configuration."""
-        ratios: list[list[float]] = [[] for _ in configs]
-        latencies: list[list[float]] = [[] for _ in configs]
-        dropped = 0
-        rng = random.Random()
+        rounds each: two processes of one configuration can differ by more than the decision
+        margin, so the verdict (``autotune.verdict``) replicates processes, not only rounds.
+        ``deadline`` (time.monotonic) bounds the whole comparison: fewer rounds per process are
+        planned to fit, and it stops at the deadline with what it has (``complete`` False)."""
         per_generation = max(1, math.ceil(rounds / generations))
+        if deadline is not None:
+            spawn = 0.5 * len(configs)  # starting the processes, building their sessions
+            fits = (deadline - time.monotonic()) / generations - spawn
+            per_generation = max(
+                2, min(per_generation, int(fits / self.round_seconds(len(configs))))
+            )
+        target = per_generation * generations
+        out = HeadToHead(contenders=len(configs), target_rounds=target)
+        started = time.monotonic()
+        rng = random.Random()
         for generation in range(generations):
-            target = min(rounds, per_generation * (generation + 1))
+            if deadline is not None and time.monotonic() >= deadline:
+                out.complete = False
+                break
             procs: list[SessionProcess] = []
             try:
                 for cfg in configs:
@@ -623,9 +685,12 @@ class MeasuringWorker:
                     )
                 for proc in procs:
                     proc.block(self.runs_per_block, timeout)  # warm-up, discarded
-                attempts = 0
+                kept = attempts = 0
                 # a slow phase can last minutes: keep trying (bounded), never judge on few rounds
-                while attempts < per_generation * 6 and min(len(r) for r in ratios) < target:
+                while attempts < per_generation * 6 and kept < per_generation:
+                    if deadline is not None and time.monotonic() >= deadline:
+                        out.complete = False
+                        break
                     attempts += 1
                     order = [*range(len(procs)), -1]
                     rng.shuffle(order)
@@ -635,24 +700,33 @@ class MeasuringWorker:
                         proc = self.baseline if i < 0 else procs[i]
                         blocks[i] = proc.block(self.runs_per_block, timeout)
                         medians[i] = statistics.median(blocks[i])
-                    if not self._kept(medians[-1]):
-                        dropped += 1
+                    if self._kept(medians[-1]):
+                        kept += 1
+                        out.rounds.append(
+                            Round(
+                                generation,
+                                tuple(medians[i] for i in range(len(procs))),
+                                medians[-1],
+                            )
+                        )
+                        for i in range(len(procs)):
+                            out.latencies[i] += blocks[i]
+                    else:
+                        out.rounds_dropped += 1
                         time.sleep(1.0)
-                        continue
-                    for i in range(len(procs)):
-                        ratios[i].append(medians[i] / medians[-1])
-                        latencies[i] += blocks[i]
+                    if on_round is not None:
+                        done = len(out.rounds)
+                        elapsed = time.monotonic() - started
+                        rate = elapsed / max(done + out.rounds_dropped, 1)
+                        on_round(
+                            HeadToHeadProgress(
+                                done, out.rounds_dropped, target, rate * (target - done)
+                            )
+                        )
             finally:
                 for proc in procs:
                     proc.close()
-        return {
-            "ratios": [statistics.median(r) if r else None for r in ratios],
-            "iqr": [_iqr(r) if r else None for r in ratios],
-            "rounds_kept": min(len(r) for r in ratios),
-            "rounds_dropped": dropped,
-            "latency_ms_p50": [_percentile(x, 50) for x in latencies],
-            "latency_ms_p90": [_percentile(x, 90) for x in latencies],
-        }
+        return out
 
     def kill(self) -> None:
         self.baseline.kill()

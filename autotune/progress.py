@@ -15,6 +15,7 @@ class ProgressLine:
         self.stream = stream or sys.stderr
         self.tty = self.stream.isatty()
         self.width = width
+        self._last_round = -1
 
     def __call__(self, event: Event) -> None:
         if event.kind == "start":
@@ -22,8 +23,10 @@ class ProgressLine:
             self._print(f"searching: {event.total} trials to measure{note}")
         elif event.kind == "trial":
             self._trial(event)
-        elif event.kind == "final":
+        elif event.kind in ("final", "busy"):
             self._print(f"[{_clock(event.elapsed)}] {event.message}")
+        elif event.kind == "final_round":
+            self._round(event)
         elif event.kind == "done" and self.tty:
             self.stream.write("\n")
 
@@ -31,13 +34,24 @@ class ProgressLine:
         total = max(e.total, 1)
         filled = int(self.width * min(e.done, total) / total)
         bar = "#" * filled + "." * (self.width - filled)
-        best = f"best {e.best_ratio:.3f}× ({e.best_label})" if e.best_ratio else "best -"
-        head = f"[{bar}] {e.done}/{e.total} {_clock(e.elapsed)} {best}"
+        # speed-ups, higher is better: trial estimates until the head-to-head confirms one
+        best = f"best so far {1 / e.best_ratio:.3f}× ({e.best_label})" if e.best_ratio else ""
+        busy = f" | busy: others use {e.load_cores:.1f} cores" if e.load_cores else ""
+        head = f"[{bar}] {e.done}/{e.total} {_clock(e.elapsed)} {best}{busy}"
         if self.tty:
             self.stream.write("\r\033[K" + head[:200])
             self.stream.flush()
         else:
             self._print(f"{head} | {e.message}")
+
+    def _round(self, e: Event) -> None:
+        text = f"[{_clock(e.elapsed)}] head-to-head: {e.done}/{e.total} rounds kept, {e.message}"
+        if self.tty:
+            self.stream.write("\r\033[K" + text[:200])
+            self.stream.flush()
+        elif e.done != self._last_round and (e.done == e.total or e.done % 4 == 0):
+            self._last_round = e.done  # a line per 4 kept rounds in logs, not per dropped one
+            self._print(text)
 
     def _print(self, text: str) -> None:
         if self.tty:

@@ -60,53 +60,129 @@ def outcome_dict(outcome: Any) -> dict[str, Any]:
         "chip": outcome.key.chip,
         "ort_version": outcome.key.ort_version,
         "shapes": outcome.key.shapes,
-        "pick": outcome.pick.to_dict(),
-        "pick_label": outcome.pick.describe(),
-        "pick_is_default": outcome.pick.is_default(),
-        "pick_ratio": outcome.pick_ratio,
-        "speedup": 1 / outcome.pick_ratio if outcome.pick_ratio else None,
+        "outcome": outcome.outcome,
+        "reason": outcome.reason,
+        "objective": outcome.objective,
+        "pick": outcome.pick.to_dict() if outcome.pick else None,
+        "pick_label": outcome.pick.describe() if outcome.pick else None,
+        "pick_is_default": outcome.pick.is_default() if outcome.pick else None,
+        "speedup": outcome.speedup,
+        "speedup_low": outcome.speedup_low,
+        "speedup_high": outcome.speedup_high,
+        "aa_spread": outcome.aa_spread,
         "default_latency_ms_p50": outcome.default_latency_ms,
         "compared": outcome.compared,
         "trials_measured": outcome.measured,
         "trials_stored_before": outcome.resumed,
         "failures": outcome.failures,
+        "stopped_early": outcome.stopped_early,
+        "final_rounds_kept": outcome.rounds_kept,
         "final_rounds_dropped": outcome.rounds_dropped,
+        "busy": outcome.busy,
         "wall_s": outcome.wall_s,
     }
 
 
+def speedup_text(value: float | None, low: float | None = None, high: float | None = None) -> str:
+    """A speed-up (ORT's default latency / this one; higher is better), with its interval."""
+    if not value:
+        return "-"
+    if low and high and not (low == high == value):
+        return f"{value:.3f}× [{low:.3f}–{high:.3f}]"
+    return f"{value:.3f}×"
+
+
+_OBJECTIVE_COLUMN = {"load": ("load", "load_ms"), "memory": ("memory", "session_rss_mb")}
+
+
 def outcome_text(outcome: Any) -> str:
+    objective = outcome.objective
     rows = []
-    for entry in outcome.compared:
-        rows.append(
-            [
-                entry["label"] + (" (ORT default)" if entry is outcome.compared[0] else ""),
-                ms(entry["latency_ms_p50"]),
-                ms(entry["latency_ms_p90"]),
-                f"{entry['speedup']:.3f}×" if entry.get("speedup") else "-",
-                ms(entry["session_create_ms"]),
-                ms(entry["first_run_ms"]),
-            ]
-        )
+    for i, entry in enumerate(outcome.compared):
+        processes = entry.get("process_speedups") or []
+        label = entry["label"] + (" (ORT default)" if i == 0 else "")
+        if outcome.pick is not None and entry["config_id"] == outcome.pick.config_id:
+            label = "* " + label
+        row = [
+            label,
+            ms(entry["latency_ms_p50"]),
+            ms(entry["latency_ms_p90"]),
+            speedup_text(entry.get("speedup"), entry.get("speedup_low"), entry.get("speedup_high")),
+            f"{min(processes):.2f}–{max(processes):.2f}" if processes else "-",
+            speedup_text(entry.get("search_speedup")),
+            ms(entry.get("load_ms")),
+        ]
+        if objective == "memory":
+            mb = entry.get("session_rss_mb")
+            row.append("-" if mb is None else f"{mb:.0f} MB")
+        rows.append(row)
+    headers = ["configuration", "p50", "p90", "speed-up [95%]", "per process", "in search", "load"]
+    if objective == "memory":
+        headers.append("memory")
+    early = f"; stopped early: {outcome.stopped_early}" if outcome.stopped_early else ""
+    aa = f"{outcome.aa_spread:.1%}" if outcome.aa_spread is not None else "-"
     head = (
         f"{outcome.model_name} on {outcome.key.chip}, onnxruntime {outcome.key.ort_version}, "
         f"shapes {outcome.key.shapes}\n"
         f"{outcome.measured} trials measured ({outcome.resumed} stored before, "
-        f"{outcome.failures} failed) in {outcome.wall_s:.0f} s; "
-        f"final head-to-head dropped {outcome.rounds_dropped} slow-phase rounds\n\n"
+        f"{outcome.failures} failed) in {outcome.wall_s:.0f} s{early}\n"
+        f"head-to-head: {outcome.rounds_kept} rounds kept, {outcome.rounds_dropped} dropped as "
+        f"slow phases; A/A spread of ORT's defaults across processes {aa}"
+        + _busy_text(outcome.busy)
+        + "\n\n"
     )
-    body = table(rows, ["configuration", "p50", "p90", "speed-up", "load", "first run"])
-    if outcome.pick.is_default():
-        verdict = (
-            "\n\nORT's default configuration is already the fastest here: no candidate beat it "
-            "by the required margin in the head-to-head."
+    return head + table(rows, headers) + "\n\n" + verdict_text(outcome)
+
+
+def _busy_text(busy: dict[str, Any]) -> str:
+    worst = max(
+        [v.get("other_cores", 0.0) for v in busy.values() if isinstance(v, dict)]
+        + [busy.get("trials_max_cores", 0.0)],
+        default=0.0,
+    )
+    from autotune.load import BUSY_CORES
+
+    if worst <= BUSY_CORES:
+        return ""
+    return f"\nthe machine was busy: other programs used up to {worst:.2f} cores meanwhile"
+
+
+def verdict_text(outcome: Any) -> str:
+    """The one-paragraph conclusion of a search."""
+    if outcome.outcome == "inconclusive":
+        return (
+            f"Inconclusive: {outcome.reason}. Nothing new reaches apps: best_session() keeps "
+            "what it used before (or ORT's defaults). To get a verdict: close other programs, "
+            "give more rounds (--rounds), or run the same command again (measured trials are "
+            "kept)."
         )
-    else:
-        verdict = (
-            f"\n\nPicked: {outcome.pick.describe()}, {1 / outcome.pick_ratio:.2f}× the speed of "
-            "ORT's defaults. Apps get it with autotune.best_session(path)."
+    if outcome.pick is None or outcome.pick.is_default():
+        return (
+            f"ORT's default configuration stays: {outcome.reason}. Apps get it with "
+            "autotune.best_session(path)."
         )
-    return head + body + verdict
+    if outcome.objective != "latency":
+        entry = next(e for e in outcome.compared if e["config_id"] == outcome.pick.config_id)
+        default = outcome.compared[0]
+        name, column = _OBJECTIVE_COLUMN.get(outcome.objective, ("load", "load_ms"))
+        unit = " MB" if column == "session_rss_mb" else " ms"
+        mine, base = entry.get(column), default.get(column)
+        gain = (
+            f"{name} {mine:.0f}{unit} against {base:.0f}{unit} for ORT's defaults"
+            if mine is not None and base is not None
+            else outcome.reason
+        )
+        return (
+            f"Picked for {outcome.objective}: {outcome.pick.describe()}, {gain}; its latency is "
+            f"{speedup_text(entry.get('speedup'))} ORT's defaults' speed. Apps get it with "
+            f'autotune.best_session(path, prefer="{outcome.objective}").'
+        )
+    return (
+        f"Picked: {outcome.pick.describe()}, "
+        f"{speedup_text(outcome.speedup, outcome.speedup_low, outcome.speedup_high)} the speed "
+        "of ORT's defaults (95% interval), faster in every process. Apps get it with "
+        "autotune.best_session(path)."
+    )
 
 
 def best_text(choice: Any) -> str:
@@ -152,13 +228,23 @@ def summary_text(rows: list[dict[str, Any]]) -> str:
                 r["shapes"],
                 r["trials"],
                 r["failed"],
-                speedup(r["best_ratio"]),
+                _verdict_cell(r["outcome"], r["pick"], r["speedup"]),
                 r["last"],
             ]
             for r in rows
         ],
-        ["model", "digest", "chip", "ort", "shapes", "trials", "failed", "best", "last"],
+        ["model", "digest", "chip", "ort", "shapes", "trials", "failed", "verdict", "last"],
     )
+
+
+def _verdict_cell(outcome: str | None, pick: str | None, speedup_value: float | None) -> str:
+    if outcome is None:
+        return "no verdict yet"
+    if outcome == "inconclusive":
+        return "inconclusive"
+    if outcome == "default" or not speedup_value:
+        return "ORT default"
+    return f"{pick} {speedup_value:.2f}×"
 
 
 _STATUS_ORDER = {"ok": 0, "pruned": 1}
@@ -189,24 +275,51 @@ def placement_text(value: Any) -> str:
     return " ".join(parts)
 
 
-def trials_text(rows: list[dict[str, Any]], model: str) -> str:
+def trials_text(
+    rows: list[dict[str, Any]], model: str, search: dict[str, Any] | None = None
+) -> str:
+    """Every trial, best first. ``estimate`` is the search phase's figure (one process, few
+    rounds); the verdict above the table, from the head-to-head, is what counts. ``*`` marks the
+    configuration the latest verdict picked."""
     if not rows:
         return f"No trials of {model} on this chip; run: autotune search {model}"
+    pick_id = search.get("pick_config_id") if search else None
     body = []
     for r in rows:
+        estimate = speedup(r["ratio"]) if r["status"] == "ok" else "-"
         body.append(
             [
-                r["status"],
-                speedup(r["ratio"]) if r["status"] in ("ok", "pruned") else "-",
+                ("* " if r["config_id"] == pick_id else "") + r["status"],
+                estimate,
                 ms(r["latency_ms_p50"]),
                 ms(r["session_create_ms"]),
                 ms(r["first_run_ms"]),
                 placement_text(r["placement"]),
                 r["label"],
-                (r["error"] or "")[:80],
+                (r["error"] or r.get("warning") or "")[:80],
             ]
         )
-    return table(
+    text = table(
         body,
-        ["status", "speed-up", "p50", "load", "first run", "placement", "configuration", "reason"],
+        ["status", "estimate", "p50", "load", "first run", "placement", "configuration", "reason"],
     )
+    return (verdict_line(search) + "\n\n" if search else "") + text
+
+
+def verdict_line(search: dict[str, Any]) -> str:
+    """The latest finished search's verdict in one line, as ``show`` prints it."""
+    outcome = search.get("outcome") or ("pick" if search.get("pick_config") else "inconclusive")
+    when = search.get("finished_at") or "?"
+    if outcome == "inconclusive":
+        return f"verdict ({when}): inconclusive; apps keep ORT's defaults or an earlier verdict"
+    value = search.get("speedup") or (
+        1 / search["pick_ratio"] if search.get("pick_ratio") else None
+    )
+    aa = search.get("aa_spread")
+    spread = f", A/A spread {aa:.1%}" if aa is not None else ""
+    if outcome == "default":
+        return (
+            f"verdict ({when}): ORT's defaults stay (no candidate beat them by the margin){spread}"
+        )
+    figure = speedup_text(value, search.get("speedup_low"), search.get("speedup_high"))
+    return f"verdict ({when}): * {search.get('pick_label')}, {figure} ORT's defaults' speed{spread}"

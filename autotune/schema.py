@@ -111,6 +111,29 @@ def m002_cached_load_time(db: sqlite_utils.Database) -> None:
 
 
 @migrations()
+def m003_verdict(db: sqlite_utils.Database) -> None:
+    """The head-to-head's verdict as a statistic with its uncertainty, the A/A control, the
+    machine's load, and why a search ended: ``outcome`` is pick, default or inconclusive;
+    ``speedup`` (ORT's default latency / the pick's, higher is better) with its bootstrap
+    interval; ``aa_spread`` how far fresh processes of the default disagreed; ``busy`` the CPU
+    other programs used (JSON); ``error`` why a failed search failed. Trials record the CPU
+    other programs used while they ran (``load_cores``) and a ``warning`` when that was a lot."""
+    searches = db["searches"]
+    for name, kind in (
+        ("outcome", str),
+        ("speedup", float),
+        ("speedup_low", float),
+        ("speedup_high", float),
+        ("aa_spread", float),
+        ("busy", str),
+        ("error", str),
+    ):
+        searches.add_column(name, kind)  # type: ignore[union-attr]
+    db["trials"].add_column("load_cores", float)  # type: ignore[union-attr]
+    db["trials"].add_column("warning", str)  # type: ignore[union-attr]
+
+
+@migrations()
 def m005_chip_descriptor(db: sqlite_utils.Database) -> None:
     """A comparable chip descriptor (vendor, family, generation, tier, P/E cores, accelerators,
     OS) and the thread roles of the configuration, with every trial and search, so a sibling

@@ -16,10 +16,13 @@ import hashlib
 import json
 import os
 import shutil
+import signal
+import threading
 import time
 import uuid
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,12 +32,15 @@ from autotune.chip import current_chip, current_descriptor, provenance
 from autotune.config import CPU, DEFAULT_CONFIG, SessionConfig
 from autotune.errors import AutotuneError, ConfigError, SearchError
 from autotune.ladder import roles_of
+from autotune.load import Load, LoadMonitor
 from autotune.measure import (
     CRASHED,
     FAILED,
     OK,
     PRUNED,
     TIMEOUT,
+    HeadToHead,
+    HeadToHeadProgress,
     MeasuringWorker,
     Protocol,
     TrialResult,
@@ -56,12 +62,13 @@ from autotune.paths import cache_dir
 from autotune.providers import SearchContext, available_spaces, device_policies, validate_config
 from autotune.space import DEFAULT_PARAMS, graph_levels, one_knob_variants, suggest_config
 from autotune.store import ResultKey, Store, decode_json, now
+from autotune.verdict import DEFAULT, INCONCLUSIVE, PICK, Verdict, decide
 
 
 @dataclass
 class SearchOptions:
     trials: int = 30
-    timeout: float | None = None  # seconds for the whole search; the running trial finishes
+    timeout: float | None = None  # seconds for the whole search, head-to-head included
     trial_timeout: float = 300.0  # a trial (build + measure) taking longer is killed: "timeout"
     shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
     inputs: str | None = None
@@ -75,6 +82,8 @@ class SearchOptions:
     patience: int | None = 12  # stop after this many trials without a 1% better one
     seed_variants: bool = True  # start with the default's one-knob variants
     storage: str | None = None  # shared Optuna storage: an RDB URL or journal:/path/to/file
+    allow_busy: bool = field(default_factory=lambda: os.environ.get("AUTOTUNE_ALLOW_BUSY") == "1")
+    busy_wait: float = 60.0  # seconds to wait for other programs to quiet down before stopping
     worker_target: WorkerTarget = worker_main  # tests inject faults here (crash, hang)
 
 
@@ -89,23 +98,41 @@ class Event:
     best_ratio: float | None = None
     best_label: str | None = None
     message: str = ""
+    load_cores: float | None = None  # CPU other programs used meanwhile, when that was a lot
 
 
 @dataclass
 class Outcome:
+    """What a search concluded. ``outcome`` is pick (``pick`` beat ORT's defaults), default
+    (nothing did) or inconclusive (the machine could not resolve the margin: ``pick`` is None and
+    nothing new reaches apps)."""
+
     search_id: str
     key: ResultKey
     model_name: str
-    pick: SessionConfig
-    pick_ratio: float
+    outcome: str
+    reason: str
+    pick: SessionConfig | None
+    speedup: float | None  # ORT default latency / the pick's: the verdict's estimate
+    speedup_low: float | None  # its 95% interval
+    speedup_high: float | None
+    aa_spread: float | None  # how far fresh processes of ORT's defaults disagreed
+    objective: str
     compared: list[dict[str, Any]]
     measured: int
     resumed: int
     failures: int
+    rounds_kept: int
     rounds_dropped: int
     wall_s: float
     default_latency_ms: float | None
-    interrupted: bool = False
+    busy: dict[str, Any] = field(default_factory=dict)
+    stopped_early: str | None = None  # why the trial loop ended before --trials (patience…)
+
+    @property
+    def pick_ratio(self) -> float | None:
+        """The pick's latency relative to ORT's defaults (lower is faster)."""
+        return 1 / self.speedup if self.speedup else None
 
 
 Progress = Callable[[Event], None]
@@ -158,6 +185,8 @@ def run_search(
     """
     if options.trials < 1:
         raise SearchError(f"--trials must be at least 1, not {options.trials}")
+    if options.timeout is not None and options.timeout <= 0:
+        raise SearchError(f"--timeout must be more than 0 seconds, not {options.timeout:g}")
     started = time.monotonic()
     emit = progress or (lambda e: None)
     info = load_model_info(model_path)
@@ -174,23 +203,42 @@ def run_search(
     # a distributed study runs one worker per machine; locally, one search per model at a time
     lock = None if options.storage else _ModelLock(info.digest)
     try:
-        return _Search(
-            info.path, info.path.name, key, default_shapes, feeds, store, options, emit, started
-        ).run(
-            SearchContext(
-                cores=chip.cores,
-                performance_cores=current_descriptor().performance_cores,
-                has_subgraphs=info.has_subgraphs,
-                has_dynamic_inputs=info.has_dynamic_inputs,
-                free_dims=free_dimensions(info, shapes),
-                system=chip.system.split()[0],
-                op_types=frozenset(info.op_counts),
+        with _terminate_as_interrupt():
+            return _Search(
+                info.path, info.path.name, key, default_shapes, feeds, store, options, emit, started
+            ).run(
+                SearchContext(
+                    cores=chip.cores,
+                    performance_cores=current_descriptor().performance_cores,
+                    has_subgraphs=info.has_subgraphs,
+                    has_dynamic_inputs=info.has_dynamic_inputs,
+                    free_dims=free_dimensions(info, shapes),
+                    system=chip.system.split()[0],
+                    op_types=frozenset(info.op_counts),
+                )
             )
-        )
     finally:
         if lock is not None:
             lock.release()
         store.close()
+
+
+@contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM (``kill``, a CI runner's cancel) ends a search like Ctrl-C: the search row is
+    marked interrupted, never left "running"."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 class _Search:
@@ -216,6 +264,8 @@ class _Search:
         self.emit = emit
         self.started = started
         self.search_id = uuid.uuid4().hex
+        self.monitor = LoadMonitor()
+        self.busy: dict[str, Any] = {}  # other programs' CPU use: before, during, head-to-head
         self.worker: MeasuringWorker | None = None
         self.known: dict[str, dict[str, Any]] = {}
         self.measured = 0
@@ -258,8 +308,17 @@ class _Search:
         }
 
     def _record(
-        self, number: int, config: SessionConfig, result: TrialResult, params: dict[str, Any]
+        self,
+        number: int,
+        config: SessionConfig,
+        result: TrialResult,
+        params: dict[str, Any],
+        load: Load | None = None,
     ) -> dict[str, Any]:
+        if load is not None:
+            self.busy["trials_max_cores"] = max(
+                self.busy.get("trials_max_cores", 0.0), load.other_cores
+            )
         row = {
             **self._common_fields(),
             "trial_uid": uuid.uuid4().hex,
@@ -273,6 +332,10 @@ class _Search:
             "ort_build": list(current_chip().providers),
             "thread_roles": json.dumps(roles_of(config, current_descriptor())),
             **result.to_dict(),
+            "load_cores": load.other_cores if load else None,
+            "warning": f"machine busy during this trial: {load.text()}"
+            if load and load.busy
+            else None,
         }
         self.store.record_trial(row)
         self.known[config.config_id] = row
@@ -308,7 +371,7 @@ class _Search:
     # -- the study -----------------------------------------------------------------------
     def run(self, ctx: SearchContext) -> Outcome:
         optuna = _quiet_optuna()
-        from optuna.distributions import distribution_to_json, json_to_distribution
+        from optuna.distributions import json_to_distribution
         from optuna.trial import TrialState, create_trial
 
         options = self.options
@@ -383,6 +446,9 @@ class _Search:
                     seeds += 1
         self._freeze_dead_dimensions()
         budget = max(0, options.trials - resumed)
+        self._check_load()
+        if not shared:  # this process holds the model's lock: no other search of it runs here
+            self.store.mark_abandoned(self.key.model_digest, provenance()["host_id"])
         self.search_row_state("running")
         self.emit(
             Event("start", done=0, total=budget, message=f"{resumed} trials already stored")
@@ -390,82 +456,16 @@ class _Search:
             else Event("start", done=0, total=budget)
         )
         self._update_best()
-        interrupted = False
-        stale_asks = 0
-        since_best = 0
         try:
-            while (_finished(study) < options.trials) if shared else (self.measured < budget):
-                if options.timeout is not None and self._elapsed() > options.timeout:
-                    break
-                if options.patience and self.measured > seeds and since_best >= options.patience:
-                    break  # no trial improved on the best by 1% for a while
-                trial = study.ask()
-                try:
-                    config = self._suggest(trial, frozen=self.frozen)
-                    validate_config(config)
-                except (ConfigError, ValueError):
-                    # ValueError: an enqueued point this space cannot take (another ORT build)
-                    study.tell(trial, state=TrialState.FAIL)
-                    continue
-                if shared:
-                    self._learn_from(study, trial.number)
-                known = self.known.get(config.config_id)
-                if known is not None:
-                    row = known
-                    # measured before (this run or an earlier one): never measure it again
-                    value = self._value(row)
-                    if row["status"] in (OK, "elsewhere") and value is not None:
-                        for step, ratio in enumerate(_ratios(row)):
-                            trial.report(ratio, step)
-                        study.tell(trial, value)
-                    else:
-                        study.tell(trial, state=TrialState.FAIL)
-                    stale_asks += 1
-                    if stale_asks > 200:
-                        break  # the sampler keeps proposing known points: the space is exhausted
-                    continue
-                stale_asks = 0
-                params = {
-                    "params": trial.params,
-                    "distributions": {
-                        k: distribution_to_json(d) for k, d in trial.distributions.items()
-                    },
-                }
-                result = self._measure(trial, config)
-                self._record(trial.number, config, result, params)
-                self.measured += 1
-                before = self.best
-                value = self._value(self.known[config.config_id])
-                if result.status == OK and value is not None:
-                    study.tell(trial, value)
-                elif result.status == PRUNED:
-                    study.tell(trial, state=TrialState.PRUNED)
-                else:
-                    self.failures += 1
-                    study.tell(trial, state=TrialState.FAIL)
-                self._update_best()
-                improved = self.best is not None and (
-                    before is None or self.best[0] < before[0] * (1 - IMPROVEMENT)
-                )
-                since_best = 0 if improved else since_best + 1
-                self._freeze_dead_dimensions()
-                self.emit(
-                    Event(
-                        "trial",
-                        done=self.measured,
-                        total=budget,
-                        elapsed=self._elapsed(),
-                        best_ratio=self.best[0] if self.best else None,
-                        best_label=self.best[1] if self.best else None,
-                        message=f"{config.describe()}: {_result_text(result)}",
-                    )
-                )
-            self.emit(Event("final", elapsed=self._elapsed(), message="re-measuring the best"))
-            compared, pick, pick_ratio, dropped, default_ms = self._final()
+            stopped = self._loop(study, budget, seeds, shared)
+            verdict, compared = self._final()
         except KeyboardInterrupt:
-            interrupted = True
             self._drop_worker()
-            self.search_row_state("interrupted")
+            self.search_row_state("interrupted", finished_at=now())
+            raise
+        except BaseException as exc:
+            self._drop_worker()
+            self.search_row_state("failed", finished_at=now(), error=_one_line(exc))
             raise
         finally:
             if self.worker is not None:
@@ -473,22 +473,120 @@ class _Search:
                 self.worker = None
             # compiled-model caches were for this search's trials and head-to-head only
             shutil.rmtree(self.trial_root, ignore_errors=True)
+        return self._conclude(verdict, compared, resumed, stopped)
+
+    def _loop(self, study: Any, budget: int, seeds: int, shared: bool) -> str | None:
+        """Ask, measure, record, tell until the budget, the time limit or patience ends it.
+        Returns why it ended early (None when it measured the budget)."""
+        from optuna.distributions import distribution_to_json
+        from optuna.trial import TrialState
+
+        options = self.options
+        stale_asks = 0
+        since_best = 0
+        while (_finished(study) < options.trials) if shared else (self.measured < budget):
+            left = self._time_left()
+            if left is not None and left <= self._h2h_reserve():
+                return f"--timeout {options.timeout:g} s: the time left is for the head-to-head"
+            if options.patience and self.measured > seeds and since_best >= options.patience:
+                return f"{options.patience} trials in a row brought no 1% gain (--patience)"
+            trial = study.ask()
+            try:
+                config = self._suggest(trial, frozen=self.frozen)
+                validate_config(config)
+            except (ConfigError, ValueError):
+                # ValueError: an enqueued point this space cannot take (another ORT build)
+                study.tell(trial, state=TrialState.FAIL)
+                continue
+            if shared:
+                self._learn_from(study, trial.number)
+            known = self.known.get(config.config_id)
+            if known is not None:
+                row = known
+                # measured before (this run or an earlier one): never measure it again
+                value = self._value(row)
+                if row["status"] in (OK, "elsewhere") and value is not None:
+                    for step, ratio in enumerate(_ratios(row)):
+                        trial.report(ratio, step)
+                    study.tell(trial, value)
+                else:
+                    study.tell(trial, state=TrialState.FAIL)
+                stale_asks += 1
+                if stale_asks > 200:
+                    return "every configuration of the space is measured"
+                continue
+            stale_asks = 0
+            params = {
+                "params": trial.params,
+                "distributions": {
+                    k: distribution_to_json(d) for k, d in trial.distributions.items()
+                },
+            }
+            result = self._measure(trial, config)
+            if result.status == TIMEOUT and self._time_left() is not None and result.bounded:
+                # cut short by --timeout, not by the trial's own limit: nothing to record
+                study.tell(trial, state=TrialState.FAIL)
+                return f"--timeout {options.timeout:g} s reached during a trial"
+            load = self.monitor.sample()
+            self._record(trial.number, config, result, params, load)
+            self.measured += 1
+            before = self.best
+            value = self._value(self.known[config.config_id])
+            if result.status == OK and value is not None:
+                study.tell(trial, value)
+            elif result.status == PRUNED:
+                study.tell(trial, state=TrialState.PRUNED)
+            else:
+                self.failures += 1
+                study.tell(trial, state=TrialState.FAIL)
+            self._update_best()
+            improved = self.best is not None and (
+                before is None or self.best[0] < before[0] * (1 - IMPROVEMENT)
+            )
+            since_best = 0 if improved else since_best + 1
+            self._freeze_dead_dimensions()
+            self.emit(
+                Event(
+                    "trial",
+                    done=self.measured,
+                    total=budget,
+                    elapsed=self._elapsed(),
+                    best_ratio=self.best[0] if self.best else None,
+                    best_label=self.best[1] if self.best else None,
+                    message=f"{config.describe()}: {_result_text(result)}",
+                    load_cores=load.other_cores if load.busy else None,
+                )
+            )
+        return None
+
+    def _conclude(
+        self, verdict: Verdict, compared: list[dict[str, Any]], resumed: int, stopped: str | None
+    ) -> Outcome:
+        """Store the verdict (no pick when inconclusive) and say what the search concluded."""
         wall = self._elapsed()
+        pick: SessionConfig | None = None
+        if verdict.pick_index is not None:
+            pick = SessionConfig.from_json(compared[verdict.pick_index]["config"])
+        entry = compared[verdict.pick_index] if verdict.pick_index is not None else {}
+        speedup = verdict.speedup
         self.store.upsert_search(
             self._search_row(
                 state="done",
                 finished_at=now(),
-                pick_config_id=pick.config_id,
-                pick_config=pick.to_json(),
-                pick_label=pick.describe(),
-                pick_ratio=pick_ratio,
-                thread_roles=json.dumps(roles_of(pick, current_descriptor())),
-                pick_latency_ms_p50=next(
-                    (c["latency_ms_p50"] for c in compared if c["config_id"] == pick.config_id),
-                    None,
-                ),
-                default_latency_ms_p50=default_ms,
-                verdict={"compared": compared, "rounds_dropped": dropped},
+                outcome=verdict.outcome,
+                pick_config_id=pick.config_id if pick else None,
+                pick_config=pick.to_json() if pick else None,
+                pick_label=pick.describe() if pick else None,
+                pick_ratio=1 / speedup if speedup else None,
+                thread_roles=json.dumps(roles_of(pick, current_descriptor())) if pick else None,
+                speedup=speedup,
+                speedup_low=entry.get("speedup_low"),
+                speedup_high=entry.get("speedup_high"),
+                aa_spread=verdict.aa_spread,
+                pick_latency_ms_p50=entry.get("latency_ms_p50"),
+                default_latency_ms_p50=compared[0]["latency_ms_p50"],
+                verdict={**verdict.to_dict(), "compared": compared, "stopped_early": stopped},
+                busy=self.busy,
                 wall_s=wall,
             )
         )
@@ -497,16 +595,24 @@ class _Search:
             search_id=self.search_id,
             key=self.key,
             model_name=self.model_name,
+            outcome=verdict.outcome,
+            reason=verdict.reason,
             pick=pick,
-            pick_ratio=pick_ratio,
+            speedup=speedup,
+            speedup_low=entry.get("speedup_low"),
+            speedup_high=entry.get("speedup_high"),
+            aa_spread=verdict.aa_spread,
+            objective=self.options.objective,
             compared=compared,
             measured=self.measured,
             resumed=resumed,
             failures=self.failures,
-            rounds_dropped=dropped,
+            rounds_kept=verdict.rounds_kept,
+            rounds_dropped=verdict.rounds_dropped,
             wall_s=wall,
-            default_latency_ms=default_ms,
-            interrupted=interrupted,
+            default_latency_ms=compared[0]["latency_ms_p50"],
+            busy=self.busy,
+            stopped_early=stopped,
         )
 
     def _freeze_dead_dimensions(self) -> None:
@@ -596,11 +702,12 @@ class _Search:
         fixed = {k: v for k, v in DEFAULT_PARAMS.items() if k not in params}
         return self._suggest(FixedTrial(params), frozen=fixed)
 
-    def search_row_state(self, state: str) -> None:
-        extra: dict[str, Any] = {"state": state}
+    def search_row_state(self, state: str, **extra: Any) -> None:
+        """Record the search's state: running, interrupted (a signal; no pick) or failed (an
+        error, with its text); never left "running" when it ends."""
         if state == "running":
             extra["started_at"] = now()
-        self.store.upsert_search(self._search_row(**extra))
+        self.store.upsert_search(self._search_row(state=state, **extra))
 
     def _value(self, row: dict[str, Any]) -> float | None:
         """The figure the study minimizes for this row: its score on the objective."""
@@ -628,14 +735,16 @@ class _Search:
                 return bool(trial.should_prune())
 
         trial_dir = trial_dir_for(self.trial_root, config)
+        timeout = self.options.trial_timeout
+        left = self._time_left()
+        bounded = left is not None and left - self._h2h_reserve() < timeout
+        if left is not None and bounded:
+            timeout = max(5.0, left - self._h2h_reserve())
         try:
             worker = self._worker()
-            return worker.measure(
-                config,
-                timeout=self.options.trial_timeout,
-                trial_dir=trial_dir,
-                on_round=on_round,
-            )
+            result = worker.measure(config, timeout=timeout, trial_dir=trial_dir, on_round=on_round)
+            result.bounded = bounded
+            return result
         except WorkerLost as exc:  # the reference process itself was lost
             self._drop_worker()
             status = exc.status if exc.status in (CRASHED, TIMEOUT) else FAILED
@@ -644,8 +753,10 @@ class _Search:
             if trial_dir and not any(Path(trial_dir).iterdir()):
                 os.rmdir(trial_dir)  # nothing compiled (CPU): no directory left behind
 
-    def _final(self) -> tuple[list[dict[str, Any]], SessionConfig, float, int, float | None]:
-        """Head-to-head of the default and the best few, fresh, to avoid the winner's curse."""
+    def _final(self) -> tuple[Verdict, list[dict[str, Any]]]:
+        """Head-to-head of the default and the best few in fresh processes (the winner's curse),
+        judged by ``autotune.verdict``: the A/A control can veto, a pick must clear the margin
+        with confidence."""
         for row in self.store.trials(self.key):  # other workers of a shared study, too
             self.known.setdefault(row["config_id"], row)
         ok = [r for r in self.known.values() if r["status"] == OK and r["ratio"] is not None]
@@ -665,66 +776,149 @@ class _Search:
                 continue
             if cfg.config_id != DEFAULT_CONFIG.config_id:
                 contenders.append(cfg)
-        rounds = self.options.protocol.final_rounds
+        protocol = self.options.protocol
+        self.emit(
+            Event(
+                "final",
+                elapsed=self._elapsed(),
+                message=f"head-to-head: ORT's defaults and {len(contenders) - 1} candidates, "
+                f"each in {self._generations()} fresh processes",
+            )
+        )
+        self._check_load(before="the head-to-head")
         try:
-            verdict = self._worker().compare(
-                contenders, rounds, timeout=self.options.trial_timeout * len(contenders)
+            worker = self._worker()
+            h2h = worker.compare(
+                contenders,
+                protocol.final_rounds,
+                timeout=self.options.trial_timeout * len(contenders),
+                generations=self._generations(),
+                deadline=self._deadline(),
+                on_round=self._h2h_progress,
             )
         except WorkerLost:
             self._drop_worker()
-            verdict = {
-                "ratios": [1.0] + [None] * (len(contenders) - 1),
-                "iqr": [None] * len(contenders),
-                "rounds_kept": 0,
-                "rounds_dropped": 0,
-                "latency_ms_p50": [None] * len(contenders),
-                "latency_ms_p90": [None] * len(contenders),
-            }
+            h2h = HeadToHead(contenders=len(contenders), target_rounds=0, complete=False)
+        self.busy["head_to_head"] = self.monitor.sample().to_dict()
+        verdict = decide(
+            h2h.rounds,
+            contenders=len(contenders),
+            min_gain=self.options.min_gain,
+            latencies=h2h.latencies,
+            rounds_dropped=h2h.rounds_dropped,
+            complete=h2h.complete,
+        )
         compared = []
-        for i, cfg in enumerate(contenders):
+        for cfg, entry in zip(contenders, verdict.entries, strict=True):
             stored = self.known.get(cfg.config_id, {})
+            search_ratio = stored.get("ratio")
             compared.append(
                 {
                     "config_id": cfg.config_id,
+                    "config": cfg.to_json(),
                     "label": cfg.describe(),
-                    "ratio": verdict["ratios"][i],
-                    "iqr": verdict["iqr"][i],
-                    "latency_ms_p50": verdict["latency_ms_p50"][i],
-                    "latency_ms_p90": verdict["latency_ms_p90"][i],
-                    "search_ratio": stored.get("ratio"),
+                    "speedup": entry.speedup,
+                    "speedup_low": entry.speedup_low,
+                    "speedup_high": entry.speedup_high,
+                    "process_speedups": entry.process_speedups,
+                    "latency_ms_p50": entry.latency_ms_p50,
+                    "latency_ms_p90": entry.latency_ms_p90,
+                    "search_speedup": 1 / search_ratio if search_ratio else None,
                     "session_create_ms": stored.get("session_create_ms"),
                     "first_run_ms": stored.get("first_run_ms"),
+                    "load_ms": objectives.load_ms(stored),
+                    "session_rss_mb": stored.get("session_rss_mb"),
+                    "eligible": entry.eligible,
+                    "why_not": entry.why_not,
                 }
             )
-        default_ratio = compared[0]["ratio"] or 1.0
-        pick, pick_ratio = DEFAULT_CONFIG, default_ratio
-        if objective == "latency":
-            for i, entry in enumerate(compared[1:], start=1):
-                r = entry["ratio"]
-                if (
-                    r is not None
-                    and r <= default_ratio * (1 - self.options.min_gain)
-                    and r < pick_ratio
-                ):
-                    pick, pick_ratio = contenders[i], r
-        elif len(contenders) > 1:
-            # the best on the objective (load, memory, balanced), if it beats the default there
-            best = self.known.get(contenders[1].config_id, {})
-            default_row = self.known.get(DEFAULT_CONFIG.config_id)
-            value = objectives.score(best, objective, default_row)
+        if objective != "latency" and verdict.outcome != INCONCLUSIVE:
+            verdict = self._objective_verdict(verdict, compared)
+        return verdict, compared
+
+    def _objective_verdict(self, verdict: Verdict, compared: list[dict[str, Any]]) -> Verdict:
+        """For --objective load, memory or balanced: the best on that objective is picked if it
+        beats ORT's defaults there by the margin (its latency is in the table beside it)."""
+        objective = self.options.objective
+        verdict.outcome, verdict.pick_index = DEFAULT, 0
+        verdict.reason = f"no candidate beat ORT's defaults on {objective} by the margin"
+        if len(compared) > 1:
+            best = self.known.get(compared[1]["config_id"], {})
+            value = objectives.score(best, objective, self.known.get(DEFAULT_CONFIG.config_id))
             if value is not None and value <= 1 - self.options.min_gain:
-                pick = contenders[1]
-                pick_ratio = compared[1]["ratio"] or default_ratio
-        # the verdict is relative to the default measured in the same rounds
-        for entry in compared:
-            if entry["ratio"] is not None:
-                entry["speedup"] = default_ratio / entry["ratio"]
-        return (
-            compared,
-            pick,
-            pick_ratio / default_ratio,
-            int(verdict["rounds_dropped"]),
-            compared[0]["latency_ms_p50"],
+                verdict.outcome, verdict.pick_index = PICK, 1
+                verdict.reason = f"the best on {objective}: {1 / value:.2f}× better there"
+        return verdict
+
+    # -- time and load -------------------------------------------------------------------
+    def _deadline(self) -> float | None:
+        timeout = self.options.timeout
+        return None if timeout is None else self.started + timeout
+
+    def _time_left(self) -> float | None:
+        deadline = self._deadline()
+        return None if deadline is None else deadline - time.monotonic()
+
+    def _generations(self) -> int:
+        """Fresh processes per configuration in the head-to-head: more for models under 1 ms,
+        whose processes differ more and cost little."""
+        p = self.options.protocol
+        latency = self.worker.latency_estimate_ms if self.worker else None
+        return p.small_generations if latency is not None and latency < 1.0 else p.generations
+
+    def _h2h_reserve(self) -> float:
+        """Seconds the head-to-head needs at least (two rounds per process), kept free of trials
+        when --timeout bounds the search."""
+        if self.worker is None:
+            return 0.0
+        processes = self.options.top_k + 1
+        per_generation = 0.5 * processes + 2 * self.worker.round_seconds(processes)
+        return self._generations() * per_generation
+
+    def _h2h_progress(self, p: HeadToHeadProgress) -> None:
+        self.emit(
+            Event(
+                "final_round",
+                done=p.kept,
+                total=p.target,
+                elapsed=self._elapsed(),
+                message=f"{p.dropped} dropped as slow phases, about {p.eta_s:.0f} s left",
+            )
+        )
+
+    def _check_load(self, before: str = "the search") -> None:
+        """Wait (bounded) for other programs to quiet down; then stop with "machine busy", or,
+        with allow_busy, go on and mark what is measured."""
+
+        def waiting(load: Load, left: float) -> None:
+            self.emit(
+                Event(
+                    "busy",
+                    elapsed=self._elapsed(),
+                    message=f"machine busy ({load.text()}); waiting up to {left:.0f} s for "
+                    f"quiet before {before}",
+                    load_cores=load.other_cores,
+                )
+            )
+
+        wait = 0.0 if self.options.allow_busy else self.options.busy_wait
+        load = self.monitor.wait_for_quiet(wait, waiting)
+        self.busy[before.replace("the ", "").replace(" ", "_")] = load.to_dict()
+        if not load.busy:
+            return
+        if not self.options.allow_busy and before == "the search":
+            raise SearchError(
+                f"machine busy: {load.text()}, still after {wait:.0f} s; timings taken now "
+                "would not hold. Close other programs, or pass --allow-busy to search anyway "
+                "(every trial is then marked)"
+            )
+        self.emit(
+            Event(
+                "busy",
+                elapsed=self._elapsed(),
+                message=f"machine busy ({load.text()}): going on; results are marked",
+                load_cores=load.other_cores,
+            )
         )
 
 
@@ -765,7 +959,12 @@ def _ratios(row: dict[str, Any]) -> list[float]:
 
 def _result_text(result: TrialResult) -> str:
     if result.status == OK and result.ratio is not None:
-        return f"{result.ratio:.3f}× default"
+        return f"speed-up {1 / result.ratio:.3f}× (estimate)"
     if result.status == PRUNED and result.ratio is not None:
-        return f"pruned at {result.ratio:.2f}× default"
+        return f"pruned: slower than the default (about {1 / result.ratio:.2f}×)"
     return f"{result.status}: {result.error or ''}".strip()
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return f"{type(exc).__name__}: {text}"[:500]

@@ -133,6 +133,11 @@ def one_knob_variants(ctx: SearchContext, levels: list[str]) -> list[tuple[str, 
             variant("graph_optimization_level", graph_optimization_level=level)
     if ctx.cores > 1:
         variant("intra_op_num_threads", intra_op_num_threads=1)
+        if ctx.system != "Darwin":
+            # as many threads as ORT's default, but named: on Linux and Windows ORT then leaves
+            # them unpinned (with 0 it pins each intra-op thread to a core, and a thread pinned
+            # to a core another program is using cannot move away)
+            variant("intra_op_num_threads", intra_op_num_threads=ctx.cores)
     if ctx.performance_cores and 1 < ctx.performance_cores < ctx.cores:
         # a hybrid chip: only the performance cores, so no thread waits for an efficiency core
         variant("intra_op_num_threads", intra_op_num_threads=ctx.performance_cores)

@@ -32,7 +32,9 @@ from autotune.paths import database_paths
 
 MIGRATION_SET = "autotune"
 # the names of autotune.schema's migrations; a database with others is from a newer autotune
-KNOWN_MIGRATIONS = frozenset({"m001_initial", "m002_cached_load_time", "m005_chip_descriptor"})
+KNOWN_MIGRATIONS = frozenset(
+    {"m001_initial", "m002_cached_load_time", "m003_verdict", "m005_chip_descriptor"}
+)
 SQLITE_HEADER = b"SQLite format 3\x00"
 
 
@@ -44,7 +46,16 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(name)
 
 
-JSON_COLUMNS = {"config", "placement", "params", "ort_build", "pick_config", "verdict", "ratios"}
+JSON_COLUMNS = {
+    "config",
+    "placement",
+    "params",
+    "ort_build",
+    "pick_config",
+    "verdict",
+    "ratios",
+    "busy",
+}
 
 
 @dataclass(frozen=True)
@@ -281,6 +292,18 @@ class Store:
         with self._write() as db:
             db["searches"].upsert(_encode(row), pk="search_id")  # type: ignore[union-attr]
 
+    def mark_abandoned(self, model_digest: str, host_id: str) -> int:
+        """Searches of this model on this host still marked running, from a process that was
+        killed (kill -9, a power cut): the caller holds the model's search lock, so none of them
+        is alive. They are marked interrupted. Returns how many."""
+        with self._write() as db:
+            cursor = db.conn.execute(
+                "UPDATE searches SET state = 'interrupted' "
+                "WHERE state = 'running' AND model_digest = ? AND host_id = ?",
+                [model_digest, host_id],
+            )
+            return int(cursor.rowcount)
+
     # -- reading ---------------------------------------------------------------------------
     def _rows(
         self, table: str, where: str, params: list[Any], order: str | None = None
@@ -307,6 +330,13 @@ class Store:
     def searches(self, key: ResultKey, *, any_ort: bool = False) -> list[dict[str, Any]]:
         where, params = _key_filter(key, any_ort)
         return _dedupe(self._rows("searches", where, params, "started_at"), "search_id")
+
+    def latest_search(self, model_digest: str, chip: str) -> dict[str, Any] | None:
+        """The most recently finished search of this model on this chip (any shapes)."""
+        rows = self._rows(
+            "searches", "model_digest = ? and chip = ? and state = 'done'", [model_digest, chip]
+        )
+        return max(rows, key=lambda r: r["finished_at"] or "", default=None)
 
     def shape_signatures(self, model_digest: str, chip: str) -> list[tuple[str, int]]:
         """(shapes, default_shapes) pairs stored for this model on this chip."""
@@ -342,7 +372,8 @@ class Store:
         return [seen[c] for c in sorted(seen)]
 
     def summary(self) -> list[dict[str, Any]]:
-        """One row per model × chip × ORT version × shapes, with counts and the latest verdict."""
+        """One row per model × chip × ORT version × shapes: trial counts and the latest
+        finished search's verdict (its outcome and speed-up; trial estimates are not verdicts)."""
         groups: dict[tuple[str, ...], dict[str, Any]] = {}
         rows = _dedupe(self._rows("trials", "1 = 1", [], "id"), "trial_uid")
         for row in rows:
@@ -357,16 +388,25 @@ class Store:
                     "shapes": row["shapes"],
                     "trials": 0,
                     "failed": 0,
-                    "best_ratio": None,
+                    "outcome": None,
+                    "pick": None,
+                    "speedup": None,
                     "last": "",
                 },
             )
             g["trials"] += 1
             if row["status"] not in ("ok", "pruned"):
                 g["failed"] += 1
-            if row["status"] == "ok" and row["ratio"] is not None:
-                g["best_ratio"] = min(g["best_ratio"] or 9e9, row["ratio"])
             g["last"] = max(g["last"], row["created_at"] or "")
+        searches = _dedupe(self._rows("searches", "state = 'done'", [], "finished_at"), "search_id")
+        for search in searches:  # oldest first: the latest verdict of a group stays
+            k = (search["model_digest"], search["chip"], search["ort_version"], search["shapes"])
+            if k in groups:
+                legacy = "pick" if search.get("pick_config") else "inconclusive"
+                groups[k]["outcome"] = search.get("outcome") or legacy
+                groups[k]["pick"] = search.get("pick_label")
+                ratio = search.get("pick_ratio")
+                groups[k]["speedup"] = search.get("speedup") or (1 / ratio if ratio else None)
         return sorted(groups.values(), key=lambda g: (g["model"] or "", g["chip"], g["shapes"]))
 
 

@@ -1,8 +1,9 @@
 """Fault-injecting worker entry points for the tests.
 
-A real configuration that segfaults or hangs ONNX Runtime cannot be produced on demand, so
-these wrap the real worker and inject the fault for one kind of configuration (one intra-op
-thread). This is the only fake in the suite; everything else runs the real onnxruntime.
+A real configuration that segfaults or hangs ONNX Runtime cannot be produced on demand, and
+neither can two processes of one configuration that disagree every time, so these wrap the real
+worker and inject the fault for one kind of configuration (one intra-op thread; the default's
+fresh processes). These are the suite's only fakes; everything else runs the real onnxruntime.
 """
 
 from __future__ import annotations
@@ -36,4 +37,37 @@ def crashing_worker(conn: Any, setup: measure.ProcessSetup) -> None:
 
 def hanging_worker(conn: Any, setup: measure.ProcessSetup) -> None:
     _inject("hang")
+    measure.worker_main(conn, setup)
+
+
+class _SlowSession:
+    """A real session whose runs take ``delay`` seconds longer."""
+
+    def __init__(self, session: Any, delay: float) -> None:
+        self._session = session
+        self._delay = delay
+
+    def run(self, *args: Any, **kwargs: Any) -> Any:
+        end = time.perf_counter() + self._delay
+        out = self._session.run(*args, **kwargs)
+        while time.perf_counter() < end:
+            pass
+        return out
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._session, name)
+
+
+def slow_default_worker(conn: Any, setup: measure.ProcessSetup) -> None:
+    """Every fresh process of ORT's default configuration runs slower than the reference
+    process (which runs the same configuration): the per-process disagreement seen on busy
+    machines, made certain. The A/A control must veto the verdict."""
+    real_build = measure.build_session
+    slow = not setup.reference_outputs and SessionConfig.from_json(setup.config).is_default()
+
+    def build(path: Any, config: SessionConfig, **kwargs: Any) -> Any:
+        session = real_build(path, config, **kwargs)
+        return _SlowSession(session, 0.0005) if slow else session
+
+    measure.build_session = build  # type: ignore[assignment]
     measure.worker_main(conn, setup)

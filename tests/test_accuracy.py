@@ -64,7 +64,7 @@ def test_search_never_picks_an_inaccurate_configuration(transformer: Path) -> No
     from autotune.search import SearchOptions, run_search
     from autotune.store import Store
 
-    outcome = run_search(transformer, SearchOptions(trials=12, protocol=FAST, seed=3))
+    outcome = run_search(transformer, SearchOptions(trials=14, protocol=FAST, seed=3))
     with Store.open() as store:
         rows = store.trials(outcome.key)
     inaccurate = {r["config_id"] for r in rows if r["status"] == INACCURATE}
@@ -74,8 +74,10 @@ def test_search_never_picks_an_inaccurate_configuration(transformer: Path) -> No
             assert r["err_to_tol"] > 1
         elif r["status"] in (OK, "pruned"):
             assert r["err_to_tol"] <= 1
-    assert outcome.pick.config_id not in inaccurate
-    assert "enable_gelu_approximation" not in outcome.pick.to_json()
+    assert all(c["config_id"] not in inaccurate for c in outcome.compared)
+    if outcome.pick is not None:  # None: an inconclusive verdict on a noisy machine
+        assert outcome.pick.config_id not in inaccurate
+        assert "enable_gelu_approximation" not in outcome.pick.to_json()
 
 
 def test_compare_outputs_by_dtype() -> None:

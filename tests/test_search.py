@@ -46,7 +46,7 @@ def test_search_stores_every_trial_with_default_first(mlp_path: Path) -> None:
     assert all(0.2 < r["ratio"] < 5 for r in ok)  # type: ignore[operator]
     assert outcome.compared[0]["config_id"] == DEFAULT_CONFIG.config_id
     # the verdict never reports something slower than the default as the pick
-    assert outcome.pick_ratio <= 1.0
+    assert outcome.outcome == "inconclusive" or outcome.speedup >= 1.0  # type: ignore[operator]
 
 
 def test_search_resumes_without_measuring_again(mlp_path: Path) -> None:
