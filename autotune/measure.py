@@ -668,6 +668,13 @@ class MeasuringWorker:
             if deadline is not None and time.monotonic() >= deadline:
                 out.complete = False
                 break
+            # each generation gets its share of the time left: slow phases (dropped rounds)
+            # in one process must not leave the others unmeasured
+            share = (
+                None
+                if deadline is None
+                else time.monotonic() + (deadline - time.monotonic()) / (generations - generation)
+            )
             procs: list[SessionProcess] = []
             try:
                 for cfg in configs:
@@ -688,7 +695,7 @@ class MeasuringWorker:
                 kept = attempts = 0
                 # a slow phase can last minutes: keep trying (bounded), never judge on few rounds
                 while attempts < per_generation * 6 and kept < per_generation:
-                    if deadline is not None and time.monotonic() >= deadline:
+                    if share is not None and time.monotonic() >= share:
                         out.complete = False
                         break
                     attempts += 1
