@@ -16,6 +16,8 @@ import socket
 import subprocess
 from dataclasses import dataclass
 
+from autotune.descriptor import ChipDescriptor, describe
+
 
 @dataclass(frozen=True)
 class Chip:
@@ -123,3 +125,11 @@ def provenance() -> dict[str, str]:
         "os": f"{platform.system()} {platform.release()} ({platform.machine()})",
         "python": platform.python_version(),
     }
+
+
+@functools.lru_cache(maxsize=1)
+def current_descriptor() -> ChipDescriptor:
+    """This machine as a comparable descriptor (vendor, family, generation, tier, P/E cores,
+    accelerators, OS): what :mod:`autotune.ladder` compares to borrow a sibling chip's result."""
+    c = current_chip()
+    return describe(c.cpu, c.cores, c.accelerators)

@@ -361,7 +361,7 @@ def chip(as_json: bool) -> None:
     """Print this machine's chip id, the ORT version and the providers available."""
     from dataclasses import asdict
 
-    from autotune.chip import current_chip
+    from autotune.chip import current_chip, current_descriptor
     from autotune.plugins import report
     from autotune.providers import installed_providers
 
@@ -374,6 +374,8 @@ def chip(as_json: bool) -> None:
         "providers": installed_providers(),
         "plugins": plugins,
     }
+    descriptor = current_descriptor()
+    data["descriptor"] = descriptor.to_dict()
     if as_json:
         click.echo(json.dumps(data, indent=2))
         return
@@ -391,6 +393,78 @@ def chip(as_json: bool) -> None:
             click.echo(f"    device {d['device']}: {d['label']}")
         if p["no_device_reason"]:
             click.echo(f"    no device: {p['no_device_reason']}")
+    parts = (descriptor.family, descriptor.generation, descriptor.tier)
+    known = ", ".join(
+        f"{k} {v}" for k, v in zip(("family", "generation", "tier"), parts, strict=True) if v
+    )
+    click.echo(f"descriptor:  {descriptor.label}" + (f" ({known})" if known else ""))
+
+
+@cli.command(name="adapt")
+@click.argument("model", type=click.Path())
+@_shape_option
+@_db_option
+@click.option("--budget", default=30.0, show_default=True, help="Seconds to spend, about.")
+@click.option("--top", default=3, show_default=True, help="Borrowed candidates to race.")
+@click.option("--min-gain", default=0.03, show_default=True, help="Margin to beat the default.")
+@click.option("--nice", default=10, show_default=True, help="Lower this process's priority.")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+def adapt_cmd(
+    model: str,
+    shapes: tuple[str, ...],
+    db: str | None,
+    budget: float,
+    top: int,
+    min_gain: float,
+    nice: int,
+    as_json: bool,
+) -> None:
+    """On a chip with no result of its own, race the best borrowed ones against ORT's
+    defaults here and store the verdict, so the next best_session uses a local result."""
+    from autotune.adapt import adapt, lower_priority
+    from autotune.model import parse_shape_args
+
+    lower_priority(nice)
+    result = adapt(
+        model,
+        shapes=parse_shape_args(shapes) or None,
+        db=db,
+        budget_s=budget,
+        top=top,
+        min_gain=min_gain,
+    )
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2))
+        return
+    click.echo(f"{result.status}: {result.message} ({result.wall_s:.1f} s)")
+    for entry in result.compared:
+        where = f"  from {entry['borrowed_from']}" if entry["borrowed_from"] else " (ORT default)"
+        speedup = entry.get("speedup")
+        figure = f"{speedup:.3f}×" if speedup is not None else "-"
+        click.echo(f"  {figure:>7}  {entry['label']}{where}")
+
+
+@cli.command(name="manifest")
+@click.argument("model", type=click.Path())
+@click.option(
+    "-o", "--output", type=click.Path(), help="Where to write it (default: MODEL.autotune.json)."
+)
+@click.option("--swift", type=click.Path(), help="Also write the Swift resolver to this file.")
+@_db_option
+def manifest_cmd(model: str, output: str | None, swift: str | None, db: str | None) -> None:
+    """Write MODEL's verdicts per chip as a small JSON manifest an app reads without SQLite."""
+    from pathlib import Path
+
+    from autotune import manifest
+    from autotune.snippets import manifest_swift
+
+    out = Path(output) if output else Path(model).with_suffix(".autotune.json")
+    data = manifest.write(model, out, db=db)
+    chips = sorted({e["chip"] for e in data["entries"]})
+    click.echo(f"wrote {out}: {len(data['entries'])} entries for {len(chips)} chip(s)")
+    if swift:
+        Path(swift).write_text(manifest_swift(out.name), encoding="utf-8")
+        click.echo(f"wrote {swift}: the Swift resolver for {out.name}")
 
 
 def _register() -> None:

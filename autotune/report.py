@@ -204,6 +204,14 @@ def best_text(choice: Any) -> str:
         f"shapes:      {printable(choice.key.shapes, 200)}",
         f"source:      {choice.source} ({printable(choice.measured_at, 64)})"
         + (f", database layer {choice.layer + 1}" if choice.layer else ""),
+        *(
+            [
+                f"borrowed:    measured on {printable(choice.key.chip, 200)} "
+                f"({choice.rung.replace('_', ' and ')})"
+            ]
+            if getattr(choice, "borrowed", False)
+            else []
+        ),
         f"speed-up:    {speedup(choice.ratio)} vs ORT defaults",
         "",
         table(

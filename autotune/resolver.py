@@ -8,6 +8,7 @@ worse off for calling ``best_session`` than for calling ``InferenceSession``.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
@@ -17,10 +18,11 @@ from typing import Any
 
 import numpy as np
 
-from autotune import objectives
+from autotune import ladder, objectives
 from autotune.build import build_session, dropped_providers, model_cache_dir
-from autotune.chip import current_chip
+from autotune.chip import current_chip, current_descriptor
 from autotune.config import DEFAULT_CONFIG, SessionConfig
+from autotune.descriptor import row_descriptor
 from autotune.digest import model_digest
 from autotune.errors import ConfigError, DatabaseError, SessionBuildError
 from autotune.graph_inputs import graph_inputs
@@ -44,6 +46,15 @@ class BestConfig:
     key: ResultKey
     measured_at: str | None = None
     layer: int = 0  # which database of the stack it came from (0: the personal one)
+    # the fallback ladder's rung: "exact" (measured on this chip) or the rung of the sibling chip
+    # it is borrowed from ("cores", "family_tier", "generation"); key.chip names that chip
+    rung: str = "exact"
+    thread_roles: dict[str, str | int] | None = None
+
+    @property
+    def borrowed(self) -> bool:
+        """Measured on another chip (``key.chip``), not on this one."""
+        return self.rung != "exact"
 
     @property
     def speedup(self) -> float | None:
@@ -64,6 +75,10 @@ class BestConfig:
             "shapes": self.key.shapes,
             "measured_at": self.measured_at,
             "layer": self.layer,
+            "measured_on": self.key.chip,
+            "borrowed": self.borrowed,
+            "rung": self.rung,
+            "thread_roles": self.thread_roles,
         }
 
 
@@ -132,17 +147,54 @@ def candidates(
     (the personal one first: team layers fill gaps); within a layer, the newest verdict first.
     For ``prefer`` other than latency, each layer's verdicts of that objective are followed by
     the Pareto set of that layer's trials from concluded searches (any objective), best first
-    for ``prefer``. Entries that fail validation are skipped and noted in ``notes``. Lazy:
-    stops reading at the first choice the caller takes."""
+    for ``prefer``. With nothing measured on this chip, the choices of sibling chips on the
+    fallback ladder (:mod:`autotune.ladder`), their thread counts re-derived here. Entries that
+    fail validation are skipped and noted in ``notes``. Lazy: stops reading at the first choice
+    the caller takes."""
     notes = Notes() if notes is None else notes
     digest = model_digest(path)
     chip = current_chip()
     with Store.open(db, write=False) as store:
         try:
-            yield from _candidates(store, path, digest, chip, shapes, prefer, notes)
+            found = False
+            for choice in _candidates(store, path, digest, chip, shapes, prefer, notes):
+                found = True
+                yield choice
+            if not found:
+                yield from _borrowed(store, path, digest, chip, shapes, prefer, notes)
         finally:
             notes.skipped += store.problems
             notes.read = len(store.layers)
+
+
+def _borrowed(
+    store: Store,
+    path: str | os.PathLike[str],
+    digest: str,
+    chip: Any,
+    shapes: dict[str, tuple[int, ...]] | None,
+    prefer: str,
+    notes: Notes,
+) -> Iterator[BestConfig]:
+    """The fallback ladder: choices measured on sibling chips (same model with another core
+    count, then same family and tier, then same generation; never another vendor, architecture
+    or accelerator set), their thread counts re-derived from their roles on this chip."""
+    local = current_descriptor()
+    others = [(r["chip"], row_descriptor(r)) for r in store.chips_of_model(digest)]
+    for other, rung, desc in ladder.order(chip.chip_id, local, others):
+        if rung == "exact":
+            continue
+        for choice in _candidates(store, path, digest, chip, shapes, prefer, notes, other):
+            roles = choice.thread_roles or ladder.roles_of(choice.config, desc)
+            config = ladder.rederive(choice.config, roles, local)
+            log.info(
+                "autotune: no result measured on %s; borrowing %s measured on %s (%s)",
+                chip.chip_id,
+                printable(config.describe()),
+                printable(other),
+                rung.replace("_", " and "),
+            )
+            yield replace(choice, config=config, rung=rung, thread_roles=dict(roles))
 
 
 def _candidates(
@@ -153,8 +205,11 @@ def _candidates(
     shapes: dict[str, tuple[int, ...]] | None,
     prefer: str,
     notes: Notes,
+    chip_id: str | None = None,
 ) -> Iterator[BestConfig]:
-    stored = store.shape_signatures(digest, chip.chip_id)
+    """The stored choices measured on one chip (``chip_id``; this one by default)."""
+    chip_id = chip_id or chip.chip_id
+    stored = store.shape_signatures(digest, chip_id)
     if shapes:
         # scalars and fixed-shape inputs need no shape: the shapes searched with select
         signature = match_signature(shapes, [s for s, _ in stored])
@@ -164,8 +219,23 @@ def _candidates(
         signature = defaults[0] if defaults else (stored[0][0] if len(stored) == 1 else None)
     if signature is None:
         return
-    key = ResultKey(digest, chip.chip_id, chip.ort_version, signature)
-    fit = _Fit(path, key, chip.cores)
+    key = ResultKey(digest, chip_id, chip.ort_version, signature)
+    yield from key_candidates(store, path, key, prefer=prefer, notes=notes, cores=chip.cores)
+
+
+def key_candidates(
+    store: Store,
+    path: str | os.PathLike[str],
+    key: ResultKey,
+    *,
+    prefer: str = "latency",
+    notes: Notes | None = None,
+    cores: int | None = None,
+) -> Iterator[BestConfig]:
+    """The stored choices for one result key, best first (``candidates``' rules; another ORT
+    version's only when this one has none). ``cores``: this machine's (thread counts bound)."""
+    notes = Notes() if notes is None else notes
+    fit = _Fit(path, key, cores or current_chip().cores)
     seen: set[str] = set()
     for any_ort in (False, True):
         # every layer's searches first, so a layer that fails to read is always noted
@@ -177,7 +247,7 @@ def _candidates(
                     for s in store.searches(
                         key, any_ort=any_ort, layer=layer, limit=MAX_SEARCHES_PER_KEY
                     )
-                    if (s["ort_version"] != chip.ort_version) == any_ort
+                    if (s["ort_version"] != key.ort_version) == any_ort
                 ],
             )
             for layer in [one.index for one in store.layers]
@@ -195,7 +265,7 @@ def _candidates(
                     )
                     if t["status"] == "ok"
                     and t["ratio"] is not None
-                    and (t["ort_version"] != chip.ort_version) == any_ort
+                    and (t["ort_version"] != key.ort_version) == any_ort
                 ]
                 default = next(
                     (t for t in trials if t["config_id"] == DEFAULT_CONFIG.config_id), None
@@ -268,6 +338,7 @@ class _Fit:
             ),
             measured_at=row.get("finished_at") or row.get("created_at"),
             layer=layer,
+            thread_roles=_stored_roles(row),
         )
 
     def _fit_threads(self, config: SessionConfig) -> SessionConfig:
@@ -308,6 +379,17 @@ class _Fit:
                         f"free dimension override {name}={size} does not match the shapes "
                         f"asked for ({self.key.shapes:.120})"
                     )
+
+
+def _stored_roles(row: dict[str, Any]) -> dict[str, str | int] | None:
+    """The thread roles stored with a row (None for older rows, or unreadable ones)."""
+    text = row.get("thread_roles")
+    if not isinstance(text, str):
+        return None
+    try:
+        return ladder.check_roles(json.loads(text))
+    except (ValueError, TypeError):
+        return None
 
 
 def _parse_signature(signature: str) -> dict[str, tuple[int, ...]]:
@@ -421,6 +503,7 @@ def best_session(
     strict: bool = False,
     warmup: bool | str = False,
     prefer: str = "latency",
+    adapt: str | None = None,
 ) -> Any:
     """An ``onnxruntime.InferenceSession`` built from the best stored configuration here.
 
@@ -432,9 +515,15 @@ def best_session(
     thread. ``prefer="load"`` (or ``"memory"``, ``"balanced"``) serves verdicts of searches of
     that objective, then the Pareto set (latency, load time, memory) of concluded searches'
     trials, best at that; the default ``"latency"`` serves only latency searches' verdicts.
+    ``adapt="background"``: when the choice is borrowed from a sibling chip, also start
+    ``autotune adapt`` in a low-priority process of its own, which races the borrowed candidates
+    against ORT's defaults here and stores the verdict for the next launch; this call returns
+    the best known session at once.
     """
     if warmup not in (True, False, "background"):
         raise ValueError(f'warmup must be True, False or "background", not {warmup!r}')
+    if adapt not in (None, "background"):
+        raise ValueError(f'adapt must be "background" or None, not {adapt!r:.40}')
     session = None
     chosen: BestConfig | None = None
     notes = Notes()
@@ -502,9 +591,27 @@ def best_session(
             )
     elif text and chosen is not None:
         log.warning("autotune: %s; using %s", text, printable(chosen.config.describe()))
+    if adapt is not None:
+        _start_adapt(path, db=db, needed=chosen is not None and chosen.borrowed, shapes=shapes)
     if warmup:
         _warm(session, background=warmup == "background", shapes=shapes)
     return session
+
+
+def _start_adapt(
+    path: str | os.PathLike[str],
+    *,
+    db: str | None,
+    needed: bool,
+    shapes: dict[str, tuple[int, ...]] | None,
+) -> None:
+    """``best_session(adapt="background")``: adapt a borrowed result in a separate process."""
+    if not needed or shapes:
+        return  # measured here already (or explicit shapes, which the background run lacks)
+    from autotune.adapt import start_background
+
+    if start_background(path, db=db) is not None:
+        log.info("autotune: adapting borrowed results for %s in the background", os.fspath(path))
 
 
 def _search_hint(

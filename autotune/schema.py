@@ -134,6 +134,38 @@ def m003_verdict(db: sqlite_utils.Database) -> None:
 
 
 @migrations()
+def m005_chip_descriptor(db: sqlite_utils.Database) -> None:
+    """A comparable chip descriptor (vendor, family, generation, tier, P/E cores, accelerators,
+    OS) and the thread roles of the configuration, with every trial and search, so a sibling
+    chip can borrow a result (autotune.ladder). Existing rows get what their chip id and os
+    column tell (core splits unknown)."""
+    import json
+
+    from autotune.config import SessionConfig
+    from autotune.descriptor import from_chip_id
+    from autotune.errors import ConfigError
+    from autotune.ladder import roles_of
+
+    for table, config_column in (("trials", "config"), ("searches", "pick_config")):
+        db[table].add_column("chip_descriptor", str)  # type: ignore[union-attr]
+        db[table].add_column("thread_roles", str)  # type: ignore[union-attr]
+        pk = "id" if table == "trials" else "search_id"
+        rows = db.execute(f"SELECT {pk}, chip, os, {config_column} FROM {table}").fetchall()
+        for pk_value, chip, os_text, config_json in rows:
+            desc = from_chip_id(chip or "", os_text)
+            roles = None
+            if config_json:
+                try:
+                    roles = json.dumps(roles_of(SessionConfig.from_json(config_json), desc))
+                except ConfigError:
+                    roles = None
+            db.execute(
+                f"UPDATE {table} SET chip_descriptor = ?, thread_roles = ? WHERE {pk} = ?",
+                [desc.to_json(), roles, pk_value],
+            )
+
+
+@migrations()
 def m007_inputs_digest(db: sqlite_utils.Database) -> None:
     """SHA-256 of the ``--inputs`` data a trial or search measured on (NULL: synthetic inputs),
     so results on real data are told apart from results on synthetic inputs."""

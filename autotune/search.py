@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import json
 import os
 import shutil
 import signal
@@ -27,9 +28,10 @@ from pathlib import Path
 from typing import Any
 
 from autotune import objectives
-from autotune.chip import current_chip, provenance
+from autotune.chip import current_chip, current_descriptor, provenance
 from autotune.config import CPU, DEFAULT_CONFIG, SessionConfig
 from autotune.errors import AutotuneError, ConfigError, SearchError
+from autotune.ladder import roles_of
 from autotune.load import Load, LoadMonitor
 from autotune.measure import (
     CRASHED,
@@ -217,6 +219,7 @@ def run_search(
             return search.run(
                 SearchContext(
                     cores=chip.cores,
+                    performance_cores=current_descriptor().performance_cores,
                     has_subgraphs=info.has_subgraphs,
                     has_dynamic_inputs=info.has_dynamic_inputs,
                     free_dims=free_dimensions(info, shapes),
@@ -303,6 +306,7 @@ class _Search:
             "shapes": self.key.shapes,
             "default_shapes": int(self.default_shapes),
             "inputs_digest": self.inputs_digest,
+            "chip_descriptor": current_descriptor().to_json(),
             "autotune_version": __version__,
             **{k: prov[k] for k in ("host", "host_id", "user", "os")},
         }
@@ -339,6 +343,7 @@ class _Search:
             "params": params,
             "created_at": now(),
             "ort_build": list(current_chip().providers),
+            "thread_roles": json.dumps(roles_of(config, current_descriptor())),
             **result.to_dict(),
             "load_cores": load.other_cores if load else None,
             "warning": f"machine busy during this trial: {load.text()}"
@@ -608,6 +613,7 @@ class _Search:
                 pick_config=pick.to_json() if pick else None,
                 pick_label=pick.describe() if pick else None,
                 pick_ratio=1 / speedup if speedup else None,
+                thread_roles=json.dumps(roles_of(pick, current_descriptor())) if pick else None,
                 speedup=speedup,
                 speedup_low=entry.get("speedup_low"),
                 speedup_high=entry.get("speedup_high"),

@@ -37,9 +37,12 @@ def graph_levels() -> list[str]:
     return [n for n in names if hasattr(ort.GraphOptimizationLevel, n)] + ["ORT_ENABLE_ALL"]
 
 
-def thread_choices(cores: int) -> list[int]:
-    """0 (ORT's choice) and 1 … cores: 1, powers of two, and the core count."""
+def thread_choices(cores: int, performance_cores: int | None = None) -> list[int]:
+    """0 (ORT's choice) and 1 … cores: 1, powers of two, the core count, and the
+    performance-core count (12 on a 12P+4E chip, which powers of two miss)."""
     values = {0, 1, cores}
+    if performance_cores and 1 <= performance_cores <= cores:
+        values.add(performance_cores)
     n = 2
     while n < cores:
         values.add(n)
@@ -79,7 +82,7 @@ def suggest_config(
         required = dict(space.session_requirements)
 
     level = ask("graph_optimization_level", levels)
-    threads = ask("intra_op_num_threads", thread_choices(ctx.cores))
+    threads = ask("intra_op_num_threads", thread_choices(ctx.cores, ctx.performance_cores))
     entries: dict[str, str] = {}
     if threads != 1:
         entries["session.intra_op.allow_spinning"] = ask("intra_op_spinning", ["1", "0"])
@@ -88,7 +91,7 @@ def suggest_config(
     )
     inter = 0
     if mode == "ORT_PARALLEL":
-        inter = ask("inter_op_num_threads", thread_choices(ctx.cores))
+        inter = ask("inter_op_num_threads", thread_choices(ctx.cores, ctx.performance_cores))
     if "enable_mem_pattern" in required:
         mem_pattern = bool(required["enable_mem_pattern"])
     else:
@@ -139,6 +142,9 @@ def one_knob_variants(ctx: SearchContext, levels: list[str]) -> list[tuple[str, 
             # them unpinned (with 0 it pins each intra-op thread to a core, and a thread pinned
             # to a core another program is using cannot move away)
             variant("intra_op_num_threads", intra_op_num_threads=ctx.cores)
+    if ctx.performance_cores and 1 < ctx.performance_cores < ctx.cores:
+        # a hybrid chip: only the performance cores, so no thread waits for an efficiency core
+        variant("intra_op_num_threads", intra_op_num_threads=ctx.performance_cores)
     variant("intra_op_spinning", intra_op_spinning="0")
     variant("execution_mode", execution_mode="ORT_PARALLEL", inter_op_num_threads=0)
     variant("enable_mem_pattern", enable_mem_pattern=False)

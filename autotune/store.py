@@ -33,7 +33,13 @@ from autotune.paths import database_paths
 MIGRATION_SET = "autotune"
 # the names of autotune.schema's migrations; a database with others is from a newer autotune
 KNOWN_MIGRATIONS = frozenset(
-    {"m001_initial", "m002_cached_load_time", "m003_verdict", "m007_inputs_digest"}
+    {
+        "m001_initial",
+        "m002_cached_load_time",
+        "m003_verdict",
+        "m005_chip_descriptor",
+        "m007_inputs_digest",
+    }
 )
 SQLITE_HEADER = b"SQLite format 3\x00"
 
@@ -242,7 +248,7 @@ COLUMNS: dict[str, dict[str, type]] = {
         "max_abs_err": _F, "err_to_tol": _F, "floor_ms": _F, "placement": _T, "params": _T,
         "created_at": _T, "autotune_version": _T, "ort_build": _T, "host": _T, "host_id": _T,
         "user": _T, "os": _T, "cached_session_create_ms": _F, "load_cores": _F, "warning": _T,
-        "inputs_digest": _T,
+        "inputs_digest": _T, "chip_descriptor": _T, "thread_roles": _T,
     },
     "searches": {
         "search_id": _T, "model_digest": _T, "model_name": _T, "chip": _T, "ort_version": _T,
@@ -252,7 +258,7 @@ COLUMNS: dict[str, dict[str, type]] = {
         "default_latency_ms_p50": _F, "verdict": _T, "wall_s": _F, "autotune_version": _T,
         "host": _T, "host_id": _T, "user": _T, "os": _T,
         "outcome": _T, "speedup": _F, "speedup_low": _F, "speedup_high": _F, "aa_spread": _F,
-        "busy": _T, "error": _T, "inputs_digest": _T,
+        "busy": _T, "error": _T, "inputs_digest": _T, "chip_descriptor": _T, "thread_roles": _T,
     },
 }  # fmt: skip
 # A layer without one of these columns is not an autotune database: it is skipped.
@@ -563,6 +569,37 @@ class Store:
             for row in rows:
                 seen[row["shapes"]] = max(seen.get(row["shapes"], 0), int(row["d"] or 0))
         return sorted(seen.items())
+
+    def chips_of_model(self, model_digest: str) -> list[dict[str, Any]]:
+        """One row per chip holding trials of this model: its chip id, os and (newer rows)
+        its stored chip descriptor; what the fallback ladder chooses from (text values only,
+        capped like every read, at most MAX_ROWS_PER_KEY chips per layer)."""
+        seen: dict[str, dict[str, Any]] = {}
+        for layer in list(self.layers):
+            columns = layer.columns.get("trials")
+            if columns is None:
+                continue
+            descriptor = "chip_descriptor" if "chip_descriptor" in columns else "NULL"
+            os_column = "os" if "os" in columns else "NULL"
+            sql = (
+                f"SELECT chip, max({os_column}) AS os, max({descriptor}) AS chip_descriptor "
+                "FROM trials WHERE model_digest = ? AND typeof(chip) = 'text' "
+                f"AND length(chip) <= {MAX_VALUE_CHARS} GROUP BY chip LIMIT {MAX_ROWS_PER_KEY}"
+            )
+            try:
+                rows = layer.conn.execute(sql, [model_digest]).fetchall()
+            except sqlite3.DatabaseError as exc:
+                self.layers.remove(layer)
+                layer.conn.close()
+                self._skip(layer.path, exc)
+                continue
+            for row in rows:
+                clean = {
+                    k: v if isinstance(v, str) and len(v) <= MAX_VALUE_CHARS else None
+                    for k, v in row.items()
+                }
+                seen.setdefault(row["chip"], clean)
+        return [seen[c] for c in sorted(seen)]
 
     def summary(self) -> list[dict[str, Any]]:
         """One row per model × chip × ORT version × shapes: trial counts and the latest

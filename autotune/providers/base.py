@@ -77,6 +77,7 @@ class SearchContext:
     """What a search space may depend on: the model and the machine."""
 
     cores: int = 1
+    performance_cores: int | None = None  # P cores on a hybrid chip (autotune.descriptor)
     has_subgraphs: bool = False
     has_dynamic_inputs: bool = False
     free_dims: Mapping[str, int] = field(default_factory=dict)

@@ -1,0 +1,354 @@
+"""Adapt borrowed results to this device: a short head-to-head, stored as a local verdict.
+
+On a chip with no result of its own, ``best_config`` borrows a sibling chip's (the fallback
+ladder, :mod:`autotune.ladder`). :func:`adapt` checks that borrowing here: the few best borrowed
+candidates (thread counts re-derived for this chip) race ORT's default configuration with the
+search's own isolated, paired protocol (every session in its own process, interleaved rounds,
+the idle process frozen, slow-phase guard: ``MeasuringWorker.compare``), within a time budget.
+The verdict is the search's (``autotune.verdict``): the A/A control can make it inconclusive
+(nothing is stored then), and a candidate is picked only if its interval clears the margin
+(``min_gain``) and it is faster in every process. The verdict is stored in the writable
+database layer under this chip's own id, so the next ``best_session`` uses a result measured
+on this device, and ``adapt`` has nothing to do.
+
+``best_session(path, adapt="background")`` starts ``autotune adapt`` in a separate, low-priority
+process and returns at once; the app never waits for it. Never imports optuna.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from autotune.chip import current_chip, current_descriptor, provenance
+from autotune.config import DEFAULT_CONFIG, SessionConfig
+from autotune.ladder import roles_of
+from autotune.measure import OK, MeasuringWorker, Protocol, WorkerLost, WorkerSetup
+from autotune.verdict import INCONCLUSIVE, Verdict, decide
+
+DEFAULT_BUDGET_S = 30.0
+DEFAULT_TOP = 3
+DEFAULT_MIN_GAIN = 0.03
+
+
+@dataclass
+class AdaptResult:
+    """What :func:`adapt` did. ``status``: ``adapted`` (a verdict was stored), ``exact`` (this
+    chip already has its own result: nothing to do), ``nothing`` (no borrowable result), or
+    ``failed`` (nothing measured well enough within the budget; nothing stored, so the next
+    launch may try again)."""
+
+    status: str
+    chip: str
+    pick: SessionConfig | None = None
+    pick_ratio: float | None = None  # latency relative to ORT's default, measured here
+    borrowed_from: list[str] = field(default_factory=list)
+    compared: list[dict[str, Any]] = field(default_factory=list)
+    rounds: int = 0
+    wall_s: float = 0.0
+    message: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "chip": self.chip,
+            "pick": self.pick.to_dict() if self.pick else None,
+            "pick_label": self.pick.describe() if self.pick else None,
+            "pick_ratio": self.pick_ratio,
+            "borrowed_from": self.borrowed_from,
+            "compared": self.compared,
+            "rounds": self.rounds,
+            "wall_s": self.wall_s,
+            "message": self.message,
+        }
+
+
+def adapt(
+    model_path: str | os.PathLike[str],
+    *,
+    shapes: dict[str, tuple[int, ...]] | None = None,
+    db: str | None = None,
+    budget_s: float = DEFAULT_BUDGET_S,
+    top: int = DEFAULT_TOP,
+    min_gain: float = DEFAULT_MIN_GAIN,
+    protocol: Protocol | None = None,
+) -> AdaptResult:
+    """Race the best borrowed candidates against ORT's defaults here; store the verdict.
+
+    Raises ModelError/ShapeError for a bad model or shapes, DatabaseError for a bad database,
+    SearchError if a search or another adapt of this model is running here."""
+    from autotune.model import load_model_info, resolve_shapes, shape_signature, synthetic_feeds
+    from autotune.resolver import candidates
+    from autotune.search import _ModelLock
+
+    started = time.monotonic()
+    chip = current_chip()
+    info = load_model_info(model_path)
+    resolved = resolve_shapes(info, shapes)
+    borrowed: list[Any] = []
+    for choice in candidates(info.path, shapes=resolved if shapes else None, db=db):
+        if not choice.borrowed:
+            return AdaptResult(
+                "exact",
+                chip.chip_id,
+                pick=choice.config,
+                pick_ratio=choice.ratio,
+                wall_s=time.monotonic() - started,
+                message=f"{chip.chip_id} already has its own result ({choice.source})",
+            )
+        if not choice.config.is_default() and choice.config not in [b.config for b in borrowed]:
+            borrowed.append(choice)
+        if len(borrowed) >= top:
+            break
+    if not borrowed:
+        return AdaptResult(
+            "nothing",
+            chip.chip_id,
+            wall_s=time.monotonic() - started,
+            message="no result of a sibling chip to adapt; run: autotune search "
+            + os.fspath(model_path),
+        )
+    contenders = [DEFAULT_CONFIG] + [b.config for b in borrowed]
+    signature = shape_signature(resolved)
+    lock = _ModelLock(info.digest)
+    root = tempfile.mkdtemp(prefix="autotune-adapt-")
+    try:
+        base = protocol or Protocol()
+        setup = WorkerSetup(
+            model_path=str(info.path),
+            feeds=synthetic_feeds(info, resolved),
+            protocol=base,
+            cache_root=root,
+        )
+        try:
+            worker = MeasuringWorker(setup, startup_timeout=max(30.0, budget_s))
+        except WorkerLost as exc:
+            return _failed(chip.chip_id, started, f"the default cannot be measured here ({exc})")
+        try:
+            # the search's head-to-head, bounded by the budget: fewer rounds per process are
+            # planned to fit, and it stops at the deadline with what it has
+            h2h = worker.compare(
+                contenders,
+                base.final_rounds,
+                timeout=max(10.0, budget_s),
+                generations=max(2, min(base.generations, 3)),
+                deadline=started + budget_s,
+            )
+        except (WorkerLost, OSError) as exc:  # OSError: a pipe to a lost process
+            return _failed(
+                chip.chip_id, started, f"the head-to-head stopped: a process was lost ({exc})"
+            )
+        finally:
+            worker.close()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+        lock.release()
+    verdict = decide(
+        h2h.rounds,
+        contenders=len(contenders),
+        min_gain=min_gain,
+        latencies=h2h.latencies,
+        rounds_dropped=h2h.rounds_dropped,
+        complete=h2h.complete,
+    )
+    if verdict.outcome == INCONCLUSIVE or verdict.pick_index is None:
+        # same rule as the search: no verdict, nothing stored; the borrowed choice stays
+        within = "" if h2h.complete else f" within the {budget_s:g} s budget"
+        return _failed(chip.chip_id, started, f"inconclusive here{within}: {verdict.reason}")
+    pick = contenders[verdict.pick_index]
+    speedup = verdict.speedup or 1.0
+    compared = [
+        {
+            "config_id": cfg.config_id,
+            "label": cfg.describe(),
+            "speedup": entry.speedup,
+            "speedup_low": entry.speedup_low,
+            "speedup_high": entry.speedup_high,
+            "process_speedups": entry.process_speedups,
+            "ratio": 1 / entry.speedup if entry.speedup else None,
+            "latency_ms_p50": entry.latency_ms_p50,
+            "borrowed_from": None if i == 0 else borrowed[i - 1].key.chip,
+            "rung": None if i == 0 else borrowed[i - 1].rung,
+        }
+        for i, (cfg, entry) in enumerate(zip(contenders, verdict.entries, strict=True))
+    ]
+    wall = time.monotonic() - started
+    sources = sorted({b.key.chip for b in borrowed})
+    _store_verdict(
+        db,
+        info,
+        signature,
+        default_shapes=not shapes,
+        compared=compared,
+        contenders=contenders,
+        pick=pick,
+        verdict=verdict,
+        sources=sources,
+        wall=wall,
+        floor_ms=worker.floor_ms,
+    )
+    return AdaptResult(
+        "adapted",
+        chip.chip_id,
+        pick=pick,
+        pick_ratio=1 / speedup,
+        borrowed_from=sources,
+        compared=compared,
+        rounds=verdict.rounds_kept,
+        wall_s=wall,
+        message=(
+            f"{pick.describe()} beats ORT's defaults here: {speedup:.3f}x"
+            if not pick.is_default()
+            else f"no borrowed candidate beat ORT's defaults here by {min_gain:.0%}"
+        ),
+    )
+
+
+def _failed(chip_id: str, started: float, message: str) -> AdaptResult:
+    """Nothing could be measured: nothing is stored (the next launch may try again)."""
+    return AdaptResult("failed", chip_id, wall_s=time.monotonic() - started, message=message)
+
+
+def _store_verdict(
+    db: str | None,
+    info: Any,
+    signature: str,
+    *,
+    default_shapes: bool,
+    compared: list[dict[str, Any]],
+    contenders: list[SessionConfig],
+    pick: SessionConfig,
+    verdict: Verdict,
+    sources: list[str],
+    wall: float,
+    floor_ms: float | None,
+) -> None:
+    """One trial row per configuration raced and one finished search row, under this chip's
+    own id, in the writable layer: what ``best_config`` reads as an exact result."""
+    from autotune.store import Store, now
+    from autotune.version import __version__
+
+    chip, desc, prov = current_chip(), current_descriptor(), provenance()
+    search_id = "adapt-" + uuid.uuid4().hex
+    common = {
+        "search_id": search_id,
+        "model_digest": info.digest,
+        "model_name": info.path.name,
+        "chip": chip.chip_id,
+        "chip_descriptor": desc.to_json(),
+        "ort_version": chip.ort_version,
+        "shapes": signature,
+        "default_shapes": int(default_shapes),
+        "autotune_version": __version__,
+        **{k: prov[k] for k in ("host", "host_id", "user", "os")},
+    }
+    with Store.open(db, write=True) as store:
+        for cfg, entry in zip(contenders, compared, strict=True):
+            if entry["ratio"] is None:
+                continue
+            store.record_trial(
+                {
+                    **common,
+                    "trial_uid": uuid.uuid4().hex,
+                    "trial_number": len(compared),
+                    "config_id": cfg.config_id,
+                    "config": cfg.to_json(),
+                    "provider": cfg.primary_provider,
+                    "label": cfg.describe(),
+                    "status": OK,
+                    "ratio": entry["ratio"],
+                    "rounds_kept": verdict.rounds_kept,
+                    "rounds_dropped": verdict.rounds_dropped,
+                    "latency_ms_p50": entry["latency_ms_p50"],
+                    "floor_ms": floor_ms,
+                    "thread_roles": json.dumps(roles_of(cfg, desc)),
+                    "created_at": now(),
+                    "ort_build": list(chip.providers),
+                }
+            )
+        store.upsert_search(
+            {
+                **common,
+                "state": "done",
+                "started_at": now(),
+                "finished_at": now(),
+                "trials_requested": len(contenders),
+                "trials_measured": len(contenders),
+                "objective": "latency",
+                "pick_config_id": pick.config_id,
+                "pick_config": pick.to_json(),
+                "pick_label": pick.describe(),
+                "outcome": verdict.outcome,
+                "pick_ratio": 1 / verdict.speedup if verdict.speedup else None,
+                "speedup": verdict.speedup,
+                "speedup_low": compared[verdict.pick_index or 0].get("speedup_low"),
+                "speedup_high": compared[verdict.pick_index or 0].get("speedup_high"),
+                "aa_spread": verdict.aa_spread,
+                "pick_latency_ms_p50": next(
+                    (c["latency_ms_p50"] for c in compared if c["config_id"] == pick.config_id),
+                    None,
+                ),
+                "default_latency_ms_p50": compared[0]["latency_ms_p50"],
+                "thread_roles": json.dumps(roles_of(pick, desc)),
+                "verdict": {
+                    "kind": "adapt",
+                    "adapted_from": sources,
+                    **verdict.to_dict(),
+                    "compared": compared,
+                },
+                "wall_s": wall,
+            }
+        )
+
+
+def start_background(
+    model_path: str | os.PathLike[str],
+    *,
+    db: str | None = None,
+    budget_s: float = DEFAULT_BUDGET_S,
+    nice: int = 10,
+    min_gain: float = DEFAULT_MIN_GAIN,
+) -> subprocess.Popen[bytes] | None:
+    """Start ``autotune adapt`` in its own low-priority process and return at once (None if it
+    cannot be started). Its output goes nowhere; its verdict goes to the database."""
+    command = [
+        sys.executable,
+        "-m",
+        "autotune.cli",
+        "adapt",
+        os.fspath(model_path),
+        "--budget",
+        str(budget_s),
+        "--nice",
+        str(nice),
+        "--min-gain",
+        str(min_gain),
+    ]
+    if db:
+        command += ["--db", db]
+    try:
+        return subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    except OSError:
+        return None
+
+
+def lower_priority(nice: int) -> None:
+    """Run this process (and the measuring processes it spawns) at a lower priority."""
+    if nice > 0 and hasattr(os, "nice"):
+        with contextlib.suppress(OSError):
+            os.nice(nice)

@@ -1,0 +1,214 @@
+"""The chip descriptor: brand strings of real chips, OS core splits from real file trees."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from autotune.descriptor import (
+    ChipDescriptor,
+    core_split,
+    describe,
+    from_chip_id,
+    parse_brand,
+    parse_cpu_list,
+    split_chip_id,
+)
+
+# (brand string exactly as sysctl machdep.cpu.brand_string, /proc/cpuinfo or Windows report it,
+#  vendor, family, generation, tier)
+BRANDS = [
+    ("Apple M1", "Apple", "Apple M", "M1", "base"),
+    ("Apple M1 Pro", "Apple", "Apple M", "M1", "Pro"),
+    ("Apple M1 Max", "Apple", "Apple M", "M1", "Max"),
+    ("Apple M1 Ultra", "Apple", "Apple M", "M1", "Ultra"),
+    ("Apple M2", "Apple", "Apple M", "M2", "base"),
+    ("Apple M2 Pro", "Apple", "Apple M", "M2", "Pro"),
+    ("Apple M2 Max", "Apple", "Apple M", "M2", "Max"),
+    ("Apple M2 Ultra", "Apple", "Apple M", "M2", "Ultra"),
+    ("Apple M3", "Apple", "Apple M", "M3", "base"),
+    ("Apple M3 Pro", "Apple", "Apple M", "M3", "Pro"),
+    ("Apple M3 Max", "Apple", "Apple M", "M3", "Max"),
+    ("Apple M3 Ultra", "Apple", "Apple M", "M3", "Ultra"),
+    ("Apple M4", "Apple", "Apple M", "M4", "base"),
+    ("Apple M4 Pro", "Apple", "Apple M", "M4", "Pro"),
+    ("Apple M4 Max", "Apple", "Apple M", "M4", "Max"),
+    ("12th Gen Intel(R) Core(TM) i9-12900K", "Intel", "Intel Core", "Alder Lake", "i9"),
+    ("12th Gen Intel(R) Core(TM) i7-1260P", "Intel", "Intel Core", "Alder Lake", "i7"),
+    ("13th Gen Intel(R) Core(TM) i7-13700H", "Intel", "Intel Core", "Raptor Lake", "i7"),
+    ("14th Gen Intel(R) Core(TM) i9-14900K", "Intel", "Intel Core", "Raptor Lake", "i9"),
+    ("Intel(R) Core(TM) Ultra 7 155H", "Intel", "Intel Core Ultra", "Meteor Lake", "7"),
+    ("Intel(R) Core(TM) Ultra 7 258V", "Intel", "Intel Core Ultra", "Lunar Lake", "7"),
+    ("Intel(R) Core(TM) Ultra 9 285K", "Intel", "Intel Core Ultra", "Arrow Lake", "9"),
+    ("Intel(R) Xeon(R) Platinum 8480+", "Intel", "Intel Xeon", "Sapphire Rapids", "Platinum"),
+    ("Intel(R) Xeon(R) Platinum 8592+", "Intel", "Intel Xeon", "Emerald Rapids", "Platinum"),
+    ("Intel(R) Xeon(R) Gold 6338 CPU @ 2.00GHz", "Intel", "Intel Xeon", "Ice Lake", "Gold"),
+    ("Intel(R) Xeon(R) Platinum 8259CL CPU @ 2.50GHz", "Intel", "Intel Xeon", "Cascade Lake",
+     "Platinum"),
+    ("Intel(R) Xeon(R) 6980P", "Intel", "Intel Xeon", "Granite Rapids", "6"),
+    ("Intel(R) Xeon(R) Processor", "Intel", "Intel Xeon", None, None),
+    ("AMD Ryzen 9 7950X 16-Core Processor", "AMD", "AMD Ryzen", "Zen 4", "9"),
+    ("AMD Ryzen 7 5800X3D 8-Core Processor", "AMD", "AMD Ryzen", "Zen 3", "7"),
+    ("AMD Ryzen 9 9950X 16-Core Processor", "AMD", "AMD Ryzen", "Zen 5", "9"),
+    ("AMD Ryzen 7 7840U w/ Radeon 780M Graphics", "AMD", "AMD Ryzen", "Zen 4", "7"),
+    ("AMD Ryzen 5 7530U with Radeon Graphics", "AMD", "AMD Ryzen", "Zen 3", "5"),
+    ("AMD Ryzen AI 9 HX 370 w/ Radeon 890M", "AMD", "AMD Ryzen AI", "Zen 5", "9"),
+    ("AMD EPYC 7763 64-Core Processor", "AMD", "AMD EPYC", "Milan", "7"),
+    ("AMD EPYC 7742 64-Core Processor", "AMD", "AMD EPYC", "Rome", "7"),
+    ("AMD EPYC 9654 96-Core Processor", "AMD", "AMD EPYC", "Genoa", "9"),
+    ("AMD EPYC 9R14", "AMD", "AMD EPYC", "Genoa", "9"),
+    ("AMD EPYC 9755 128-Core Processor", "AMD", "AMD EPYC", "Turin", "9"),
+    ("AMD EPYC", "AMD", "AMD EPYC", None, None),
+    ("Snapdragon(R) X Elite - X1E80100 - Qualcomm(R) Oryon(TM) CPU", "Qualcomm", "Snapdragon X",
+     "X1", "Elite"),
+    ("Snapdragon(R) X Plus - X1P64100 - Qualcomm(R) Oryon(TM) CPU", "Qualcomm", "Snapdragon X",
+     "X1", "Plus"),
+    ("Snapdragon (TM) 8cx Gen 3 @ 3.0 GHz", "Qualcomm", "Snapdragon 8cx", "Gen 3", "8cx"),
+    ("Qualcomm Technologies, Inc SM8650", "Qualcomm", "Snapdragon 8", "8 Gen 3", "8"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("brand", "vendor", "family", "generation", "tier"), BRANDS)
+def test_brand_strings_of_real_chips(
+    brand: str, vendor: str, family: str, generation: str | None, tier: str | None
+) -> None:
+    d = parse_brand(brand)
+    assert (d.vendor, d.family, d.generation, d.tier) == (vendor, family, generation, tier)
+    assert d.arch == ("x86_64" if vendor in ("Intel", "AMD") else "arm64")
+    assert d.model and "(R)" not in d.model and "@" not in d.model
+
+
+def test_unknown_brand_has_no_vendor() -> None:
+    d = parse_brand("Some Future Chip 9000")
+    assert d.vendor is None and d.family is None and d.model == "Some Future Chip 9000"
+
+
+def test_chip_id_round_trip_and_migration_view() -> None:
+    assert split_chip_id("Apple M3 Max (16 cores) + GPU Apple M3 Max") == (
+        "Apple M3 Max",
+        16,
+        ("GPU Apple M3 Max",),
+    )
+    d = from_chip_id("AMD EPYC 9654 96-Core Processor (96 cores)", "Linux 6.8 (x86_64)")
+    assert (d.generation, d.cores, d.os, d.arch) == ("Genoa", 96, "Linux", "x86_64")
+    assert (d.performance_cores, d.efficiency_cores) == (96, 0)  # EPYC has no E cores
+    apple = from_chip_id("Apple M3 Max (16 cores)", "Darwin 24.1.0 (arm64)")
+    assert apple.performance_cores is None  # the split is not in the id: unknown, not guessed
+    assert split_chip_id("odd") == ("odd", None, ())
+
+
+def test_descriptor_json_round_trip_and_refusals() -> None:
+    d = from_chip_id("Apple M3 Max (16 cores) + GPU Apple", "Darwin 24 (arm64)")
+    assert ChipDescriptor.from_json(d.to_json()) == d
+    for bad in (
+        {"vendor": "Apple", "evil": 1},
+        {"cores": -1},
+        {"cores": True},
+        {"model": "x" * 500},
+        {"model": "a\nb"},
+        {"accelerators": "GPU"},
+        [],
+    ):
+        with pytest.raises(ValueError):
+            ChipDescriptor.from_dict(bad)
+    with pytest.raises(ValueError):
+        ChipDescriptor.from_json("{")
+
+
+def test_cpu_list_format() -> None:
+    assert parse_cpu_list("0-3,8,10-11\n") == {0, 1, 2, 3, 8, 10, 11}
+    with pytest.raises(ValueError):
+        parse_cpu_list("0-x")
+
+
+def _cpu(root: Path, n: int, *, siblings: str | None = None, max_freq: int | None = None) -> None:
+    cpu = root / "devices/system/cpu" / f"cpu{n}"
+    (cpu / "topology").mkdir(parents=True)
+    (cpu / "topology/core_cpus_list").write_text((siblings or str(n)) + "\n")
+    if max_freq is not None:
+        (cpu / "cpufreq").mkdir()
+        (cpu / "cpufreq/cpuinfo_max_freq").write_text(f"{max_freq}\n")
+
+
+def test_intel_hybrid_on_linux(tmp_path: Path) -> None:
+    # i7-1260P: 4 P cores with hyper-threading (cpus 0-7) and 8 E cores (cpus 8-15)
+    for n in range(8):
+        _cpu(tmp_path, n, siblings=f"{n - n % 2}-{n - n % 2 + 1}")
+    for n in range(8, 16):
+        _cpu(tmp_path, n)
+    (tmp_path / "devices/cpu_core").mkdir(parents=True)
+    (tmp_path / "devices/cpu_core/cpus").write_text("0-7\n")
+    (tmp_path / "devices/cpu_atom").mkdir()
+    (tmp_path / "devices/cpu_atom/cpus").write_text("8-15\n")
+    assert core_split("Linux", set(range(16)), sys_root=tmp_path) == (4, 8)
+    # an affinity mask limits what counts
+    assert core_split("Linux", {0, 1, 8}, sys_root=tmp_path) == (1, 1)
+
+
+def test_arm_big_little_from_cpufreq(tmp_path: Path) -> None:
+    # a phone SoC: 1 prime + 3 big + 4 little cores; the slowest cluster is the efficiency one
+    freqs = [2000000] * 4 + [2800000] * 3 + [3300000]
+    for n, f in enumerate(freqs):
+        _cpu(tmp_path, n, max_freq=f)
+    assert core_split("Linux", set(range(8)), sys_root=tmp_path) == (4, 4)
+
+
+def test_homogeneous_linux_and_macos_perflevels(tmp_path: Path) -> None:
+    for n in range(4):
+        _cpu(tmp_path, n, siblings=f"{n - n % 2}-{n - n % 2 + 1}", max_freq=3000000)
+    assert core_split("Linux", set(range(4)), sys_root=tmp_path) == (2, 0)
+    values = {"hw.perflevel0.physicalcpu": "12", "hw.perflevel1.physicalcpu": "4"}
+    assert core_split("Darwin", set(), sysctl=values.get) == (12, 4)
+    assert core_split("Darwin", set(), sysctl={}.get) == (None, None)
+    d = describe(
+        "Apple M3 Max", 16, ("GPU Apple",), system="Darwin", machine="arm64", sysctl=values.get
+    )
+    assert (d.generation, d.tier, d.performance_cores, d.efficiency_cores) == ("M3", "Max", 12, 4)
+    assert d.label == "Apple M3 Max, 12P+4E"
+
+
+def test_this_machine_has_a_descriptor() -> None:
+    from autotune.chip import current_chip, current_descriptor
+
+    d = current_descriptor()
+    assert d.cores == current_chip().cores and d.os
+    assert d.performance_cores is None or 1 <= d.performance_cores <= d.cores
+
+
+def test_migration_describes_existing_rows(tmp_path: Path) -> None:
+    import sqlite_utils
+
+    from autotune.config import SessionConfig
+    from autotune.schema import migrations
+    from autotune.store import open_writable
+
+    path = tmp_path / "old.db"
+    db = sqlite_utils.Database(path)
+    migrations.apply(db, stop_before="m005_chip_descriptor")
+    config = SessionConfig(intra_op_num_threads=16).canonical()
+    db["trials"].insert(  # type: ignore[union-attr]
+        {
+            "trial_uid": "t1",
+            "model_digest": "d",
+            "chip": "AMD EPYC 9654 96-Core Processor (16 cores)",
+            "ort_version": "1.32.0",
+            "shapes": "x=1",
+            "config_id": config.config_id,
+            "config": config.to_json(),
+            "os": "Linux 6.8 (x86_64)",
+        }
+    )
+    db.conn.close()
+    open_writable(path).conn.close()
+    conn = sqlite3.connect(path)
+    text, roles = conn.execute("SELECT chip_descriptor, thread_roles FROM trials").fetchone()
+    conn.close()
+    d = ChipDescriptor.from_json(text)
+    assert (d.family, d.generation, d.cores, d.os) == ("AMD EPYC", "Genoa", 16, "Linux")
+    assert json.loads(roles) == {
+        "intra_op_num_threads": "performance",
+        "inter_op_num_threads": "default",
+    }
