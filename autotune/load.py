@@ -131,7 +131,12 @@ class LoadMonitor:
         """Measure; while busy, keep measuring up to ``max_wait`` seconds in all. Returns the
         last measurement (busy if the machine never became quiet)."""
         deadline = time.monotonic() + max_wait
-        load = self.measure(1.0)
+        # the interval since the last sample when it is long enough (the trials just measured):
+        # no waiting at all on a quiet machine
+        since = self.clock() - self._last[0]
+        load = self.sample() if since >= 0.5 else self.measure(0.5 - since)
+        if load.busy and not load.top:
+            load = self.measure(0.5)  # name the busiest program
         while load.busy and time.monotonic() < deadline:
             if on_wait is not None:
                 on_wait(load, deadline - time.monotonic())

@@ -721,7 +721,8 @@ class MeasuringWorker:
                             out.latencies[i] += blocks[i]
                     else:
                         out.rounds_dropped += 1
-                        time.sleep(1.0)
+                        # give the slow phase a moment to pass (up to 1 s; less for short rounds)
+                        time.sleep(min(1.0, 10 * self.round_seconds(len(procs))))
                     if on_round is not None:
                         done = len(out.rounds)
                         elapsed = time.monotonic() - started

@@ -220,7 +220,9 @@ def _candidates(
     if signature is None:
         return
     key = ResultKey(digest, chip_id, chip.ort_version, signature)
-    yield from key_candidates(store, path, key, prefer=prefer, notes=notes, cores=chip.cores)
+    # a sibling chip's thread counts are re-derived from their roles by the ladder instead
+    cores = chip.cores if chip_id == chip.chip_id else None
+    yield from key_candidates(store, path, key, prefer=prefer, notes=notes, cores=cores)
 
 
 def key_candidates(
@@ -233,9 +235,10 @@ def key_candidates(
     cores: int | None = None,
 ) -> Iterator[BestConfig]:
     """The stored choices for one result key, best first (``candidates``' rules; another ORT
-    version's only when this one has none). ``cores``: this machine's (thread counts bound)."""
+    version's only when this one has none). ``cores``: this machine's, to bound thread counts
+    (None: left as stored, for the ladder to re-derive from their roles)."""
     notes = Notes() if notes is None else notes
-    fit = _Fit(path, key, cores or current_chip().cores)
+    fit = _Fit(path, key, cores)
     seen: set[str] = set()
     for any_ort in (False, True):
         # every layer's searches first, so a layer that fails to read is always noted
@@ -285,10 +288,10 @@ class _Fit:
     thread counts bounded by this machine's cores, free-dimension overrides checked against
     this model's named dimensions and the shapes asked for."""
 
-    def __init__(self, path: str | os.PathLike[str], key: ResultKey, cores: int) -> None:
+    def __init__(self, path: str | os.PathLike[str], key: ResultKey, cores: int | None) -> None:
         self.path = path
         self.key = key
-        self.cores = max(1, cores)
+        self.cores = None if cores is None else max(1, cores)
         self.refused: set[str] = set()
         self._inputs: dict[str, tuple[int | str | None, ...]] | None = None
 
@@ -344,6 +347,8 @@ class _Fit:
     def _fit_threads(self, config: SessionConfig) -> SessionConfig:
         """At most 2x the usable cores per thread pool; a larger stored value (a bigger chip's
         "all cores", or a hostile row) becomes this machine's usable cores."""
+        if self.cores is None:
+            return config
         bound = 2 * self.cores
         intra, inter = config.intra_op_num_threads, config.inter_op_num_threads
         if intra <= bound and inter <= bound:

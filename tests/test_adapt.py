@@ -74,7 +74,7 @@ def test_adapt_stores_a_local_verdict_for_a_relabelled_database(
     sibling = _relabel_to_sibling(db, mlp_path)
     before = autotune.best_config(mlp_path)
     assert before is not None and before.borrowed and before.key.chip == sibling
-    result = adapt_module.adapt(mlp_path, budget_s=15, protocol=FAST, min_gain=0.99)
+    result = adapt_module.adapt(mlp_path, budget_s=25, protocol=FAST, min_gain=0.99)
     assert result.status == "adapted", result.message
     assert result.borrowed_from == [sibling]
     assert [c["borrowed_from"] for c in result.compared] == [None, sibling]
@@ -95,7 +95,7 @@ def test_adapt_stores_a_local_verdict_for_a_relabelled_database(
     # a pick only if it beat the default by the margin, measured here
     if not result.pick.is_default():
         assert result.pick_ratio is not None and result.pick_ratio <= 0.97
-    again = adapt_module.adapt(mlp_path, budget_s=15, protocol=FAST, min_gain=0.99)
+    again = adapt_module.adapt(mlp_path, budget_s=25, protocol=FAST, min_gain=0.99)
     assert again.status == "exact"
 
 
