@@ -212,3 +212,11 @@ def test_timeout_bounds_a_slow_models_whole_search_and_the_summary_says_why(
     assert "stopped early: --timeout 30 s" in proc.stdout
     # the bound holds within the startup of the processes (imports, the reference session)
     assert wall < 30 + 30, wall
+
+
+def test_sampling_noise_alone_does_not_veto() -> None:
+    """Three default processes that run alike, measured with 3% round-to-round noise: their
+    medians scatter by a few percent, which is not a disagreement between processes."""
+    rounds = _rounds([[1.0, 0.8], [1.0, 0.8], [1.0, 0.8]], noise=0.03, seed=11)
+    v = decide(rounds, contenders=2, min_gain=0.03)
+    assert v.outcome == PICK, v.reason
