@@ -158,8 +158,9 @@ def main() -> None:
         aa = independent_check(model, DEFAULT_CONFIG.to_json(), args.pairs, args.seconds)
         results["models"][name] = {"quiet": quiet, "load": loaded, "aa_check": aa}
         print(f"{name}: A/A check {aa['min']:.3f}-{aa['max']:.3f}", file=sys.stderr)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(results, indent=2))
+        # after every model: a run cut short keeps what it measured
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(results, indent=2))
     print(markdown(results))
 
 
