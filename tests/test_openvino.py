@@ -158,9 +158,10 @@ def test_search_chooses_between_openvino_and_cpu(tmp_path: Path) -> None:
 
     # the verdict: the default first, then the best few; the pick is either provider
     assert outcome.compared[0]["config_id"] == DEFAULT_CONFIG.config_id
-    assert outcome.pick.primary_provider in (CPU, OV)
-    assert outcome.pick_ratio <= 1.0
-    validate_config(outcome.pick)
+    if outcome.pick is not None:  # None: inconclusive (processes of the default disagreed)
+        assert outcome.pick.primary_provider in (CPU, OV)
+        assert outcome.speedup is not None and outcome.speedup >= 1.0
+        validate_config(outcome.pick)
 
 
 def test_every_point_of_the_openvino_space_runs_on_openvino(tmp_path: Path) -> None:
