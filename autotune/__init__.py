@@ -5,7 +5,7 @@ on this chip.
     >>> session = autotune.best_session("model.onnx")   # an onnxruntime.InferenceSession
 
 Importing autotune, and ``best_session``/``best_config``, never import optuna: the search lives
-in ``autotune.search`` and is loaded only when ``autotune.search_model`` is used.
+in ``autotune.tuning.search`` and is loaded only when ``autotune.search_model`` is used.
 """
 
 from __future__ import annotations
@@ -61,8 +61,8 @@ def current_chip() -> Chip:
 
 
 def search_model(path: Any, **options: Any) -> Any:
-    """Run a search (imports optuna). Options as :class:`autotune.search.SearchOptions`."""
-    from autotune.search import SearchOptions, run_search
+    """Run a search (imports optuna). Options as :class:`autotune.tuning.search.SearchOptions`."""
+    from autotune.tuning.search import SearchOptions, run_search
 
     return run_search(path, SearchOptions(**options))
 

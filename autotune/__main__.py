@@ -1,5 +1,5 @@
 """python -m autotune: the command line."""
 
-from autotune.cli import main
+from autotune.commands.cli import main
 
 main()

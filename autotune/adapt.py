@@ -5,7 +5,7 @@ ladder, :mod:`autotune.ladder`). :func:`adapt` checks that borrowing here: the f
 candidates (thread counts re-derived for this chip) race ORT's default configuration with the
 search's own isolated, paired protocol (every session in its own process, interleaved rounds,
 the idle process frozen, slow-phase guard: ``MeasuringWorker.compare``), within a time budget.
-The verdict is the search's (``autotune.verdict``): the A/A control can make it inconclusive
+The verdict is the search's (``autotune.measure.verdict``): the A/A control can make it inconclusive
 (nothing is stored then), and a candidate is picked only if its interval clears the margin
 (``min_gain``) and it is faster in every process. The verdict is stored in the writable
 database layer under this chip's own id, so the next ``best_session`` uses a result measured
@@ -32,8 +32,8 @@ from typing import Any
 from autotune.chip import current_chip, current_descriptor, provenance
 from autotune.config import DEFAULT_CONFIG, SessionConfig
 from autotune.ladder import roles_of
-from autotune.measure import OK, MeasuringWorker, Protocol, WorkerLost, WorkerSetup
-from autotune.verdict import INCONCLUSIVE, Verdict, decide
+from autotune.measure.manager import OK, MeasuringWorker, Protocol, WorkerLost, WorkerSetup
+from autotune.measure.verdict import INCONCLUSIVE, Verdict, decide
 
 DEFAULT_BUDGET_S = 30.0
 DEFAULT_TOP = 3
@@ -88,7 +88,7 @@ def adapt(
     SearchError if a search or another adapt of this model is running here."""
     from autotune.model import load_model_info, resolve_shapes, shape_signature, synthetic_feeds
     from autotune.resolver import candidates
-    from autotune.search import _ModelLock
+    from autotune.tuning.search import _ModelLock
 
     started = time.monotonic()
     chip = current_chip()
@@ -234,7 +234,7 @@ def _store_verdict(
 ) -> None:
     """One trial row per configuration raced and one finished search row, under this chip's
     own id, in the writable layer: what ``best_config`` reads as an exact result."""
-    from autotune.store import Store, now
+    from autotune.store.database import Store, now
     from autotune.version import __version__
 
     chip, desc, prov = current_chip(), current_descriptor(), provenance()
@@ -323,7 +323,7 @@ def start_background(
     command = [
         sys.executable,
         "-m",
-        "autotune.cli",
+        "autotune.commands.cli",
         "adapt",
         os.fspath(model_path),
         "--budget",

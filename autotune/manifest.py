@@ -277,7 +277,7 @@ def build(model_path: str | os.PathLike[str], *, db: str | None = None) -> dict[
     from autotune.descriptor import row_descriptor
     from autotune.digest import model_digest
     from autotune.resolver import key_candidates
-    from autotune.store import ResultKey, Store, now
+    from autotune.store.database import ResultKey, Store, now
     from autotune.version import __version__
 
     digest = model_digest(model_path)

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from autotune import ladder, objectives
+from autotune import ladder
 from autotune.build import build_session, dropped_providers, model_cache_dir
 from autotune.chip import current_chip, current_descriptor
 from autotune.config import DEFAULT_CONFIG, SessionConfig
@@ -27,10 +27,11 @@ from autotune.digest import model_digest
 from autotune.errors import ConfigError, DatabaseError, SessionBuildError
 from autotune.graph_inputs import graph_inputs
 from autotune.model import match_signature, search_command, shape_signature
+from autotune.output.tables import printable
 from autotune.plugins import PluginUnavailable, find_devices, warn_once
 from autotune.providers import validate_config
-from autotune.report import printable
-from autotune.store import MAX_ROWS_PER_KEY, ResultKey, Store
+from autotune.store.database import MAX_ROWS_PER_KEY, ResultKey, Store
+from autotune.tuning import objectives
 
 log = logging.getLogger("autotune")
 

@@ -60,7 +60,7 @@ def space_size(ctx: Any, levels: list[str]) -> int:
     import optuna
 
     from autotune.providers import available_spaces
-    from autotune.space import suggest_config
+    from autotune.tuning.space import suggest_config
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     seen: set[str] = set()
@@ -78,11 +78,11 @@ def space_size(ctx: Any, levels: list[str]) -> int:
 def bench_model(path: Path, work: Path, options: dict[str, Any]) -> dict[str, Any]:
     from autotune.chip import current_chip
     from autotune.config import DEFAULT_CONFIG
-    from autotune.measure import OK, MeasuringWorker, Protocol, WorkerSetup
+    from autotune.measure.manager import OK, MeasuringWorker, Protocol, WorkerSetup
     from autotune.model import free_dimensions, load_model_info, resolve_shapes, synthetic_feeds
     from autotune.providers import SearchContext
-    from autotune.search import SearchOptions, run_search
-    from autotune.space import GELU_OPS, graph_levels
+    from autotune.tuning.search import SearchOptions, run_search
+    from autotune.tuning.space import GELU_OPS, graph_levels
 
     info = load_model_info(path)
     shapes = resolve_shapes(info)
@@ -164,7 +164,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="autotune-bench-"))
     os.environ["AUTOTUNE_CACHE_DIR"] = str(work / "cache")
     from autotune.chip import current_chip
-    from autotune.study import load_study
+    from autotune.tuning.study import load_study
 
     studies = Path(__file__).parent.parent / "studies"
     runs = []

@@ -33,7 +33,7 @@ from autotune.chip import current_chip, current_descriptor
 from autotune.config import SessionConfig
 from autotune.digest import model_digest
 from autotune.examples import EXAMPLES, write_example
-from autotune.store import Store
+from autotune.store.database import Store
 
 CANDIDATES = [
     SessionConfig(graph_optimization_level="ORT_ENABLE_BASIC"),
@@ -96,7 +96,7 @@ def run_one(name: str, budget: float, source: Path | None, work: Path) -> dict[s
     started = time.monotonic()
     command = ["adapt", str(model), "--budget", str(budget), "--json"]
     out = subprocess.run(
-        [sys.executable, "-m", "autotune.cli", *command],
+        [sys.executable, "-m", "autotune.commands.cli", *command],
         capture_output=True,
         text=True,
         env=env,
@@ -108,7 +108,7 @@ def run_one(name: str, budget: float, source: Path | None, work: Path) -> dict[s
         return {"example": name, "error": out.stdout.strip() + out.stderr.strip()[-400:]}
     result = json.loads(out.stdout)
     check = subprocess.run(
-        [sys.executable, "-m", "autotune.cli", "best", str(model), "--json"],
+        [sys.executable, "-m", "autotune.commands.cli", "best", str(model), "--json"],
         capture_output=True,
         text=True,
         env=env,

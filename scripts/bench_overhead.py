@@ -71,7 +71,7 @@ def main() -> None:
         model = write_example("mlp", work / "mlp.onnx")
     # a stored pick, so best_session goes through lookup + validation + build
     subprocess.run(
-        [sys.executable, "-m", "autotune.cli", "search", str(model), "--trials", "2",
+        [sys.executable, "-m", "autotune.commands.cli", "search", str(model), "--trials", "2",
          "--rounds", "2", "--json"],
         env=env, capture_output=True, check=True,
     )  # fmt: skip
@@ -107,7 +107,7 @@ def main() -> None:
 
     # isolation: what running one trial in its own process costs (spawn, imports, build, exit)
     from autotune.config import DEFAULT_CONFIG
-    from autotune.measure import ProcessSetup, SessionProcess, worker_main
+    from autotune.measure.manager import ProcessSetup, SessionProcess, worker_main
     from autotune.model import load_model_info, resolve_shapes, synthetic_feeds
 
     info = load_model_info(model)

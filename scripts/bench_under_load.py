@@ -9,7 +9,7 @@ with a fresh database. Then every stored pick that is not ORT's default configur
 by an *independent* comparison, on the quiet machine: fresh processes of the pick and of the
 default, alternating in pairs (random order within a pair), each building its session the way an
 app does (autotune.build, as best_session does) and timing runs with its own perf_counter loop
-(none of autotune.measure). speed-up = median over pairs of default p50 / pick p50. The same
+(none of autotune.measure.manager). speed-up = median over pairs of default p50 / pick p50. The same
 check of the default against itself gives the A/A spread of this check.
 
 A wrong pick: its independent speed-up is below 0.99 (slower than the default beyond 1%).
@@ -82,7 +82,7 @@ def independent_check(model: Path, pick_json: str, pairs: int, seconds: float) -
 
 
 def other_load() -> float:
-    from autotune.load import LoadMonitor
+    from autotune.measure.load import LoadMonitor
 
     return LoadMonitor().measure(2.0).other_cores
 

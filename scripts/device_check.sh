@@ -96,7 +96,7 @@ import importlib.metadata as md
 import onnxruntime as ort
 print("onnxruntime", ort.__version__, "| onnxruntime-ep-webgpu", md.version("onnxruntime-ep-webgpu"))
 EOF
-"$PY" -m autotune.cli chip | tee "$OUTDIR/chip.txt"
+"$PY" -m autotune.commands.cli chip | tee "$OUTDIR/chip.txt"
 set +e
 "$PY" - <<'EOF'
 import sys
@@ -126,10 +126,10 @@ TIMEOUT="${AUTOTUNE_DC_TIMEOUT:-120}"
 cat >"$OUTDIR/search.py" <<'EOF'
 import sys
 
-from autotune.progress import ProgressLine
-from autotune.report import outcome_text
-from autotune.search import SearchOptions, run_search
-from autotune.study import load_study
+from autotune.tuning.progress import ProgressLine
+from autotune.output.tables import outcome_text
+from autotune.tuning.search import SearchOptions, run_search
+from autotune.tuning.study import load_study
 
 if __name__ == "__main__":
     study = load_study(sys.argv[1])

@@ -39,9 +39,9 @@ def main() -> None:
         sys.exit("give MODEL.onnx or --example NAME")
 
     from autotune.config import DEFAULT_CONFIG, SessionConfig
-    from autotune.measure import MeasuringWorker, Protocol, WorkerSetup
+    from autotune.measure.manager import MeasuringWorker, Protocol, WorkerSetup
     from autotune.model import load_model_info, resolve_shapes, synthetic_feeds
-    from autotune.search import SearchOptions, run_search
+    from autotune.tuning.search import SearchOptions, run_search
 
     picks: list[SessionConfig] = []
     print(f"model {model.name}: {args.repeats} searches of {args.trials} trials")

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from autotune.measure import Protocol
+from autotune.measure.manager import Protocol
 from tests import models
 
 # A quick protocol: enough rounds to exercise pairing, pruning and the guard, in little time.

@@ -12,8 +12,8 @@ import ctypes
 import time
 from typing import Any
 
-from autotune import measure
 from autotune.config import SessionConfig
+from autotune.measure import manager as measure
 
 
 def _inject(fault: str) -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from autotune.config import SessionConfig
 from autotune.examples import write_example
-from autotune.measure import (
+from autotune.measure.manager import (
     INACCURATE,
     OK,
     MeasuringWorker,
@@ -61,8 +61,8 @@ def test_looser_tolerance_accepts_it(transformer: Path) -> None:
 
 
 def test_search_never_picks_an_inaccurate_configuration(transformer: Path) -> None:
-    from autotune.search import SearchOptions, run_search
-    from autotune.store import Store
+    from autotune.store.database import Store
+    from autotune.tuning.search import SearchOptions, run_search
 
     outcome = run_search(transformer, SearchOptions(trials=14, protocol=FAST, seed=3))
     with Store.open() as store:

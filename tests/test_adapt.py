@@ -15,7 +15,7 @@ import autotune
 from autotune import adapt as adapt_module
 from autotune.chip import current_chip
 from autotune.config import SessionConfig
-from autotune.store import Store
+from autotune.store.database import Store
 from tests.conftest import FAST
 from tests.test_ladder import sibling_chip
 
@@ -100,7 +100,7 @@ def test_adapt_stores_a_local_verdict_for_a_relabelled_database(
 
 
 def test_adapt_with_nothing_to_borrow_and_the_cli(mlp_path: Path) -> None:
-    from autotune.cli import cli
+    from autotune.commands.cli import cli
 
     out = CliRunner().invoke(cli, ["adapt", str(mlp_path), "--json", "--nice", "0"])
     assert out.exit_code == 0, out.output

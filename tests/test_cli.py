@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from autotune.cli import cli
+from autotune.commands.cli import cli
 from tests import models
 
 

@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
-from autotune.sharing import merge
-from autotune.store import Store
+from autotune.store.database import Store
+from autotune.store.sharing import merge
 from tests import models
 
 WRITERS = 4
@@ -130,7 +130,7 @@ def test_two_searches_at_once_into_one_database(tmp_path: Path) -> None:
         models.mlp(tmp_path / "narrow.onnx", width=16),
         models.mlp(tmp_path / "wide.onnx", width=96),
     ]
-    cmd = [sys.executable, "-m", "autotune.cli", "search"]
+    cmd = [sys.executable, "-m", "autotune.commands.cli", "search"]
     procs = [
         subprocess.Popen(
             [*cmd, str(p), "--trials", "3", "--rounds", "2", "--json"],

@@ -182,8 +182,8 @@ def test_migration_describes_existing_rows(tmp_path: Path) -> None:
     import sqlite_utils
 
     from autotune.config import SessionConfig
-    from autotune.schema import migrations
-    from autotune.store import open_writable
+    from autotune.store.database import open_writable
+    from autotune.store.schema import migrations
 
     path = tmp_path / "old.db"
     db = sqlite_utils.Database(path)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from autotune.store import Store
+from autotune.store.database import Store
 
 
 def test_three_workers_share_one_journal_study(mlp_path: Path, tmp_path: Path) -> None:
@@ -23,7 +23,7 @@ def test_three_workers_share_one_journal_study(mlp_path: Path, tmp_path: Path) -
     cmd = [
         sys.executable,
         "-m",
-        "autotune.cli",
+        "autotune.commands.cli",
         "search",
         str(mlp_path),
         "--trials",
@@ -60,7 +60,7 @@ def test_three_workers_share_one_journal_study(mlp_path: Path, tmp_path: Path) -
 def test_bad_storage_url(mlp_path: Path) -> None:
     from click.testing import CliRunner
 
-    from autotune.cli import cli
+    from autotune.commands.cli import cli
 
     result = CliRunner().invoke(cli, ["search", str(mlp_path), "--storage", "nowhere"])
     assert result.exit_code == 1
@@ -104,7 +104,7 @@ def test_three_workers_share_one_postgres_study(
     machines): every trial is measured once, lands in the study and in one results database with
     the same outcome, and the three databases merge without loss."""
     dbs = [tmp_path / f"worker{i}.db" for i in range(3)]
-    cmd = [sys.executable, "-m", "autotune.cli", "search", str(mlp_path), "--trials", "6",
+    cmd = [sys.executable, "-m", "autotune.commands.cli", "search", str(mlp_path), "--trials", "6",
            "--rounds", "2", "--storage", postgres_url, "--json"]  # fmt: skip
     workers = [
         subprocess.Popen(
@@ -154,7 +154,7 @@ def test_three_workers_share_one_postgres_study(
     merged = tmp_path / "merged.db"
     from click.testing import CliRunner
 
-    from autotune.cli import cli
+    from autotune.commands.cli import cli
 
     result = CliRunner().invoke(cli, ["db", "merge", *map(str, dbs), "--into", str(merged)])
     assert result.exit_code == 0, result.output

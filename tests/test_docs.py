@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from autotune.cli import cli
+from autotune.commands.cli import cli
 
 README = (Path(__file__).parent.parent / "README.md").read_text()
 

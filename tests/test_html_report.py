@@ -14,16 +14,16 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from autotune.cli_report import report_cmd
+from autotune.commands.cli_report import report_cmd
 from autotune.errors import AutotuneError, ReportError
-from autotune.html_report import (
+from autotune.output.html_report import (
     format_speedup,
     param_importances,
     pareto_front,
     write_report,
 )
-from autotune.search import SearchOptions, run_search
-from autotune.store import Store
+from autotune.store.database import Store
+from autotune.tuning.search import SearchOptions, run_search
 from tests import models
 from tests.conftest import FAST
 

@@ -22,10 +22,11 @@ import pytest
 from click.testing import CliRunner
 from onnx import TensorProto, helper, numpy_helper
 
-from autotune.cli import _Group
-from autotune.cli_inspect import inspect_cmd
+from autotune.commands.cli import _Group
+from autotune.commands.cli_inspect import inspect_cmd
 from autotune.errors import ModelError
-from autotune.inspect import (
+from autotune.model import load_model_info
+from autotune.output.inspection import (
     PAD_CONSTANT_NOTE,
     PAD_REFLECT_NOTE,
     CoreMLPrediction,
@@ -33,7 +34,6 @@ from autotune.inspect import (
     format_inspection,
     inspect_model,
 )
-from autotune.model import load_model_info
 from tests import models
 
 
@@ -318,7 +318,7 @@ def test_checker_logging_is_silenced(
 
 def test_onnxruntime_tools_is_imported_lazily() -> None:
     code = (
-        "import sys, autotune.inspect, autotune.cli_inspect\n"
+        "import sys, autotune.output.inspection, autotune.commands.cli_inspect\n"
         "print(sorted(m for m in sys.modules if m.startswith('onnxruntime')))\n"
     )
     out = subprocess.run(

@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from autotune.search import SearchOptions, run_search
+from autotune.tuning.search import SearchOptions, run_search
 from tests.conftest import FAST
 
 
@@ -30,7 +30,7 @@ def _count(db: Path) -> int:
 def test_kill_9_then_resume(mlp_path: Path, tmp_path: Path) -> None:
     db = tmp_path / "autotune.db"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "autotune.cli", "search", str(mlp_path), "--trials", "40"],
+        [sys.executable, "-m", "autotune.commands.cli", "search", str(mlp_path), "--trials", "40"],
         env={**os.environ, "AUTOTUNE_DB": str(db)},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -65,7 +65,7 @@ def test_sigterm_marks_the_search_interrupted_and_leaves_no_pick(
 ) -> None:
     db = tmp_path / "autotune.db"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "autotune.cli", "search", str(mlp_path), "--trials", "40"],
+        [sys.executable, "-m", "autotune.commands.cli", "search", str(mlp_path), "--trials", "40"],
         env={**os.environ, "AUTOTUNE_DB": str(db)},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -86,7 +86,7 @@ def test_a_killed_search_is_marked_interrupted_by_the_next_one(
 ) -> None:
     db = tmp_path / "autotune.db"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "autotune.cli", "search", str(mlp_path), "--trials", "40"],
+        [sys.executable, "-m", "autotune.commands.cli", "search", str(mlp_path), "--trials", "40"],
         env={**os.environ, "AUTOTUNE_DB": str(db)},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -104,7 +104,7 @@ def test_a_killed_search_is_marked_interrupted_by_the_next_one(
 def test_a_search_that_fails_is_marked_failed_with_its_error(
     mlp_path: Path, tmp_path: Path
 ) -> None:
-    from autotune.search import Event
+    from autotune.tuning.search import Event
 
     def progress(event: Event) -> None:
         if event.kind == "final":

@@ -14,7 +14,7 @@ import autotune
 from autotune import ladder
 from autotune.config import SessionConfig
 from autotune.descriptor import ChipDescriptor, describe, parse_brand
-from autotune.store import Store
+from autotune.store.database import Store
 
 
 def _apple(brand: str, p: int, e: int, acc: tuple[str, ...] = ("GPU Apple",)) -> ChipDescriptor:
@@ -157,7 +157,7 @@ def test_resolver_borrows_from_a_sibling_chip_and_says_so(
     mlp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     from autotune.chip import current_descriptor
-    from autotune.cli import cli
+    from autotune.commands.cli import cli
 
     chip, desc = sibling_chip()
     measured = SessionConfig(
@@ -194,7 +194,7 @@ def test_resolver_never_borrows_across_vendors(mlp_path: Path) -> None:
 
 def test_thread_choices_include_the_performance_cores() -> None:
     from autotune.providers import SearchContext
-    from autotune.space import one_knob_variants, thread_choices
+    from autotune.tuning.space import one_knob_variants, thread_choices
 
     assert thread_choices(16, 12) == [0, 1, 2, 4, 8, 12, 16]
     assert thread_choices(16) == [0, 1, 2, 4, 8, 16]

@@ -15,9 +15,9 @@ import psutil
 import pytest
 
 from autotune.errors import SearchError
-from autotune.load import LoadMonitor
-from autotune.search import SearchOptions, run_search
-from autotune.store import Store
+from autotune.measure.load import LoadMonitor
+from autotune.store.database import Store
+from autotune.tuning.search import SearchOptions, run_search
 from tests.conftest import FAST
 
 
@@ -46,7 +46,7 @@ def test_the_monitor_sees_another_program_and_names_it(cpu_hog: int) -> None:
 
 
 def test_the_monitor_does_not_count_this_search_itself() -> None:
-    from autotune.load import _machine_cpu
+    from autotune.measure.load import _machine_cpu
 
     child = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     try:

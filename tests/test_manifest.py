@@ -16,7 +16,7 @@ from click.testing import CliRunner
 import autotune
 from autotune import manifest
 from autotune.chip import Chip, current_chip
-from autotune.cli import cli
+from autotune.commands.cli import cli
 from autotune.config import SessionConfig
 from autotune.descriptor import ChipDescriptor, describe
 from autotune.errors import ConfigError
@@ -161,7 +161,7 @@ def test_reading_a_manifest_never_imports_sqlite(mlp_path: Path, tmp_path: Path)
 
 def test_swift_resolver_reads_the_manifest_fields(mlp_path: Path, tmp_path: Path) -> None:
     from autotune.config import SESSION_ENTRIES
-    from autotune.snippets import manifest_swift
+    from autotune.output.snippets import manifest_swift
 
     chip, desc = sibling_chip()
     store_sibling_pick(mlp_path, SessionConfig(intra_op_num_threads=1).canonical(), chip, desc)

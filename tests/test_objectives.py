@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 
 import autotune
-from autotune import objectives
 from autotune.config import DEFAULT_CONFIG, SessionConfig
 from autotune.errors import SearchError
-from autotune.search import SearchOptions, run_search
-from autotune.store import Store
+from autotune.store.database import Store
+from autotune.tuning import objectives
+from autotune.tuning.search import SearchOptions, run_search
 from tests.conftest import FAST
 
 

@@ -24,7 +24,7 @@ from autotune.build import build_session, dropped_providers
 from autotune.chip import current_chip
 from autotune.config import CPU, DEFAULT_CONFIG, SessionConfig
 from autotune.errors import ConfigError
-from autotune.measure import EP_DROPPED, MeasuringWorker, WorkerSetup, placement_of
+from autotune.measure.manager import EP_DROPPED, MeasuringWorker, WorkerSetup, placement_of
 from autotune.model import free_dimensions, load_model_info, resolve_shapes, synthetic_feeds
 from autotune.providers import (
     SPACES,
@@ -33,8 +33,8 @@ from autotune.providers import (
     installed_providers,
     validate_config,
 )
-from autotune.search import SearchOptions, run_search
-from autotune.store import Store
+from autotune.store.database import Store
+from autotune.tuning.search import SearchOptions, run_search
 from tests import models
 from tests.conftest import FAST
 from tests.test_providers import grid

@@ -37,7 +37,7 @@ from autotune.providers import (
     validate_config,
     webgpu,
 )
-from autotune.space import suggest_config
+from autotune.tuning.space import suggest_config
 from tests.conftest import FAST
 from tests.test_providers import CONTEXTS, grid
 from tests.test_resolver import _store_pick
@@ -131,7 +131,7 @@ def test_no_device_report(capsys: pytest.CaptureFixture[str]) -> None:
 
     from click.testing import CliRunner
 
-    from autotune.cli import cli
+    from autotune.commands.cli import cli
 
     out = CliRunner().invoke(cli, ["chip"]).output
     assert f"{WEBGPU} {_package(WEBGPU).version} (WebGpuExecutionProvider)" in out
@@ -292,8 +292,8 @@ def test_candidates_are_one_per_reported_device() -> None:
 def test_search_and_best_session_stay_clean(
     mlp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from autotune.search import Event, SearchOptions, run_search
-    from autotune.store import Store
+    from autotune.store.database import Store
+    from autotune.tuning.search import Event, SearchOptions, run_search
 
     events: list[Event] = []
     outcome = run_search(
@@ -375,7 +375,7 @@ def test_selection_delegate_picks_the_tuned_device(mlp_path: Path) -> None:
 
 
 def test_python_snippet_registers_the_plugin_and_builds(mlp_path: Path) -> None:
-    from autotune.snippets import snippet
+    from autotune.output.snippets import snippet
 
     ov = _ov_device()
     device = plugins.device_selector(ov) if ov is not None else "CPU/32902/0"

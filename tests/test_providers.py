@@ -18,7 +18,7 @@ import autotune.providers as providers
 from autotune.config import SessionConfig
 from autotune.errors import ConfigError
 from autotune.providers import SPACES, ProviderSpace, SearchContext, validate_config
-from autotune.space import suggest_config
+from autotune.tuning.space import suggest_config
 
 ALL = list(SPACES.values())
 IDS = [s.short for s in ALL]
@@ -145,8 +145,8 @@ def test_optuna_fixed_trial_replays_every_point(space: ProviderSpace) -> None:
 
 @pytest.mark.parametrize("space", ALL, ids=IDS)
 def test_search_pipeline_proposes_only_valid_configs(space: ProviderSpace) -> None:
-    """Through autotune.space with a real optuna study: distributions stay consistent and every
-    configuration, session settings included, passes validate_config."""
+    """Through autotune.tuning.space with a real optuna study: distributions stay consistent
+    and every configuration, session settings included, passes validate_config."""
     for ctx in CONTEXTS.values():
         study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
         for _ in range(10):

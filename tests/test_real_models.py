@@ -32,8 +32,8 @@ from autotune.model import (
     synthetic_feeds,
 )
 from autotune.resolver import best_config, best_session
-from autotune.search import SearchOptions, run_search
-from autotune.store import Store
+from autotune.store.database import Store
+from autotune.tuning.search import SearchOptions, run_search
 from tests import models
 from tests.conftest import FAST
 
@@ -41,7 +41,7 @@ VOICE_SHAPES = {"input": (1, 512), "state": (2, 1, 128)}
 
 
 def cli(*args: str) -> tuple[int, str, str]:
-    from autotune.cli import cli as group
+    from autotune.commands.cli import cli as group
 
     result = CliRunner().invoke(group, list(args))
     return result.exit_code, result.stdout, result.stderr
@@ -51,7 +51,7 @@ def autotune_process(*args: str) -> subprocess.CompletedProcess[str]:
     """The real command in its own process: what reaches the terminal's stderr, ORT's native
     log lines included (a CliRunner sees only Python's)."""
     return subprocess.run(
-        [sys.executable, "-m", "autotune.cli", *args],
+        [sys.executable, "-m", "autotune.commands.cli", *args],
         capture_output=True,
         text=True,
         timeout=300,
@@ -298,7 +298,7 @@ def test_out_of_range_values_are_refused(mlp_path: Path) -> None:
 def test_png_without_matplotlib_writes_nothing(tmp_path: Path, mlp_path: Path) -> None:
     html, png = tmp_path / "r.html", tmp_path / "r.png"
     code = (
-        "import sys; sys.modules['matplotlib'] = None; from autotune.cli import main; "
+        "import sys; sys.modules['matplotlib'] = None; from autotune.commands.cli import main; "
         f"sys.argv = ['autotune', 'report', {str(mlp_path)!r}, '-o', {str(html)!r}, "
         f"'--png', {str(png)!r}]; main()"
     )
@@ -381,8 +381,8 @@ def test_chip_json_lists_the_providers_once() -> None:
 
 
 def test_help_lists_whole_first_sentences() -> None:
-    from autotune.cli import cli as group
-    from autotune.cli_db import db
+    from autotune.commands.cli import cli as group
+    from autotune.commands.cli_db import db
 
     for args, commands in ((["--help"], group.commands), (["db", "--help"], db.commands)):
         result = CliRunner().invoke(group, args)

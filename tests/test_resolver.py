@@ -12,7 +12,7 @@ import pytest
 import autotune
 from autotune.config import SessionConfig
 from autotune.errors import SessionBuildError
-from autotune.store import Store
+from autotune.store.database import Store
 
 
 def _store_pick(

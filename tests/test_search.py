@@ -9,8 +9,8 @@ import pytest
 
 from autotune.config import DEFAULT_CONFIG, SessionConfig
 from autotune.errors import SearchError, ShapeError
-from autotune.search import SearchOptions, run_search
-from autotune.store import ResultKey, Store
+from autotune.store.database import ResultKey, Store
+from autotune.tuning.search import SearchOptions, run_search
 from tests import faults
 from tests.conftest import FAST
 
@@ -113,7 +113,7 @@ def test_shapes_key_results(dynamic_path: Path) -> None:
 
 def test_same_model_twice_at_once_is_refused(mlp_path: Path) -> None:
     from autotune.digest import model_digest
-    from autotune.search import _ModelLock
+    from autotune.tuning.search import _ModelLock
 
     lock = _ModelLock(model_digest(mlp_path))
     try:
@@ -155,7 +155,7 @@ def test_show_filters_by_provenance(mlp_path: Path) -> None:
     from click.testing import CliRunner
 
     from autotune.chip import provenance
-    from autotune.cli import cli
+    from autotune.commands.cli import cli
 
     run_search(mlp_path, _options(trials=2))
     me = provenance()
@@ -169,8 +169,8 @@ def test_dead_dimensions_are_frozen_at_the_default(mlp_path: Path) -> None:
     """A setting whose one-knob variants measured within 1.5% of the default stops being
     searched; one that mattered stays."""
     from autotune.providers import SearchContext, available_spaces
-    from autotune.search import _Search
-    from autotune.space import graph_levels, one_knob_variants, suggest_config
+    from autotune.tuning.search import _Search
+    from autotune.tuning.space import graph_levels, one_knob_variants, suggest_config
 
     ctx = SearchContext(cores=2)
     levels = graph_levels()

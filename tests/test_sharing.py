@@ -21,13 +21,13 @@ import pytest
 import sqlite_utils
 from click.testing import CliRunner, Result
 
-from autotune.cli import _Group
-from autotune.cli_db import db
+from autotune.commands.cli import _Group
+from autotune.commands.cli_db import db
 from autotune.digest import model_digest
 from autotune.errors import AutotuneError, DatabaseError
-from autotune.search import SearchOptions, run_search
-from autotune.sharing import expected_schema
-from autotune.store import JSON_COLUMNS, open_readonly, open_writable
+from autotune.store.database import JSON_COLUMNS, open_readonly, open_writable
+from autotune.store.sharing import expected_schema
+from autotune.tuning.search import SearchOptions, run_search
 from tests import models
 from tests.conftest import FAST
 

@@ -15,7 +15,7 @@ import pytest
 from autotune.build import session_options
 from autotune.config import DEFAULT_CONFIG, SESSION_ENTRIES, SessionConfig
 from autotune.errors import ConfigError
-from autotune.snippets import snippet, unsupported
+from autotune.output.snippets import snippet, unsupported
 from tests import models
 
 COREML = "CoreMLExecutionProvider"
@@ -215,7 +215,7 @@ def test_snippets_do_not_import_optuna() -> None:
     code = (
         "import sys\n"
         "from autotune.config import DEFAULT_CONFIG\n"
-        "from autotune.snippets import snippet\n"
+        "from autotune.output.snippets import snippet\n"
         "for f in ('python', 'swift', 'json'): snippet(DEFAULT_CONFIG, f)\n"
         "print('optuna' in sys.modules)\n"
     )

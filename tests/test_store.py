@@ -9,7 +9,7 @@ import pytest
 import sqlite_utils
 
 from autotune.errors import DatabaseError
-from autotune.store import KNOWN_MIGRATIONS, Store, migrations, open_writable
+from autotune.store.database import KNOWN_MIGRATIONS, Store, migrations, open_writable
 
 
 def test_blank_database_migrates_to_the_schema(tmp_path: Path) -> None:
@@ -116,7 +116,7 @@ def test_layers_read_all_and_write_first(tmp_path: Path) -> None:
 
 
 def test_failed_migration_rolls_back(tmp_path: Path) -> None:
-    from autotune import store as store_module
+    from autotune.store import database as store_module
 
     path = tmp_path / "half.db"
     open_writable(path).conn.close()
@@ -140,7 +140,7 @@ def test_failed_migration_rolls_back(tmp_path: Path) -> None:
 def test_older_database_is_upgraded_on_first_write_keeping_its_rows(tmp_path: Path) -> None:
     import sqlite_utils
 
-    from autotune.schema import migrations as schema_migrations
+    from autotune.store.schema import migrations as schema_migrations
 
     path = tmp_path / "old.db"
     old = sqlite_utils.Database(path)
@@ -173,14 +173,14 @@ def test_older_database_is_upgraded_on_first_write_keeping_its_rows(tmp_path: Pa
 
 
 def test_schema_names_match_the_store_list() -> None:
-    from autotune.schema import migrations as schema_migrations
+    from autotune.store.schema import migrations as schema_migrations
 
     assert {m.name for m in schema_migrations._migrations} == KNOWN_MIGRATIONS
 
 
 def test_read_columns_match_the_migrations(tmp_path: Path) -> None:
     """What a read returns for each row (``store.COLUMNS``) is exactly the schema."""
-    from autotune.store import COLUMNS
+    from autotune.store.database import COLUMNS
 
     db = open_writable(tmp_path / "new.db")
     for table, columns in COLUMNS.items():

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from autotune.cli import cli
+from autotune.commands.cli import cli
 from autotune.errors import SearchError
-from autotune.study import load_study
+from autotune.tuning.study import load_study
 
 STUDIES = sorted((Path(__file__).parent.parent / "studies").glob("*.toml"))
 

@@ -21,11 +21,11 @@ from click.testing import CliRunner, Result
 
 import autotune
 from autotune.chip import current_chip, usable_cores
-from autotune.cli import cli
+from autotune.commands.cli import cli
 from autotune.config import DEFAULT_CONFIG, SessionConfig
 from autotune.digest import model_digest
 from autotune.errors import DatabaseError
-from autotune.store import Store
+from autotune.store.database import Store
 
 MINE = SessionConfig(graph_optimization_level="ORT_ENABLE_BASIC").canonical()
 TEAMS = SessionConfig(graph_optimization_level="ORT_ENABLE_EXTENDED").canonical()
@@ -474,7 +474,7 @@ def test_huge_values_cost_no_memory(mlp_path: Path, tmp_path: Path) -> None:
 
 
 def test_merge_caps_sizes(mlp_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from autotune import sharing
+    from autotune.store import sharing
 
     src = tmp_path / "src.db"
     verdict(src, mlp_path, TEAMS)
@@ -501,7 +501,7 @@ def test_merge_caps_sizes(mlp_path: Path, tmp_path: Path, monkeypatch: pytest.Mo
 
 
 def test_team_rows_cannot_poison_a_search(mlp_path: Path, tmp_path: Path) -> None:
-    from autotune.search import SearchOptions, run_search
+    from autotune.tuning.search import SearchOptions, run_search
     from tests.conftest import FAST
 
     scratch, team, mine = tmp_path / "scratch.db", tmp_path / "team.db", tmp_path / "mine.db"
@@ -588,7 +588,7 @@ def test_a_line_of_unknown_keys_prints_a_short_summary(tmp_path: Path) -> None:
 
 def test_readme_names_the_check_that_runs() -> None:
     readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
-    source = (Path(__file__).parent.parent / "autotune" / "sharing.py").read_text()
+    source = (Path(__file__).parent.parent / "autotune" / "store" / "sharing.py").read_text()
     assert "PRAGMA quick_check" in source and "integrity_check" not in source
     trust = readme[readme.index("## Trust") :]
     assert "quick_check" in trust and "integrity check" not in readme.lower().replace(

@@ -6,9 +6,9 @@ import random
 from pathlib import Path
 
 from autotune.config import DEFAULT_CONFIG
-from autotune.search import SearchOptions, run_search
-from autotune.store import Store
-from autotune.verdict import DEFAULT, INCONCLUSIVE, PICK, Round, decide
+from autotune.measure.verdict import DEFAULT, INCONCLUSIVE, PICK, Round, decide
+from autotune.store.database import Store
+from autotune.tuning.search import SearchOptions, run_search
 from tests import faults
 from tests.conftest import FAST
 
@@ -100,7 +100,7 @@ def test_an_injected_a_a_disagreement_gives_an_inconclusive_search_and_no_pick(
 
 def test_a_search_reports_one_figure_everywhere(mlp_path: Path) -> None:
     """The speed-up printed, returned and stored is the verdict's estimate, never a quotient."""
-    from autotune.report import outcome_dict, outcome_text
+    from autotune.output.tables import outcome_dict, outcome_text
 
     outcome = run_search(mlp_path, SearchOptions(trials=4, protocol=FAST, seed=1))
     with Store.open() as store:
@@ -126,7 +126,7 @@ def test_list_show_and_best_print_the_verdicts_figure_not_a_trial_estimate(
     from click.testing import CliRunner
 
     from autotune.chip import current_chip
-    from autotune.cli import cli
+    from autotune.commands.cli import cli
     from autotune.config import SessionConfig
     from autotune.digest import model_digest
 

@@ -1,5 +1,6 @@
-"""The CPU execution provider: always available, always the fallback. Its tuning lives in the
-session options (see autotune.space); the EP itself has no provider options worth searching."""
+"""The CPU execution provider: always available, always the fallback. Its tuning lives in
+the session options (see autotune.tuning.space); the EP itself has no provider options worth
+searching."""
 
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from typing import TextIO
 
-from autotune.search import Event
+from autotune.tuning.search import Event
 
 
 class ProgressLine:

@@ -27,13 +27,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from autotune import objectives
 from autotune.chip import current_chip, current_descriptor, provenance
 from autotune.config import CPU, DEFAULT_CONFIG, SessionConfig
 from autotune.errors import AutotuneError, ConfigError, SearchError
 from autotune.ladder import roles_of
-from autotune.load import Load, LoadMonitor
-from autotune.measure import (
+from autotune.measure.load import Load, LoadMonitor
+from autotune.measure.manager import (
     CRASHED,
     FAILED,
     OK,
@@ -50,6 +49,7 @@ from autotune.measure import (
     trial_dir_for,
     worker_main,
 )
+from autotune.measure.verdict import DEFAULT, INCONCLUSIVE, PICK, Verdict, decide
 from autotune.model import (
     feeds_digest,
     free_dimensions,
@@ -63,9 +63,9 @@ from autotune.model import (
 )
 from autotune.paths import cache_dir
 from autotune.providers import SearchContext, available_spaces, device_policies, validate_config
-from autotune.space import DEFAULT_PARAMS, graph_levels, one_knob_variants, suggest_config
-from autotune.store import ResultKey, Store, decode_json, now
-from autotune.verdict import DEFAULT, INCONCLUSIVE, PICK, Verdict, decide
+from autotune.store.database import ResultKey, Store, decode_json, now
+from autotune.tuning import objectives
+from autotune.tuning.space import DEFAULT_PARAMS, graph_levels, one_knob_variants, suggest_config
 from autotune.version import __version__
 
 
@@ -80,7 +80,7 @@ class SearchOptions:
     protocol: Protocol = field(default_factory=Protocol)
     top_k: int = 3  # candidates re-measured head to head with the default
     min_gain: float = 0.03  # a candidate must beat the default by this much to be picked
-    objective: str = "latency"  # or load, memory, balanced (see autotune.objectives)
+    objective: str = "latency"  # or load, memory, balanced (see autotune.tuning.objectives)
     providers: tuple[str, ...] | None = None  # only these providers (default: all available)
     seed: int | None = None
     patience: int | None = 12  # stop after this many trials without a 1% better one
@@ -812,8 +812,8 @@ class _Search:
 
     def _final(self) -> tuple[Verdict, list[dict[str, Any]]]:
         """Head-to-head of the default and the best few in fresh processes (the winner's curse),
-        judged by ``autotune.verdict``: the A/A control can veto, a pick must clear the margin
-        with confidence."""
+        judged by ``autotune.measure.verdict``: the A/A control can veto, a pick must clear the
+        margin with confidence."""
         for row in self._stored_trials():  # other workers of a shared study, too
             self.known.setdefault(row["config_id"], row)
         ok = [r for r in self.known.values() if r["status"] == OK and r["ratio"] is not None]

@@ -1,4 +1,4 @@
-"""``autotune db``: export, merge and summarize tuning databases (``autotune.sharing``).
+"""``autotune db``: export, merge and summarize tuning databases (``autotune.store.sharing``).
 
 Errors are AutotuneError subclasses; the ``autotune`` group prints them as one ``Error:`` line.
 """
@@ -9,7 +9,7 @@ import json
 
 import click
 
-from autotune.cli_help import HelpGroup
+from autotune.commands.cli_help import HelpGroup
 
 
 @click.group(name="db", cls=HelpGroup)
@@ -32,7 +32,7 @@ def export(
     out: str, model: str | None, chip: str | None, force: bool, database: str | None
 ) -> None:
     """Write results to OUT: JSON lines if it ends in .jsonl (to commit), else a SQLite file."""
-    from autotune.sharing import export as export_
+    from autotune.store.sharing import export as export_
 
     result = export_(out, model=model, chip=chip, db=database, force=force)
     click.echo(result.summary())
@@ -47,7 +47,7 @@ def export(
 )
 def merge(sources: tuple[str, ...], into: str | None) -> None:
     """Merge exported .db or .jsonl files into one database, without duplicates or losses."""
-    from autotune.sharing import merge as merge_
+    from autotune.store.sharing import merge as merge_
 
     for report in merge_(sources, into=into):
         click.echo(report.summary())
@@ -63,7 +63,7 @@ def merge(sources: tuple[str, ...], into: str | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 def stats(database: str | None, as_json: bool) -> None:
     """Count trials per model and chip: statuses, searches, chips and ORT versions."""
-    from autotune.sharing import stats as stats_
+    from autotune.store.sharing import stats as stats_
 
     summary = stats_(database)
     click.echo(json.dumps(summary.to_dict(), indent=2) if as_json else summary.text())

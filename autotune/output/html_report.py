@@ -29,8 +29,8 @@ from typing import Any
 
 from autotune.config import DEFAULT_CONFIG, SessionConfig
 from autotune.errors import AutotuneError, DatabaseError, ReportError
-from autotune.report import ms, ordered_trials, printable
-from autotune.store import ResultKey, Store, decode_json
+from autotune.output.tables import ms, ordered_trials, printable
+from autotune.store.database import ResultKey, Store, decode_json
 from autotune.version import __version__
 
 log = logging.getLogger("autotune")
@@ -492,7 +492,7 @@ def _verdict(data: ReportData) -> str:
         )
     if not pick_is_default:
         try:
-            from autotune.snippets import snippet
+            from autotune.output.snippets import snippet
 
             code = snippet(SessionConfig.from_json(s["pick_config"]), "python", data.model_name)
         except AutotuneError:

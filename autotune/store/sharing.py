@@ -30,7 +30,7 @@ from typing import Any, Literal
 
 from autotune.errors import AutotuneError, DatabaseError
 from autotune.paths import database_paths
-from autotune.store import JSON_COLUMNS, open_readonly, open_writable
+from autotune.store.database import JSON_COLUMNS, open_readonly, open_writable
 
 # export order of the tables, their keys, and the stable order of their rows (append-friendly:
 # new results sort last, so a re-export diffs as added lines)
@@ -208,8 +208,8 @@ class Stats:
         }
 
     def text(self) -> str:
-        """An aligned table (``autotune.report.table``) and a line of totals."""
-        from autotune.report import table
+        """An aligned table (``autotune.output.tables.table``) and a line of totals."""
+        from autotune.output.tables import table
 
         if not self.rows:
             return "The database holds no results yet; run: autotune search MODEL.onnx"
@@ -530,7 +530,7 @@ def expected_schema() -> Schema:
     """This autotune's tables and column types (migrations applied to an in-memory database)."""
     import sqlite_utils
 
-    from autotune.schema import migrations
+    from autotune.store.schema import migrations
 
     db = sqlite_utils.Database(memory=True)
     migrations.apply(db)

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from autotune.cli_help import HelpGroup
+from autotune.commands.cli_help import HelpGroup
 from autotune.errors import AutotuneError
 
 
@@ -154,11 +154,11 @@ def search(
     as_json: bool,
 ) -> None:
     """Search the fastest correct configuration for MODEL on this machine and store it."""
-    from autotune.measure import Protocol
+    from autotune.measure.manager import Protocol
     from autotune.model import parse_shape_args
-    from autotune.progress import ProgressLine
-    from autotune.report import outcome_dict, outcome_text
-    from autotune.search import SearchOptions, run_search
+    from autotune.output.tables import outcome_dict, outcome_text
+    from autotune.tuning.progress import ProgressLine
+    from autotune.tuning.search import SearchOptions, run_search
 
     if trials < 1:
         raise AutotuneError(f"--trials must be at least 1, not {trials}")
@@ -175,7 +175,7 @@ def search(
         )
     study_options: dict[str, Any] = {}
     if study:
-        from autotune.study import load_study
+        from autotune.tuning.study import load_study
 
         loaded = load_study(study)
         model, study_options = model or str(loaded.model), dict(loaded.options)
@@ -246,9 +246,9 @@ def best(
     """Print the best known configuration for MODEL on this chip."""
     from autotune.errors import DatabaseError
     from autotune.model import parse_shape_args, search_hint
-    from autotune.report import best_text, printable
+    from autotune.output.snippets import snippet, unsupported
+    from autotune.output.tables import best_text, printable
     from autotune.resolver import lookup
-    from autotune.snippets import snippet, unsupported
 
     given = parse_shape_args(shapes)
     choice, notes = lookup(model, shapes=given or None, db=db)
@@ -280,8 +280,8 @@ def best(
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 def list_(db: str | None, as_json: bool) -> None:
     """List the models, chips and shapes the database holds results for."""
-    from autotune.report import summary_text
-    from autotune.store import Store
+    from autotune.output.tables import summary_text
+    from autotune.store.database import Store
 
     with Store.open(db, write=False) as store:
         rows = store.summary()
@@ -310,8 +310,8 @@ def show(
     from autotune.chip import current_chip
     from autotune.digest import model_digest
     from autotune.model import search_hint
-    from autotune.report import ordered_trials, trials_text
-    from autotune.store import Store
+    from autotune.output.tables import ordered_trials, trials_text
+    from autotune.store.database import Store
 
     digest = model_digest(model)
     chip_id = current_chip().chip_id
@@ -338,7 +338,7 @@ def show(
 
 def _decoded(row: dict[str, Any]) -> dict[str, Any]:
     """A stored row with its JSON columns (config, placement, …) as objects, not strings."""
-    from autotune.store import JSON_COLUMNS, decode_json
+    from autotune.store.database import JSON_COLUMNS, decode_json
 
     return {k: decode_json(v) if k in JSON_COLUMNS else v for k, v in row.items()}
 
@@ -347,7 +347,7 @@ def _warn_skipped(store: Any) -> None:
     """One line per database layer that could not be read, when others were read; when none
     could be, the first reason as the error."""
     from autotune.errors import DatabaseError
-    from autotune.report import printable
+    from autotune.output.tables import printable
 
     if store.problems and not store.layers:
         raise DatabaseError(printable(store.problems[0]))
@@ -456,7 +456,7 @@ def manifest_cmd(model: str, output: str | None, swift: str | None, db: str | No
     from pathlib import Path
 
     from autotune import manifest
-    from autotune.snippets import manifest_swift
+    from autotune.output.snippets import manifest_swift
 
     out = Path(output) if output else Path(model).with_suffix(".autotune.json")
     data = manifest.write(model, out, db=db)
@@ -469,9 +469,9 @@ def manifest_cmd(model: str, output: str | None, swift: str | None, db: str | No
 
 def _register() -> None:
     """Commands that live in their own modules (each imports its heavy parts lazily)."""
-    from autotune.cli_db import db
-    from autotune.cli_inspect import inspect_cmd
-    from autotune.cli_report import report_cmd
+    from autotune.commands.cli_db import db
+    from autotune.commands.cli_inspect import inspect_cmd
+    from autotune.commands.cli_report import report_cmd
 
     cli.add_command(inspect_cmd)
     cli.add_command(report_cmd)

@@ -25,7 +25,7 @@ import click
 )
 def report_cmd(model: str, output: str | None, png: str | None, db: str | None) -> None:
     """Write a self-contained HTML report of MODEL's trials on this chip."""
-    from autotune.html_report import write_report
+    from autotune.output.html_report import write_report
 
     out = write_report(
         model,

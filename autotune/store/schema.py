@@ -2,7 +2,7 @@
 
 Imported only when a database is written: sqlite-utils costs ~60 ms to import, which the
 run-time lookup (``best_session``) does not pay. Every migration's name must also be listed in
-``autotune.store.KNOWN_MIGRATIONS`` (a test checks it).
+``autotune.store.database.KNOWN_MIGRATIONS`` (a test checks it).
 """
 
 from __future__ import annotations

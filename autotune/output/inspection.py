@@ -320,7 +320,7 @@ def _nodes_text(supported: int, total: int) -> str:
 
 def format_inspection(inspection: Inspection) -> str:
     """The terminal report of ``autotune inspect``."""
-    from autotune.report import table
+    from autotune.output.tables import table
 
     i = inspection
     specs = [*i.inputs, *i.outputs]

@@ -31,7 +31,7 @@ from autotune.errors import DatabaseError
 from autotune.paths import database_paths
 
 MIGRATION_SET = "autotune"
-# the names of autotune.schema's migrations; a database with others is from a newer autotune
+# the names of autotune.store.schema's migrations; a database with others is from a newer autotune
 KNOWN_MIGRATIONS = frozenset(
     {
         "m001_initial",
@@ -46,7 +46,7 @@ SQLITE_HEADER = b"SQLite format 3\x00"
 
 def __getattr__(name: str) -> Any:
     if name == "migrations":  # loaded lazily: it imports sqlite-utils
-        from autotune.schema import migrations
+        from autotune.store.schema import migrations
 
         return migrations
     raise AttributeError(name)
@@ -126,7 +126,7 @@ def open_writable(path: Path) -> sqlite_utils.Database:
     """Open (creating and migrating as needed) the writable database."""
     import sqlite_utils
 
-    from autotune.schema import migrations
+    from autotune.store.schema import migrations
 
     _check_file(path)
     try:

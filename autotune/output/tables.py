@@ -149,7 +149,7 @@ def _busy_text(busy: dict[str, Any]) -> str:
         + [busy.get("trials_max_cores", 0.0)],
         default=0.0,
     )
-    from autotune.load import BUSY_CORES
+    from autotune.measure.load import BUSY_CORES
 
     if worst <= BUSY_CORES:
         return ""
@@ -272,7 +272,7 @@ def ordered_trials(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def placement_text(value: Any) -> str:
-    from autotune.store import decode_json
+    from autotune.store.database import decode_json
 
     p = decode_json(value) or {}
     if not p.get("available"):

@@ -21,7 +21,7 @@ from typing import Any
 
 from autotune.errors import SearchError
 from autotune.model import parse_shape_args
-from autotune.objectives import check
+from autotune.tuning.objectives import check
 
 _KEYS = {"model", "shapes", "inputs", "providers", "objective", "trials", "timeout"}
 

@@ -40,7 +40,7 @@ import numpy as np
 
 from autotune.build import build_session, dropped_providers, placement_supported
 from autotune.config import CPU, DEFAULT_CONFIG, SessionConfig
-from autotune.verdict import Round
+from autotune.measure.verdict import Round
 
 # statuses a trial can end with
 OK = "ok"
@@ -102,8 +102,8 @@ class ProcessSetup:
 
 @dataclass
 class HeadToHead:
-    """What a head-to-head measured: kept rounds (see ``autotune.verdict``) and every timed run
-    of each contender in them."""
+    """What a head-to-head measured: kept rounds (see ``autotune.measure.verdict``) and every
+    timed run of each contender in them."""
 
     contenders: int
     target_rounds: int
@@ -651,7 +651,7 @@ class MeasuringWorker:
 
         Each configuration runs in ``generations`` successive fresh processes, a share of the
         rounds each: two processes of one configuration can differ by more than the decision
-        margin, so the verdict (``autotune.verdict``) replicates processes, not only rounds.
+        margin, so the verdict (``autotune.measure.verdict``) replicates processes, not only rounds.
         ``deadline`` (time.monotonic) bounds the whole comparison: fewer rounds per process are
         planned to fit, and it stops at the deadline with what it has (``complete`` False)."""
         per_generation = max(1, math.ceil(rounds / generations))

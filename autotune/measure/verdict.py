@@ -1,7 +1,7 @@
 """The head-to-head's verdict: one statistic, with its uncertainty, and an A/A control that can
 veto.
 
-What is measured (``autotune.measure.MeasuringWorker.compare``): several *generations*; in
+What is measured (``autotune.measure.manager.MeasuringWorker.compare``): several *generations*; in
 each, every contender (ORT's default configuration first) runs in a fresh process, and rounds
 time one block of each process and of the reference process (also ORT's defaults, alive for the
 whole search) in random order. Two processes of one configuration can differ by far more than

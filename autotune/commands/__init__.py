@@ -1,0 +1,2 @@
+"""The ``autotune`` command line: the click group (``cli``) and its command modules, thin
+wrappers over the library."""
