@@ -107,7 +107,9 @@ def main() -> None:
 
     # isolation: what running one trial in its own process costs (spawn, imports, build, exit)
     from autotune.config import DEFAULT_CONFIG
-    from autotune.measure.manager import ProcessSetup, SessionProcess, worker_main
+    from autotune.measure.manager import SessionProcess
+    from autotune.measure.messages import ProcessSetup
+    from autotune.measure.worker import worker_main
     from autotune.model import load_model_info, resolve_shapes, synthetic_feeds
 
     info = load_model_info(model)
@@ -119,7 +121,7 @@ def main() -> None:
             ProcessSetup(str(model), feeds, DEFAULT_CONFIG.to_json()), worker_main, 120
         )
         proc.close()
-        iso_ms.append((time.perf_counter() - t0) * 1000 - proc.info["session_create_ms"])
+        iso_ms.append((time.perf_counter() - t0) * 1000 - proc.built.session_create_ms)
 
     size = model.stat().st_size
     digest._memo.clear()

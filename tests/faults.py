@@ -13,11 +13,12 @@ import time
 from typing import Any
 
 from autotune.config import SessionConfig
-from autotune.measure import manager as measure
+from autotune.measure import worker
+from autotune.measure.messages import ProcessSetup
 
 
 def _inject(fault: str) -> None:
-    real_build = measure.build_session
+    real_build = worker.build_session
 
     def build(path: Any, config: SessionConfig, **kwargs: Any) -> Any:
         if config.intra_op_num_threads == 1:
@@ -27,17 +28,17 @@ def _inject(fault: str) -> None:
                 time.sleep(3600)  # a hang
         return real_build(path, config, **kwargs)
 
-    measure.build_session = build  # type: ignore[assignment]
+    worker.build_session = build  # type: ignore[assignment]
 
 
-def crashing_worker(conn: Any, setup: measure.ProcessSetup) -> None:
+def crashing_worker(conn: Any, setup: ProcessSetup) -> None:
     _inject("crash")
-    measure.worker_main(conn, setup)
+    worker.worker_main(conn, setup)
 
 
-def hanging_worker(conn: Any, setup: measure.ProcessSetup) -> None:
+def hanging_worker(conn: Any, setup: ProcessSetup) -> None:
     _inject("hang")
-    measure.worker_main(conn, setup)
+    worker.worker_main(conn, setup)
 
 
 class _SlowSession:
@@ -58,16 +59,16 @@ class _SlowSession:
         return getattr(self._session, name)
 
 
-def slow_default_worker(conn: Any, setup: measure.ProcessSetup) -> None:
+def slow_default_worker(conn: Any, setup: ProcessSetup) -> None:
     """Every fresh process of ORT's default configuration runs slower than the reference
     process (which runs the same configuration): the per-process disagreement seen on busy
     machines, made certain. The A/A control must veto the verdict."""
-    real_build = measure.build_session
+    real_build = worker.build_session
     slow = not setup.reference_outputs and SessionConfig.from_json(setup.config).is_default()
 
     def build(path: Any, config: SessionConfig, **kwargs: Any) -> Any:
         session = real_build(path, config, **kwargs)
         return _SlowSession(session, 0.0005) if slow else session
 
-    measure.build_session = build  # type: ignore[assignment]
-    measure.worker_main(conn, setup)
+    worker.build_session = build  # type: ignore[assignment]
+    worker.worker_main(conn, setup)

@@ -24,7 +24,8 @@ from autotune.build import build_session, dropped_providers
 from autotune.chip import current_chip
 from autotune.config import CPU, DEFAULT_CONFIG, SessionConfig
 from autotune.errors import ConfigError
-from autotune.measure.manager import EP_DROPPED, MeasuringWorker, WorkerSetup, placement_of
+from autotune.measure.manager import EP_DROPPED, MeasuringWorker, WorkerSetup
+from autotune.measure.worker import placement_of
 from autotune.model import free_dimensions, load_model_info, resolve_shapes, synthetic_feeds
 from autotune.providers import (
     SPACES,

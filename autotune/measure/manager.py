@@ -1,4 +1,5 @@
-"""Measuring configurations honestly: one process per session, timed in paired rounds.
+"""Measuring configurations honestly, the parent side: one process per session, timed in paired
+rounds (the session process itself is ``autotune.measure.worker``).
 
 Every candidate configuration runs in its own spawned process holding one session; the reference
 (ORT's default configuration) lives in another for the whole search. Candidate and reference are
@@ -25,12 +26,9 @@ import math
 import multiprocessing
 import os
 import random
-import resource
 import signal
 import statistics
-import sys
 import time
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -38,9 +36,17 @@ from typing import Any
 
 import numpy as np
 
-from autotune.build import build_session, dropped_providers, placement_supported
-from autotune.config import CPU, DEFAULT_CONFIG, SessionConfig
+from autotune.config import DEFAULT_CONFIG, SessionConfig
+from autotune.measure.messages import (
+    BlockTimes,
+    BuildFailed,
+    Built,
+    ProcessSetup,
+    RunBlock,
+    Stop,
+)
 from autotune.measure.verdict import Round
+from autotune.measure.worker import worker_main
 
 # statuses a trial can end with
 OK = "ok"
@@ -50,14 +56,6 @@ CRASHED = "crashed"
 TIMEOUT = "timeout"
 INACCURATE = "inaccurate"
 EP_DROPPED = "ep_dropped"
-
-COMPILING_EPS = {
-    "CoreMLExecutionProvider",
-    "OpenVINOExecutionProvider",
-    "TensorrtExecutionProvider",
-    "QNNExecutionProvider",
-    "DmlExecutionProvider",
-}
 
 
 @dataclass(frozen=True)
@@ -87,17 +85,6 @@ class WorkerSetup:
     floor_ms: float | None = None  # fastest reference block known for this model (stored)
     cache_root: str | None = None  # per-trial compile caches go below it
     reference_config: str = DEFAULT_CONFIG.to_json()
-
-
-@dataclass(frozen=True)
-class ProcessSetup:
-    """What one session process builds."""
-
-    model_path: str
-    feeds: dict[str, Any]
-    config: str
-    cache_dir: str | None = None
-    reference_outputs: bool = False  # also compute the CPU-EP fp32 reference outputs
 
 
 @dataclass
@@ -155,53 +142,6 @@ class TrialResult:
         row = asdict(self)
         del row["bounded"]
         return row
-
-
-# ---------------------------------------------------------------------------------------------
-# worker side (runs in the child process; imports onnxruntime, never optuna)
-# ---------------------------------------------------------------------------------------------
-
-
-def _rss_mb() -> float | None:
-    try:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def _peak_rss_mb() -> float:
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / 2**20 if sys.platform == "darwin" else peak / 1024
-
-
-def placement_of(session: Any, config: SessionConfig) -> dict[str, Any]:
-    """Nodes per provider, partitions per compiling provider, and op types that fell to CPU."""
-    if not placement_supported():
-        return {"available": False}
-    try:
-        subgraphs = session.get_provider_graph_assignment_info()
-    except Exception as exc:  # noqa: BLE001 - placement is diagnostic only
-        return {"available": False, "error": str(exc)[:200]}
-    nodes: Counter[str] = Counter()
-    partitions: Counter[str] = Counter()
-    cpu_ops: Counter[str] = Counter()
-    for sg in subgraphs:
-        sg_nodes = sg.get_nodes()
-        nodes[sg.ep_name] += len(sg_nodes)
-        if sg.ep_name in COMPILING_EPS:
-            partitions[sg.ep_name] += 1
-        if sg.ep_name == CPU:
-            for n in sg_nodes:
-                cpu_ops[n.op_type] += 1
-    requested = [n for n, _ in config.canonical().providers if n != CPU]
-    return {
-        "available": True,
-        "nodes": dict(nodes),
-        "partitions": dict(partitions),
-        "cpu_fallback_ops": dict(cpu_ops.most_common()) if requested else {},
-        "requested": requested,
-    }
 
 
 def compare_outputs(
@@ -267,102 +207,6 @@ def _iqr(values: list[float]) -> float:
 
 
 # ---------------------------------------------------------------------------------------------
-# the session process (imports onnxruntime, never optuna)
-# ---------------------------------------------------------------------------------------------
-
-
-def _one_line(exc: BaseException) -> str:
-    from autotune.model import sentences
-
-    return sentences(str(exc), 500) or type(exc).__name__
-
-
-def _uses_compile_cache(config: SessionConfig) -> bool:
-    from autotune.providers import SPACES
-
-    return any(SPACES[name].cache_options for name, _ in config.providers if name in SPACES)
-
-
-def _die_with_parent() -> None:
-    """On Linux, have the kernel kill this process when the search process dies (kill -9):
-    a frozen orphan would otherwise wait forever."""
-    if sys.platform.startswith("linux"):
-        try:
-            import ctypes
-
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-        except (OSError, AttributeError):
-            pass
-
-
-def worker_main(conn: Any, setup: ProcessSetup) -> None:
-    """Entry point of a session process: build, report, then time blocks on request."""
-    import signal
-
-    # Ctrl-C is the parent's to handle: it must not kill a trial and be recorded as a crash
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})  # held while it was spawned
-    _die_with_parent()
-    import onnxruntime as ort
-
-    ort.set_default_logger_severity(4)  # ORT's errors reach the trial's error, not the terminal
-    try:
-        info: dict[str, Any] = {}
-        if setup.reference_outputs:
-            ref = build_session(
-                setup.model_path, SessionConfig(graph_optimization_level="ORT_DISABLE_ALL")
-            )
-            info["reference_outputs"] = ref.run(None, setup.feeds)
-            del ref
-        config = SessionConfig.from_json(setup.config)
-        rss_before = _rss_mb()
-        t0 = time.perf_counter()
-        session = build_session(
-            setup.model_path,
-            config,
-            cache_dir=Path(setup.cache_dir) if setup.cache_dir else None,
-            record_placement=True,
-        )
-        info["session_create_ms"] = (time.perf_counter() - t0) * 1000.0
-        if setup.cache_dir and _uses_compile_cache(config):
-            # build it once more from the cache the first build filled: what the cache saves
-            t0 = time.perf_counter()
-            cached = build_session(setup.model_path, config, cache_dir=Path(setup.cache_dir))
-            info["cached_session_create_ms"] = (time.perf_counter() - t0) * 1000.0
-            del cached
-        info["dropped"] = dropped_providers(session, config)
-        info["placement"] = placement_of(session, config)
-        t0 = time.perf_counter()
-        info["outputs"] = session.run(None, setup.feeds)
-        info["first_run_ms"] = (time.perf_counter() - t0) * 1000.0
-        rss_after = _rss_mb()
-        if rss_before is not None and rss_after is not None:
-            info["session_rss_mb"] = max(0.0, rss_after - rss_before)
-    except Exception as exc:  # noqa: BLE001 - any build or run failure is a result
-        conn.send(("failed", _one_line(exc)))
-        return
-    conn.send(("built", info))
-    run = session.run
-    feeds = setup.feeds
-    clock = time.perf_counter
-    while True:
-        try:
-            msg = conn.recv()
-            if msg[0] != "block":
-                return
-            run(None, feeds)  # one discarded run: caches, threads waking up
-            times = []
-            for _ in range(msg[1]):
-                t0 = clock()
-                run(None, feeds)
-                times.append((clock() - t0) * 1000.0)
-            conn.send(("times", times, _peak_rss_mb()))
-        except (EOFError, BrokenPipeError, ConnectionResetError):
-            return  # the parent is gone (killed): nothing left to measure for
-
-
-# ---------------------------------------------------------------------------------------------
 # parent side
 # ---------------------------------------------------------------------------------------------
 
@@ -399,10 +243,10 @@ class SessionProcess:
         except WorkerLost:
             self.kill()
             raise
-        if msg[0] != "built":
+        if not isinstance(msg, Built):
             self.kill()
-            raise WorkerLost(FAILED, str(msg[1]))
-        self.info: dict[str, Any] = msg[1]
+            raise WorkerLost(FAILED, msg.error if isinstance(msg, BuildFailed) else repr(msg))
+        self.built: Built = msg
         self._freeze()
 
     def _freeze(self) -> None:
@@ -439,13 +283,15 @@ class SessionProcess:
         """Time ``runs`` runs (after one discarded run) while every other process is frozen."""
         self._thaw()
         try:
-            self.conn.send(("block", runs))
+            self.conn.send(RunBlock(runs))
             msg = self._receive(timeout)
         finally:
             self._freeze()
-        self.peak_rss_mb = msg[2]
-        times: list[float] = msg[1]
-        return times
+        if not isinstance(msg, BlockTimes):
+            self.kill()
+            raise WorkerLost(FAILED, f"the process answered {msg!r} to a block of runs")
+        self.peak_rss_mb = msg.peak_rss_mb
+        return msg.times_ms
 
     def kill(self) -> None:
         if self.process.is_alive():
@@ -456,7 +302,7 @@ class SessionProcess:
     def close(self) -> None:
         self._thaw()
         with contextlib.suppress(OSError):
-            self.conn.send(("exit",))
+            self.conn.send(Stop())
         self.process.join(5)
         self.kill()
         self.conn.close()
@@ -492,7 +338,7 @@ class MeasuringWorker:
             target,
             startup_timeout,
         )
-        self.reference_outputs = self.baseline.info["reference_outputs"]
+        self.reference_outputs = self.baseline.built.reference_outputs or []
         probe = self.baseline.block(5, startup_timeout)
         self.latency_estimate_ms = statistics.median(probe)
         p = self.protocol
@@ -537,18 +383,18 @@ class MeasuringWorker:
         except WorkerLost as exc:
             return TrialResult(status=exc.status, error=str(exc))
         try:
-            info = cand.info
+            built = cand.built
             result = TrialResult(
                 status=OK,
-                session_create_ms=info["session_create_ms"],
-                cached_session_create_ms=info.get("cached_session_create_ms"),
-                first_run_ms=info["first_run_ms"],
-                session_rss_mb=info.get("session_rss_mb"),
-                placement=info["placement"],
+                session_create_ms=built.session_create_ms,
+                cached_session_create_ms=built.cached_session_create_ms,
+                first_run_ms=built.first_run_ms,
+                session_rss_mb=built.session_rss_mb,
+                placement=built.placement,
             )
-            if info["dropped"]:
+            if built.dropped:
                 result.status = EP_DROPPED
-                result.error = f"ORT dropped {', '.join(info['dropped'])} and ran on CPU"
+                result.error = f"ORT dropped {', '.join(built.dropped)} and ran on CPU"
                 return result
             placed = result.placement.get("nodes", {})
             silent = [n for n in result.placement.get("requested", []) if not placed.get(n)]
@@ -557,7 +403,7 @@ class MeasuringWorker:
                 result.error = f"{', '.join(silent)} took no nodes; the session ran on CPU"
                 return result
             ok, max_abs, worst, problem = compare_outputs(
-                self.reference_outputs, info["outputs"], p.rtol, p.atol
+                self.reference_outputs, built.outputs, p.rtol, p.atol
             )
             result.max_abs_err, result.err_to_tol = max_abs, worst
             if not ok:

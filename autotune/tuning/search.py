@@ -47,9 +47,9 @@ from autotune.measure.manager import (
     WorkerSetup,
     WorkerTarget,
     trial_dir_for,
-    worker_main,
 )
 from autotune.measure.verdict import DEFAULT, INCONCLUSIVE, PICK, Verdict, decide
+from autotune.measure.worker import worker_main
 from autotune.model import (
     feeds_digest,
     free_dimensions,

@@ -1,0 +1,182 @@
+"""The session process: builds one session, reports how that went, then times blocks of runs
+when the parent asks (the parent side is ``autotune.measure.manager``). Imports onnxruntime,
+never optuna; the messages it exchanges are ``autotune.measure.messages``.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import signal
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from autotune.build import build_session, dropped_providers, placement_supported
+from autotune.config import CPU, SessionConfig
+from autotune.measure.messages import (
+    BlockTimes,
+    BuildFailed,
+    Built,
+    ProcessSetup,
+    RunBlock,
+)
+
+COMPILING_EPS = {
+    "CoreMLExecutionProvider",
+    "OpenVINOExecutionProvider",
+    "TensorrtExecutionProvider",
+    "QNNExecutionProvider",
+    "DmlExecutionProvider",
+}
+
+
+def worker_main(conn: Any, setup: ProcessSetup) -> None:
+    """Entry point of a session process: build, report, then time blocks on request."""
+    # Ctrl-C is the parent's to handle: it must not kill a trial and be recorded as a crash
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})  # held while it was spawned
+    _die_with_parent()
+    import onnxruntime as ort
+
+    ort.set_default_logger_severity(4)  # ORT's errors reach the trial's error, not the terminal
+    try:
+        session, built = _build(setup)
+    except Exception as exc:  # noqa: BLE001 - any build or run failure is a result
+        conn.send(BuildFailed(one_line(exc)))
+        return
+    conn.send(built)
+    run = session.run
+    feeds = setup.feeds
+    clock = time.perf_counter
+    while True:
+        try:
+            msg = conn.recv()
+            if not isinstance(msg, RunBlock):
+                return
+            run(None, feeds)  # one discarded run: caches, threads waking up
+            times = []
+            for _ in range(msg.runs):
+                t0 = clock()
+                run(None, feeds)
+                times.append((clock() - t0) * 1000.0)
+            conn.send(BlockTimes(times, _peak_rss_mb()))
+        except (EOFError, BrokenPipeError, ConnectionResetError):
+            return  # the parent is gone (killed): nothing left to measure for
+
+
+def _build(setup: ProcessSetup) -> tuple[Any, Built]:
+    reference_outputs = None
+    if setup.reference_outputs:
+        ref = build_session(
+            setup.model_path, SessionConfig(graph_optimization_level="ORT_DISABLE_ALL")
+        )
+        reference_outputs = ref.run(None, setup.feeds)
+        del ref
+    config = SessionConfig.from_json(setup.config)
+    rss_before = _rss_mb()
+    t0 = time.perf_counter()
+    session = build_session(
+        setup.model_path,
+        config,
+        cache_dir=Path(setup.cache_dir) if setup.cache_dir else None,
+        record_placement=True,
+    )
+    session_create_ms = (time.perf_counter() - t0) * 1000.0
+    cached_ms = None
+    if setup.cache_dir and _uses_compile_cache(config):
+        # build it once more from the cache the first build filled: what the cache saves
+        t0 = time.perf_counter()
+        cached = build_session(setup.model_path, config, cache_dir=Path(setup.cache_dir))
+        cached_ms = (time.perf_counter() - t0) * 1000.0
+        del cached
+    dropped = dropped_providers(session, config)
+    placement = placement_of(session, config)
+    t0 = time.perf_counter()
+    outputs = session.run(None, setup.feeds)
+    first_run_ms = (time.perf_counter() - t0) * 1000.0
+    rss_after = _rss_mb()
+    rss = None
+    if rss_before is not None and rss_after is not None:
+        rss = max(0.0, rss_after - rss_before)
+    built = Built(
+        session_create_ms=session_create_ms,
+        first_run_ms=first_run_ms,
+        outputs=outputs,
+        placement=placement,
+        dropped=list(dropped),
+        cached_session_create_ms=cached_ms,
+        session_rss_mb=rss,
+        reference_outputs=reference_outputs,
+    )
+    return session, built
+
+
+def placement_of(session: Any, config: SessionConfig) -> dict[str, Any]:
+    """Nodes per provider, partitions per compiling provider, and op types that fell to CPU."""
+    if not placement_supported():
+        return {"available": False}
+    try:
+        subgraphs = session.get_provider_graph_assignment_info()
+    except Exception as exc:  # noqa: BLE001 - placement is diagnostic only
+        return {"available": False, "error": str(exc)[:200]}
+    nodes: Counter[str] = Counter()
+    partitions: Counter[str] = Counter()
+    cpu_ops: Counter[str] = Counter()
+    for sg in subgraphs:
+        sg_nodes = sg.get_nodes()
+        nodes[sg.ep_name] += len(sg_nodes)
+        if sg.ep_name in COMPILING_EPS:
+            partitions[sg.ep_name] += 1
+        if sg.ep_name == CPU:
+            for n in sg_nodes:
+                cpu_ops[n.op_type] += 1
+    requested = [n for n, _ in config.canonical().providers if n != CPU]
+    return {
+        "available": True,
+        "nodes": dict(nodes),
+        "partitions": dict(partitions),
+        "cpu_fallback_ops": dict(cpu_ops.most_common()) if requested else {},
+        "requested": requested,
+    }
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception as one line, for a trial's error."""
+    from autotune.model import sentences
+
+    return sentences(str(exc), 500) or type(exc).__name__
+
+
+def _rss_mb() -> float | None:
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _peak_rss_mb() -> float:
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 1024
+
+
+def _uses_compile_cache(config: SessionConfig) -> bool:
+    from autotune.providers import SPACES
+
+    return any(SPACES[name].cache_options for name, _ in config.providers if name in SPACES)
+
+
+def _die_with_parent() -> None:
+    """On Linux, have the kernel kill this process when the search process dies (kill -9):
+    a frozen orphan would otherwise wait forever."""
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
