@@ -32,8 +32,9 @@ from typing import Any
 from autotune.chip import current_chip, current_descriptor, provenance
 from autotune.config import DEFAULT_CONFIG, SessionConfig
 from autotune.ladder import roles_of
-from autotune.measure.manager import OK, MeasuringWorker, Protocol, WorkerLost, WorkerSetup
+from autotune.measure.manager import MeasuringWorker, Protocol, WorkerLost, WorkerSetup
 from autotune.measure.verdict import INCONCLUSIVE, Verdict, decide
+from autotune.store.records import SearchRecord, Status, TrialRecord
 
 DEFAULT_BUDGET_S = 30.0
 DEFAULT_TOP = 3
@@ -256,57 +257,57 @@ def _store_verdict(
             if entry["ratio"] is None:
                 continue
             store.record_trial(
-                {
+                TrialRecord(
                     **common,
-                    "trial_uid": uuid.uuid4().hex,
-                    "trial_number": len(compared),
-                    "config_id": cfg.config_id,
-                    "config": cfg.to_json(),
-                    "provider": cfg.primary_provider,
-                    "label": cfg.describe(),
-                    "status": OK,
-                    "ratio": entry["ratio"],
-                    "rounds_kept": verdict.rounds_kept,
-                    "rounds_dropped": verdict.rounds_dropped,
-                    "latency_ms_p50": entry["latency_ms_p50"],
-                    "floor_ms": floor_ms,
-                    "thread_roles": json.dumps(roles_of(cfg, desc)),
-                    "created_at": now(),
-                    "ort_build": list(chip.providers),
-                }
+                    trial_uid=uuid.uuid4().hex,
+                    trial_number=len(compared),
+                    config_id=cfg.config_id,
+                    config=cfg.to_json(),
+                    provider=cfg.primary_provider,
+                    label=cfg.describe(),
+                    status=Status.OK,
+                    ratio=entry["ratio"],
+                    rounds_kept=verdict.rounds_kept,
+                    rounds_dropped=verdict.rounds_dropped,
+                    latency_ms_p50=entry["latency_ms_p50"],
+                    floor_ms=floor_ms,
+                    thread_roles=json.dumps(roles_of(cfg, desc)),
+                    created_at=now(),
+                    ort_build=list(chip.providers),
+                )
             )
         store.upsert_search(
-            {
+            SearchRecord(
                 **common,
-                "state": "done",
-                "started_at": now(),
-                "finished_at": now(),
-                "trials_requested": len(contenders),
-                "trials_measured": len(contenders),
-                "objective": "latency",
-                "pick_config_id": pick.config_id,
-                "pick_config": pick.to_json(),
-                "pick_label": pick.describe(),
-                "outcome": verdict.outcome,
-                "pick_ratio": 1 / verdict.speedup if verdict.speedup else None,
-                "speedup": verdict.speedup,
-                "speedup_low": compared[verdict.pick_index or 0].get("speedup_low"),
-                "speedup_high": compared[verdict.pick_index or 0].get("speedup_high"),
-                "aa_spread": verdict.aa_spread,
-                "pick_latency_ms_p50": next(
+                state="done",
+                started_at=now(),
+                finished_at=now(),
+                trials_requested=len(contenders),
+                trials_measured=len(contenders),
+                objective="latency",
+                pick_config_id=pick.config_id,
+                pick_config=pick.to_json(),
+                pick_label=pick.describe(),
+                outcome=verdict.outcome,
+                pick_ratio=1 / verdict.speedup if verdict.speedup else None,
+                speedup=verdict.speedup,
+                speedup_low=compared[verdict.pick_index or 0].get("speedup_low"),
+                speedup_high=compared[verdict.pick_index or 0].get("speedup_high"),
+                aa_spread=verdict.aa_spread,
+                pick_latency_ms_p50=next(
                     (c["latency_ms_p50"] for c in compared if c["config_id"] == pick.config_id),
                     None,
                 ),
-                "default_latency_ms_p50": compared[0]["latency_ms_p50"],
-                "thread_roles": json.dumps(roles_of(pick, desc)),
-                "verdict": {
+                default_latency_ms_p50=compared[0]["latency_ms_p50"],
+                thread_roles=json.dumps(roles_of(pick, desc)),
+                verdict={
                     "kind": "adapt",
                     "adapted_from": sources,
                     **verdict.to_dict(),
                     "compared": compared,
                 },
-                "wall_s": wall,
-            }
+                wall_s=wall,
+            )
         )
 
 

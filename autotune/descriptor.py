@@ -420,12 +420,12 @@ def describe(
     )
 
 
-def row_descriptor(row: dict[str, Any]) -> ChipDescriptor:
-    """The descriptor stored with a row, or (older or damaged rows) parsed from its chip id."""
-    text = row.get("chip_descriptor")
+def stored_descriptor(chip: str, os_name: str | None, text: str | None) -> ChipDescriptor:
+    """The descriptor stored with a row (``text``), or (older or damaged rows) parsed from its
+    chip id and OS."""
     if isinstance(text, str):
         try:
             return ChipDescriptor.from_json(text)
         except ValueError:
             pass
-    return from_chip_id(str(row.get("chip") or ""), row.get("os"))
+    return from_chip_id(chip, os_name)

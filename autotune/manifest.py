@@ -274,7 +274,7 @@ def build(model_path: str | os.PathLike[str], *, db: str | None = None) -> dict[
     signature, the choice ``best_config`` would make on that chip. Raises ConfigError if the
     database holds nothing for this model."""
     from autotune.chip import current_chip
-    from autotune.descriptor import row_descriptor
+    from autotune.descriptor import stored_descriptor
     from autotune.digest import model_digest
     from autotune.resolver import key_candidates
     from autotune.store.database import ResultKey, Store, now
@@ -285,15 +285,15 @@ def build(model_path: str | os.PathLike[str], *, db: str | None = None) -> dict[
     entries: list[Entry] = []
     with Store.open(db, write=False) as store:
         for row in store.chips_of_model(digest):
-            desc = row_descriptor(row)
-            for signature, default in store.shape_signatures(digest, row["chip"]):
-                key = ResultKey(digest, row["chip"], ort_version, signature)
+            desc = stored_descriptor(row.chip, row.os, row.chip_descriptor)
+            for signature, default in store.shape_signatures(digest, row.chip):
+                key = ResultKey(digest, row.chip, ort_version, signature)
                 choice = next(key_candidates(store, model_path, key), None)
                 if choice is None:
                     continue
                 entries.append(
                     Entry(
-                        chip=row["chip"],
+                        chip=row.chip,
                         descriptor=desc,
                         shapes=signature,
                         default_shapes=bool(default),

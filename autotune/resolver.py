@@ -22,7 +22,7 @@ from autotune import ladder
 from autotune.build import build_session, dropped_providers, model_cache_dir
 from autotune.chip import current_chip, current_descriptor
 from autotune.config import DEFAULT_CONFIG, SessionConfig
-from autotune.descriptor import row_descriptor
+from autotune.descriptor import stored_descriptor
 from autotune.digest import model_digest
 from autotune.errors import ConfigError, DatabaseError, SessionBuildError
 from autotune.graph_inputs import graph_inputs
@@ -31,6 +31,7 @@ from autotune.output.tables import printable
 from autotune.plugins import PluginUnavailable, find_devices, warn_once
 from autotune.providers import validate_config
 from autotune.store.database import MAX_ROWS_PER_KEY, ResultKey, Store
+from autotune.store.records import SearchRecord, Status, TrialRecord
 from autotune.tuning import objectives
 
 log = logging.getLogger("autotune")
@@ -110,23 +111,23 @@ class Notes:
         return printable("; ".join(parts))
 
 
-def concluded(search: dict[str, Any]) -> bool:
+def concluded(search: SearchRecord) -> bool:
     """A search that ended with a verdict: state 'done' and not inconclusive."""
-    return search["state"] == "done" and search["outcome"] in SERVED_OUTCOMES
+    return search.done and search.outcome in SERVED_OUTCOMES
 
 
-def served(search: dict[str, Any], prefer: str) -> bool:
+def served(search: SearchRecord, prefer: str) -> bool:
     """A search whose pick apps get for ``prefer``: concluded, with a pick, of that objective
     (a legacy row without an objective was a latency search)."""
     return (
         concluded(search)
-        and isinstance(search["pick_config"], str)
-        and (search["objective"] or "latency") == prefer
+        and isinstance(search.pick_config, str)
+        and (search.objective or "latency") == prefer
     )
 
 
-def _verdict_ratio(search: dict[str, Any]) -> float | None:
-    for value, invert in ((search["speedup"], True), (search["pick_ratio"], False)):
+def _verdict_ratio(search: SearchRecord) -> float | None:
+    for value, invert in ((search.speedup, True), (search.pick_ratio, False)):
         if isinstance(value, float) and 0 < value < float("inf"):
             return 1.0 / value if invert else value
     return None
@@ -181,7 +182,10 @@ def _borrowed(
     count, then same family and tier, then same generation; never another vendor, architecture
     or accelerator set), their thread counts re-derived from their roles on this chip."""
     local = current_descriptor()
-    others = [(r["chip"], row_descriptor(r)) for r in store.chips_of_model(digest)]
+    others = [
+        (r.chip, stored_descriptor(r.chip, r.os, r.chip_descriptor))
+        for r in store.chips_of_model(digest)
+    ]
     for other, rung, desc in ladder.order(chip.chip_id, local, others):
         if rung == "exact":
             continue
@@ -251,31 +255,33 @@ def key_candidates(
                     for s in store.searches(
                         key, any_ort=any_ort, layer=layer, limit=MAX_SEARCHES_PER_KEY
                     )
-                    if (s["ort_version"] != key.ort_version) == any_ort
+                    if (s.ort_version != key.ort_version) == any_ort
                 ],
             )
             for layer in [one.index for one in store.layers]
         ]
         for layer, searches in by_layer:
             verdicts = [s for s in searches if served(s, prefer)]
-            verdicts.sort(key=lambda s: s["finished_at"] or "", reverse=True)
-            rows = [(s["pick_config"], _verdict_ratio(s), "verdict", s) for s in verdicts]
+            verdicts.sort(key=lambda s: s.finished_at or "", reverse=True)
+            rows: list[tuple[str | None, float | None, str, SearchRecord | TrialRecord]] = [
+                (s.pick_config, _verdict_ratio(s), "verdict", s) for s in verdicts
+            ]
             if prefer != "latency":
-                ids = sorted({s["search_id"].split("~")[0] for s in searches if concluded(s)})
+                ids = sorted(
+                    {s.search_id.split("~")[0] for s in searches if s.search_id and concluded(s)}
+                )
                 trials = [
                     t
                     for t in store.trials(
                         key, any_ort=any_ort, layer=layer, search_ids=ids, limit=MAX_ROWS_PER_KEY
                     )
-                    if t["status"] == "ok"
-                    and t["ratio"] is not None
-                    and (t["ort_version"] != key.ort_version) == any_ort
+                    if t.status == Status.OK
+                    and t.ratio is not None
+                    and (t.ort_version != key.ort_version) == any_ort
                 ]
-                default = next(
-                    (t for t in trials if t["config_id"] == DEFAULT_CONFIG.config_id), None
-                )
+                default = next((t for t in trials if t.config_id == DEFAULT_CONFIG.config_id), None)
                 front = objectives.choose(trials, prefer, default)
-                rows += [(t["config"], t["ratio"], f"pareto:{prefer}", t) for t in front]
+                rows += [(t.config, t.ratio, f"pareto:{prefer}", t) for t in front]
             for config_json, ratio, source, row in rows:
                 choice = fit.choice(config_json, ratio, source, row, layer, seen, notes)
                 if choice is not None:
@@ -301,7 +307,7 @@ class _Fit:
         config_json: Any,
         ratio: float | None,
         source: str,
-        row: dict[str, Any],
+        row: SearchRecord | TrialRecord,
         layer: int,
         seen: set[str],
         notes: Notes,
@@ -331,16 +337,16 @@ class _Fit:
                 f"thread counts of {config.describe()} re-derived for this machine's "
                 f"{self.cores} cores: {fitted.describe()}"
             )
-        stale = row.get("ort_version") != self.key.ort_version or _plugin_changed(fitted)
+        stale = row.ort_version != self.key.ort_version or _plugin_changed(fitted)
         return BestConfig(
             config=fitted,
             ratio=ratio if ratio is None or 0 < ratio < float("inf") else None,
             source=source,
             stale=stale,
             key=ResultKey(
-                self.key.model_digest, self.key.chip, row.get("ort_version") or "", self.key.shapes
+                self.key.model_digest, self.key.chip, row.ort_version or "", self.key.shapes
             ),
-            measured_at=row.get("finished_at") or row.get("created_at"),
+            measured_at=row.finished_at if isinstance(row, SearchRecord) else row.created_at,
             layer=layer,
             thread_roles=_stored_roles(row),
         )
@@ -387,9 +393,9 @@ class _Fit:
                     )
 
 
-def _stored_roles(row: dict[str, Any]) -> dict[str, str | int] | None:
+def _stored_roles(row: SearchRecord | TrialRecord) -> dict[str, str | int] | None:
     """The thread roles stored with a row (None for older rows, or unreadable ones)."""
-    text = row.get("thread_roles")
+    text = row.thread_roles
     if not isinstance(text, str):
         return None
     try:

@@ -78,9 +78,10 @@ def space_size(ctx: Any, levels: list[str]) -> int:
 def bench_model(path: Path, work: Path, options: dict[str, Any]) -> dict[str, Any]:
     from autotune.chip import current_chip
     from autotune.config import DEFAULT_CONFIG
-    from autotune.measure.manager import OK, MeasuringWorker, Protocol, WorkerSetup
+    from autotune.measure.manager import MeasuringWorker, Protocol, WorkerSetup
     from autotune.model import free_dimensions, load_model_info, resolve_shapes, synthetic_feeds
     from autotune.providers import SearchContext
+    from autotune.store.records import Status
     from autotune.tuning.search import SearchOptions, run_search
     from autotune.tuning.space import GELU_OPS, graph_levels
 
@@ -112,7 +113,7 @@ def bench_model(path: Path, work: Path, options: dict[str, Any]) -> dict[str, An
         for cfg in grid:
             result = worker.measure(cfg, timeout=600)
             oracle_dropped += result.rounds_dropped
-            if result.status == OK and result.ratio is not None:
+            if result.status == Status.OK and result.ratio is not None:
                 oracle.append((result.ratio, cfg))
         oracle_s = time.monotonic() - t0
         oracle.sort(key=lambda x: x[0])

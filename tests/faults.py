@@ -13,8 +13,10 @@ import time
 from typing import Any
 
 from autotune.config import SessionConfig
-from autotune.measure import worker
+from autotune.measure import worker as _worker_module
 from autotune.measure.messages import ProcessSetup
+
+worker: Any = _worker_module  # its build_session is swapped for a faulty one in the child
 
 
 def _inject(fault: str) -> None:
@@ -28,7 +30,7 @@ def _inject(fault: str) -> None:
                 time.sleep(3600)  # a hang
         return real_build(path, config, **kwargs)
 
-    worker.build_session = build  # type: ignore[assignment]
+    worker.build_session = build
 
 
 def crashing_worker(conn: Any, setup: ProcessSetup) -> None:
@@ -70,5 +72,5 @@ def slow_default_worker(conn: Any, setup: ProcessSetup) -> None:
         session = real_build(path, config, **kwargs)
         return _SlowSession(session, 0.0005) if slow else session
 
-    worker.build_session = build  # type: ignore[assignment]
+    worker.build_session = build
     worker.worker_main(conn, setup)

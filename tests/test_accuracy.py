@@ -4,6 +4,7 @@ tolerance is stored as inaccurate and never picked."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -11,14 +12,13 @@ import pytest
 from autotune.config import SessionConfig
 from autotune.examples import write_example
 from autotune.measure.manager import (
-    INACCURATE,
-    OK,
     MeasuringWorker,
     Protocol,
     WorkerSetup,
     compare_outputs,
 )
 from autotune.model import load_model_info, resolve_shapes, synthetic_feeds
+from autotune.store.records import Status
 from tests.conftest import FAST
 
 # ORT's tanh approximation of GELU: a real configuration that changes outputs by ~1e-3
@@ -45,10 +45,10 @@ def test_gelu_approximation_is_rejected_by_default(transformer: Path) -> None:
         )
     finally:
         worker.close()
-    assert result.status == INACCURATE
+    assert result.status == Status.INACCURATE
     assert result.err_to_tol is not None and result.err_to_tol > 1
     assert "differ from the CPU reference" in (result.error or "")
-    assert exact.status == OK and exact.err_to_tol is not None and exact.err_to_tol < 1
+    assert exact.status == Status.OK and exact.err_to_tol is not None and exact.err_to_tol < 1
 
 
 def test_looser_tolerance_accepts_it(transformer: Path) -> None:
@@ -57,7 +57,7 @@ def test_looser_tolerance_accepts_it(transformer: Path) -> None:
         result = worker.measure(APPROX, timeout=120)
     finally:
         worker.close()
-    assert result.status == OK
+    assert result.status == Status.OK
 
 
 def test_search_never_picks_an_inaccurate_configuration(transformer: Path) -> None:
@@ -67,13 +67,13 @@ def test_search_never_picks_an_inaccurate_configuration(transformer: Path) -> No
     outcome = run_search(transformer, SearchOptions(trials=14, protocol=FAST, seed=3))
     with Store.open() as store:
         rows = store.trials(outcome.key)
-    inaccurate = {r["config_id"] for r in rows if r["status"] == INACCURATE}
+    inaccurate = {r.config_id for r in rows if r.status == Status.INACCURATE}
     assert inaccurate, "the one-knob variants include the GELU approximation at ORT_ENABLE_ALL"
     for r in rows:
-        if r["status"] == INACCURATE:
-            assert r["err_to_tol"] > 1
-        elif r["status"] in (OK, "pruned"):
-            assert r["err_to_tol"] <= 1
+        if r.status == Status.INACCURATE:
+            assert r.err_to_tol is not None and r.err_to_tol > 1
+        elif r.status in (Status.OK, Status.PRUNED):
+            assert r.err_to_tol is not None and r.err_to_tol <= 1
     assert all(c["config_id"] not in inaccurate for c in outcome.compared)
     if outcome.pick is not None:  # None: an inconclusive verdict on a noisy machine
         assert outcome.pick.config_id not in inaccurate
@@ -81,12 +81,12 @@ def test_search_never_picks_an_inaccurate_configuration(transformer: Path) -> No
 
 
 def test_compare_outputs_by_dtype() -> None:
-    ref = [np.array([1.0, 2.0], np.float32), np.array([1, 2], np.int64)]
+    ref: list[Any] = [np.array([1.0, 2.0], np.float32), np.array([1, 2], np.int64)]
     assert compare_outputs(ref, [ref[0] + 1e-6, ref[1]], None, None)[0]
     ok, max_abs, _worst, why = compare_outputs(ref, [ref[0] + 0.1, ref[1]], None, None)
     assert not ok and max_abs == pytest.approx(0.1, rel=1e-3) and "0.1" in (why or "")
     assert not compare_outputs(ref, [ref[0], ref[1] + 1], None, None)[0]
-    half = [np.array([1.0], np.float16)]
+    half: list[Any] = [np.array([1.0], np.float16)]
     assert compare_outputs(half, [half[0] + np.float16(0.005)], None, None)[0]  # fp16: rtol 1e-2
     nan = [np.array([np.nan, 1.0], np.float32)]
     assert not compare_outputs([np.array([0.0, 1.0], np.float32)], nan, None, None)[0]

@@ -16,6 +16,7 @@ from autotune import adapt as adapt_module
 from autotune.chip import current_chip
 from autotune.config import SessionConfig
 from autotune.store.database import Store
+from autotune.store.records import SearchRecord, TrialRecord
 from tests.conftest import FAST
 from tests.test_ladder import sibling_chip
 
@@ -39,24 +40,28 @@ def _relabel_to_sibling(db: Path, model: Path) -> str:
     }
     with Store.open(str(db), write=True) as store:
         store.upsert_search(
-            {
-                **common,
-                "search_id": "s1",
-                "state": "done",
-                "finished_at": "2026-11-23T00:00:00+00:00",
-                "pick_config": config.to_json(),
-                "pick_ratio": 0.8,
-            }
+            SearchRecord.from_row(
+                {
+                    **common,
+                    "search_id": "s1",
+                    "state": "done",
+                    "finished_at": "2026-11-23T00:00:00+00:00",
+                    "pick_config": config.to_json(),
+                    "pick_ratio": 0.8,
+                }
+            )
         )
         store.record_trial(
-            {
-                **common,
-                "trial_uid": "t1",
-                "config_id": config.config_id,
-                "config": config.to_json(),
-                "status": "ok",
-                "ratio": 0.8,
-            }
+            TrialRecord.from_row(
+                {
+                    **common,
+                    "trial_uid": "t1",
+                    "config_id": config.config_id,
+                    "config": config.to_json(),
+                    "status": "ok",
+                    "ratio": 0.8,
+                }
+            )
         )
     sibling, desc = sibling_chip()
     conn = sqlite3.connect(db)
@@ -87,10 +92,10 @@ def test_adapt_stores_a_local_verdict_for_a_relabelled_database(
     assert after.key.chip == current_chip().chip_id and after.config == result.pick
     with Store.open(write=False) as store:
         searches = [
-            s for s in store.searches(after.key) if (s["search_id"] or "").startswith("adapt-")
+            s for s in store.searches(after.key) if (s.search_id or "").startswith("adapt-")
         ]
     assert len(searches) == 1
-    verdict = json.loads(searches[0]["verdict"])
+    verdict = searches[0].verdict
     assert verdict["kind"] == "adapt" and verdict["adapted_from"] == [sibling]
     # a pick only if it beat the default by the margin, measured here
     if not result.pick.is_default():

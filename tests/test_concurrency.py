@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from autotune.store.database import Store
+from autotune.store.records import TrialRecord
 from autotune.store.sharing import merge
 from tests import models
 
@@ -52,7 +53,7 @@ def _writer(db: str, writer: str, rows: int, barrier: Any, errors: str) -> None:
         barrier.wait(timeout=60)
         with Store.open(db, write=True) as store:
             for i in range(rows):
-                store.record_trial(_trial(writer, i))
+                store.record_trial(TrialRecord.from_row(_trial(writer, i)))
     except BaseException:
         Path(errors, f"{writer}.txt").write_text(traceback.format_exc())
         raise

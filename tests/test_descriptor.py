@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -103,6 +104,7 @@ def test_chip_id_round_trip_and_migration_view() -> None:
 def test_descriptor_json_round_trip_and_refusals() -> None:
     d = from_chip_id("Apple M3 Max (16 cores) + GPU Apple", "Darwin 24 (arm64)")
     assert ChipDescriptor.from_json(d.to_json()) == d
+    bad: Any
     for bad in (
         {"vendor": "Apple", "evil": 1},
         {"cores": -1},
@@ -162,7 +164,7 @@ def test_homogeneous_linux_and_macos_perflevels(tmp_path: Path) -> None:
     assert core_split("Linux", set(range(4)), sys_root=tmp_path) == (2, 0)
     values = {"hw.perflevel0.physicalcpu": "12", "hw.perflevel1.physicalcpu": "4"}
     assert core_split("Darwin", set(), sysctl=values.get) == (12, 4)
-    assert core_split("Darwin", set(), sysctl={}.get) == (None, None)
+    assert core_split("Darwin", set(), sysctl=lambda name: None) == (None, None)
     d = describe(
         "Apple M3 Max", 16, ("GPU Apple",), system="Darwin", machine="arm64", sysctl=values.get
     )

@@ -46,7 +46,7 @@ def test_three_workers_share_one_journal_study(mlp_path: Path, tmp_path: Path) -
         rows = store.summary()
     assert len(rows) == 1
     # the study stops at 9 finished trials; workers finishing at once may add one or two more
-    assert 9 <= rows[0]["trials"] <= 12
+    assert 9 <= rows[0].trials <= 12
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -16,13 +16,9 @@ from click.testing import CliRunner
 
 from autotune.commands.cli_report import report_cmd
 from autotune.errors import AutotuneError, ReportError
-from autotune.output.html_report import (
-    format_speedup,
-    param_importances,
-    pareto_front,
-    write_report,
-)
+from autotune.output.html_report import format_speedup, pareto_front, write_report
 from autotune.store.database import Store
+from autotune.tuning.importances import param_importances
 from autotune.tuning.search import SearchOptions, run_search
 from tests import models
 from tests.conftest import FAST
@@ -199,7 +195,7 @@ def test_importances_need_enough_trials(searched: tuple[Path, Path]) -> None:
     importances, note = param_importances(rows)
     if importances is not None:  # six trials may or may not tell, but never wrongly shaped
         assert abs(sum(importances.values()) - 1.0) < 1e-6 or sum(importances.values()) < 1.0
-        choices = {_provider_choices(r["params"]) for r in rows if r["params"]}
+        choices = {_provider_choices(r.params) for r in rows if r.params}
         if choices == {1}:  # one choice here: it cannot matter (a plugin device makes more)
             assert "provider" not in importances
 

@@ -6,6 +6,7 @@ import json
 import logging
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -15,6 +16,7 @@ from autotune import ladder
 from autotune.config import SessionConfig
 from autotune.descriptor import ChipDescriptor, describe, parse_brand
 from autotune.store.database import Store
+from autotune.store.records import SearchRecord, TrialRecord
 
 
 def _apple(brand: str, p: int, e: int, acc: tuple[str, ...] = ("GPU Apple",)) -> ChipDescriptor:
@@ -97,6 +99,7 @@ def test_thread_roles_are_re_derived_on_the_local_chip() -> None:
     # a plain number is capped at the cores usable here
     assert ladder.threads_for(24, M3_PRO) == 12
     assert ladder.check_roles({"intra_op_num_threads": 3}) == {"intra_op_num_threads": 3}
+    bad: Any
     for bad in ({"intra_op_num_threads": "many"}, {"x": 1}, [], {"intra_op_num_threads": True}):
         with pytest.raises(ValueError):
             ladder.check_roles(bad)
@@ -132,24 +135,28 @@ def store_sibling_pick(model: Path, config: SessionConfig, chip: str, desc: Chip
     }
     with Store.open(write=True) as store:
         store.upsert_search(
-            {
-                **common,
-                "search_id": "sibling-" + chip,
-                "state": "done",
-                "finished_at": "2026-11-23T00:00:00+00:00",
-                "pick_config": config.to_json(),
-                "pick_ratio": 0.8,
-            }
+            SearchRecord.from_row(
+                {
+                    **common,
+                    "search_id": "sibling-" + chip,
+                    "state": "done",
+                    "finished_at": "2026-11-23T00:00:00+00:00",
+                    "pick_config": config.to_json(),
+                    "pick_ratio": 0.8,
+                }
+            )
         )
         store.record_trial(
-            {
-                **common,
-                "trial_uid": "sibling-t-" + chip,
-                "config_id": config.config_id,
-                "config": config.to_json(),
-                "status": "ok",
-                "ratio": 0.8,
-            }
+            TrialRecord.from_row(
+                {
+                    **common,
+                    "trial_uid": "sibling-t-" + chip,
+                    "config_id": config.config_id,
+                    "config": config.to_json(),
+                    "status": "ok",
+                    "ratio": 0.8,
+                }
+            )
         )
 
 
@@ -160,6 +167,7 @@ def test_resolver_borrows_from_a_sibling_chip_and_says_so(
     from autotune.commands.cli import cli
 
     chip, desc = sibling_chip()
+    assert desc.performance_cores is not None
     measured = SessionConfig(
         graph_optimization_level="ORT_ENABLE_BASIC", intra_op_num_threads=desc.performance_cores
     ).canonical()

@@ -87,6 +87,6 @@ def test_allow_busy_goes_on_and_marks_every_trial(mlp_path: Path, cpu_hog: int) 
         rows = store.trials(outcome.key)
     assert len(rows) == 2
     for row in rows:
-        assert row["load_cores"] is not None and row["load_cores"] > 0.25
-        assert row["warning"].startswith("machine busy during this trial: other programs use")
+        assert row.load_cores is not None and row.load_cores > 0.25
+        assert (row.warning or "").startswith("machine busy during this trial: other programs use")
     assert outcome.busy["search"]["other_cores"] > 0.25

@@ -23,9 +23,14 @@ def test_digest_is_sha256_and_cached(mlp_path: Path, monkeypatch: pytest.MonkeyP
 
     expected = hashlib.sha256(mlp_path.read_bytes()).hexdigest()
     digest._memo.clear()
-    calls = []
+    calls: list[Path] = []
     real = digest._hash_file
-    monkeypatch.setattr(digest, "_hash_file", lambda p: calls.append(p) or real(p))
+
+    def counting(p: Path) -> str:
+        calls.append(p)
+        return real(p)
+
+    monkeypatch.setattr(digest, "_hash_file", counting)
     assert digest.model_digest(mlp_path) == expected
     digest._memo.clear()  # a new process: the on-disk cache answers
     assert digest.model_digest(mlp_path) == expected

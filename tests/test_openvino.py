@@ -9,7 +9,6 @@ cannot pass by skipping everything.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,7 @@ from autotune.build import build_session, dropped_providers
 from autotune.chip import current_chip
 from autotune.config import CPU, DEFAULT_CONFIG, SessionConfig
 from autotune.errors import ConfigError
-from autotune.measure.manager import EP_DROPPED, MeasuringWorker, WorkerSetup
+from autotune.measure.manager import MeasuringWorker, WorkerSetup
 from autotune.measure.worker import placement_of
 from autotune.model import free_dimensions, load_model_info, resolve_shapes, synthetic_feeds
 from autotune.providers import (
@@ -35,6 +34,7 @@ from autotune.providers import (
     validate_config,
 )
 from autotune.store.database import Store
+from autotune.store.records import Status, TrialRecord
 from autotune.tuning.search import SearchOptions, run_search
 from tests import models
 from tests.conftest import FAST
@@ -126,33 +126,33 @@ def test_search_chooses_between_openvino_and_cpu(tmp_path: Path) -> None:
     with Store.open() as store:
         rows = store.trials(outcome.key)
     assert len(rows) == outcome.measured == 14
-    assert outcome.failures == 0, [(r["label"], r["status"], r["error"]) for r in rows]
-    by_provider: dict[str, list[dict[str, Any]]] = {}
+    assert outcome.failures == 0, [(r.label, r.status, r.error) for r in rows]
+    by_provider: dict[str, list[TrialRecord]] = {}
     for row in rows:
-        by_provider.setdefault(str(row["provider"]), []).append(row)
+        by_provider.setdefault(str(row.provider), []).append(row)
     assert set(by_provider) == {CPU, OV}, "14 trials should try both providers"
 
-    ov_ok = [r for r in by_provider[OV] if r["status"] == "ok"]
-    assert ov_ok, [(r["label"], r["status"], r["error"]) for r in by_provider[OV]]
+    ov_ok = [r for r in by_provider[OV] if r.status == "ok"]
+    assert ov_ok, [(r.label, r.status, r.error) for r in by_provider[OV]]
     for row in ov_ok:
-        config = SessionConfig.from_json(str(row["config"]))
+        config = SessionConfig.from_json(str(row.config))
         options = dict(config.providers[0][1])
         assert config.providers[0][0] == OV and options["device_type"] == "CPU"
         assert options["precision"] in ("FP32", "ACCURACY")
-        placement = json.loads(str(row["placement"]))
+        placement = row.placement
         assert placement["available"] is True
         assert placement["requested"] == [OV]
         # the two OpenVINO partitions around the Scaler, which ran on the CPU EP
         assert placement["nodes"] == {OV: 4, CPU: 1}, placement
         assert placement["partitions"] == {OV: 2}, placement
         assert placement["cpu_fallback_ops"] == {"Scaler": 1}, placement
-        assert row["ratio"] is not None and row["max_abs_err"] is not None
-        assert float(row["err_to_tol"]) <= 1.0
+        assert row.ratio is not None and row.max_abs_err is not None
+        assert row.err_to_tol is not None and row.err_to_tol <= 1.0
 
-    cpu_ok = [r for r in by_provider[CPU] if r["status"] == "ok"]
+    cpu_ok = [r for r in by_provider[CPU] if r.status == "ok"]
     assert cpu_ok
     for row in cpu_ok:
-        placement = json.loads(str(row["placement"]))
+        placement = row.placement
         assert placement["nodes"] == {CPU: 5}, placement
         assert placement["partitions"] == {}
         assert placement["cpu_fallback_ops"] == {}  # nothing was asked of another EP
@@ -211,7 +211,7 @@ def test_silent_drop_of_openvino_is_detected(tmp_path: Path) -> None:
         result = worker.measure(config, timeout=120)
     finally:
         worker.close()
-    assert result.status == EP_DROPPED, (result.status, result.error)
+    assert result.status == Status.EP_DROPPED, (result.status, result.error)
     assert result.error is not None and OV in result.error
     assert result.ratio is None  # never timed: a CPU session is not this configuration
     assert not result.placement.get("nodes", {}).get(OV)
@@ -222,7 +222,7 @@ def test_search_leaves_no_compiled_blobs_behind(tmp_path: Path) -> None:
     outcome = run_search(path, _options(trials=2, seed=1, variants=False))
     with Store.open() as store:
         rows = store.trials(outcome.key)
-    if not any(r["provider"] == OV and r["status"] == "ok" for r in rows):
+    if not any(r.provider == OV and r.status == "ok" for r in rows):
         pytest.fail("precondition: without variants, OpenVINO is measured right after the default")
     trials = Path(os.environ["AUTOTUNE_CACHE_DIR"]) / "trials"
     left = sorted(str(p.relative_to(trials)) for p in trials.rglob("*") if p.is_file())

@@ -308,12 +308,12 @@ def test_search_and_best_session_stay_clean(
     ov = _ov_device()
     if ov is not None:  # an Intel CPU: the plugin's trial ran on its device, in its process
         assert f"from {OPENVINO}" in plan
-        plugin_rows = [r for r in rows if '"plugin"' in str(r["config"])]
-        assert plugin_rows, [r["label"] for r in rows]
-        placement = json.loads(plugin_rows[0]["placement"])
+        plugin_rows = [r for r in rows if '"plugin"' in str(r.config)]
+        assert plugin_rows, [r.label for r in rows]
+        placement = plugin_rows[0].placement
         assert placement["nodes"].get("OpenVINOExecutionProvider") == 3, plugin_rows[0]
         # its compile cache (CACHE_DIR inside load_config) was filled and read back
-        assert plugin_rows[0]["cached_session_create_ms"] is not None
+        assert plugin_rows[0].cached_session_create_ms is not None
     else:
         assert "plugins without a device here" in plan and OPENVINO in plan
     with caplog.at_level(logging.WARNING, logger="autotune"):

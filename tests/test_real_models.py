@@ -326,24 +326,20 @@ def test_a_search_on_real_inputs_measures_again(tmp_path: Path, mlp_path: Path) 
         rows = store.trials(real.key)
         searches = store.searches(real.key)
     digest = feeds_digest(feeds)
-    on_real = [r for r in rows if r["inputs_digest"] == digest]
-    on_synthetic = [r for r in rows if r["inputs_digest"] is None]
+    on_real = [r for r in rows if r.inputs_digest == digest]
+    on_synthetic = [r for r in rows if r.inputs_digest is None]
     assert len(on_real) == 3 and len(on_synthetic) == 4
-    first_two = {r["config_id"] for r in sorted(on_real, key=lambda r: r["trial_number"])[:2]}
-    assert DEFAULT_CONFIG.config_id in {r["config_id"] for r in on_real}
+    first_two = {r.config_id for r in sorted(on_real, key=lambda r: r.trial_number or 0)[:2]}
+    assert DEFAULT_CONFIG.config_id in {r.config_id for r in on_real}
     # the best result stored on synthetic inputs is validated on the real ones first
     best_synthetic = min(
-        (
-            r
-            for r in on_synthetic
-            if r["status"] == "ok" and r["config_id"] != DEFAULT_CONFIG.config_id
-        ),
-        key=lambda r: r["ratio"],
+        (r for r in on_synthetic if r.status == "ok" and r.config_id != DEFAULT_CONFIG.config_id),
+        key=lambda r: r.ratio or 0.0,
     )
-    assert best_synthetic["config_id"] in first_two | {DEFAULT_CONFIG.config_id}
+    assert best_synthetic.config_id in first_two | {DEFAULT_CONFIG.config_id}
     # the verdict on real inputs compares only configurations measured on them
-    assert {c["config_id"] for c in real.compared} <= {r["config_id"] for r in on_real}
-    assert {s["inputs_digest"] for s in searches} == {None, digest}
+    assert {c["config_id"] for c in real.compared} <= {r.config_id for r in on_real}
+    assert {s.inputs_digest for s in searches} == {None, digest}
     again = run_search(mlp_path, _options(trials=3, inputs=str(npz)))
     assert again.resumed == 3 and again.measured == 0
 

@@ -13,6 +13,7 @@ import autotune
 from autotune.config import SessionConfig
 from autotune.errors import SessionBuildError
 from autotune.store.database import Store
+from autotune.store.records import SearchRecord, TrialRecord
 
 
 def _store_pick(
@@ -30,34 +31,38 @@ def _store_pick(
     chip = current_chip()
     with Store.open(write=True) as store:
         store.upsert_search(
-            {
-                "search_id": config.config_id + (ort_version or ""),
-                "model_digest": model_digest(mlp_path),
-                "model_name": mlp_path.name,
-                "chip": chip.chip_id,
-                "ort_version": ort_version or chip.ort_version,
-                "shapes": "x=1x16",
-                "default_shapes": 1,
-                "state": "done",
-                "finished_at": finished_at,
-                "pick_config": config.to_json(),
-                "pick_ratio": 0.9,
-                **search,
-            }
+            SearchRecord.from_row(
+                {
+                    "search_id": config.config_id + (ort_version or ""),
+                    "model_digest": model_digest(mlp_path),
+                    "model_name": mlp_path.name,
+                    "chip": chip.chip_id,
+                    "ort_version": ort_version or chip.ort_version,
+                    "shapes": "x=1x16",
+                    "default_shapes": 1,
+                    "state": "done",
+                    "finished_at": finished_at,
+                    "pick_config": config.to_json(),
+                    "pick_ratio": 0.9,
+                    **search,
+                }
+            )
         )
         store.record_trial(
-            {
-                "trial_uid": "t-" + config.config_id + (ort_version or ""),
-                "model_digest": model_digest(mlp_path),
-                "chip": chip.chip_id,
-                "ort_version": ort_version or chip.ort_version,
-                "shapes": "x=1x16",
-                "default_shapes": 1,
-                "config_id": config.config_id,
-                "config": config.to_json(),
-                "status": "ok",
-                "ratio": 0.9,
-            }
+            TrialRecord.from_row(
+                {
+                    "trial_uid": "t-" + config.config_id + (ort_version or ""),
+                    "model_digest": model_digest(mlp_path),
+                    "chip": chip.chip_id,
+                    "ort_version": ort_version or chip.ort_version,
+                    "shapes": "x=1x16",
+                    "default_shapes": 1,
+                    "config_id": config.config_id,
+                    "config": config.to_json(),
+                    "status": "ok",
+                    "ratio": 0.9,
+                }
+            )
         )
 
 
@@ -164,19 +169,21 @@ def _search(mlp_path: Path, search_id: str, pick: SessionConfig | None, **row: o
     key = {"model_digest": model_digest(mlp_path), "chip": chip.chip_id,
            "ort_version": chip.ort_version, "shapes": "x=1x16", "default_shapes": 1}  # fmt: skip
     with Store.open(write=True) as store:
-        store.upsert_search({**key, "search_id": search_id, "objective": "latency",
+        store.upsert_search(SearchRecord.from_row(
+            {**key, "search_id": search_id, "objective": "latency",
                              "finished_at": "2026-11-23T00:00:00+00:00",
                              "pick_config": pick.to_json() if pick else None, "pick_ratio": 0.9,
-                             **row})  # fmt: skip
+                             **row}))  # fmt: skip
         for uid, cfg, ratio, create in (
             ("default", SessionConfig().canonical(), 1.0, 50.0),
             ("fast", FAST_ONE, 0.5, 60.0),
             ("quick", QUICK_LOAD, 1.05, 5.0),
         ):
-            store.record_trial({**key, "trial_uid": f"{search_id}-{uid}", "search_id": search_id,
+            store.record_trial(TrialRecord.from_row(
+                {**key, "trial_uid": f"{search_id}-{uid}", "search_id": search_id,
                                 "config_id": cfg.config_id, "config": cfg.to_json(),
                                 "status": "ok", "ratio": ratio, "session_create_ms": create,
-                                "first_run_ms": 1.0, "session_rss_mb": 5.0})  # fmt: skip
+                                "first_run_ms": 1.0, "session_rss_mb": 5.0}))  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -215,11 +222,12 @@ def test_single_trials_are_never_served(mlp_path: Path) -> None:
 
     chip = current_chip()
     with Store.open(write=True) as store:  # a trial without any search: never won a head-to-head
-        store.record_trial({"trial_uid": "lonely", "model_digest": model_digest(mlp_path),
+        store.record_trial(TrialRecord.from_row(
+            {"trial_uid": "lonely", "model_digest": model_digest(mlp_path),
                             "chip": chip.chip_id, "ort_version": chip.ort_version,
                             "shapes": "x=1x16", "default_shapes": 1,
                             "config_id": FAST_ONE.config_id, "config": FAST_ONE.to_json(),
-                            "status": "ok", "ratio": 0.1})  # fmt: skip
+                            "status": "ok", "ratio": 0.1}))  # fmt: skip
     assert autotune.best_config(mlp_path) is None
     # the head-to-head kept the default: its faster-looking trial stays a trial
     _search(mlp_path, "s1", SessionConfig().canonical(), state="done", outcome="default")

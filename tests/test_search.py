@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from autotune.config import DEFAULT_CONFIG, SessionConfig
 from autotune.errors import SearchError, ShapeError
 from autotune.store.database import ResultKey, Store
+from autotune.store.records import TrialRecord
 from autotune.tuning.search import SearchOptions, run_search
 from tests import faults
 from tests.conftest import FAST
@@ -21,7 +23,7 @@ def _options(**kw: object) -> SearchOptions:
     return SearchOptions(**base)  # type: ignore[arg-type]
 
 
-def _trials(outcome_key: ResultKey) -> list[dict[str, object]]:
+def _trials(outcome_key: ResultKey) -> list[TrialRecord]:
     with Store.open() as store:
         return store.trials(outcome_key)
 
@@ -30,20 +32,20 @@ def test_search_stores_every_trial_with_default_first(mlp_path: Path) -> None:
     outcome = run_search(mlp_path, _options())
     rows = _trials(outcome.key)
     assert len(rows) == 5 == outcome.measured
-    first = min(rows, key=lambda r: r["trial_number"])  # type: ignore[arg-type, return-value]
-    assert first["config_id"] == DEFAULT_CONFIG.config_id
-    assert len({r["config_id"] for r in rows}) == 5  # no configuration measured twice
+    first = min(rows, key=lambda r: r.trial_number)  # type: ignore[arg-type, return-value]
+    assert first.config_id == DEFAULT_CONFIG.config_id
+    assert len({r.config_id for r in rows}) == 5  # no configuration measured twice
     for row in rows:
-        assert row["status"] in ("ok", "pruned")
-        assert row["chip"] == outcome.key.chip
-        assert row["shapes"] == "x=1x16"
-        assert row["autotune_version"]
-        assert row["session_create_ms"] is not None and row["first_run_ms"] is not None
-        placement = json.loads(row["placement"])  # type: ignore[arg-type]
+        assert row.status in ("ok", "pruned")
+        assert row.chip == outcome.key.chip
+        assert row.shapes == "x=1x16"
+        assert row.autotune_version
+        assert row.session_create_ms is not None and row.first_run_ms is not None
+        placement = row.placement
         assert placement["nodes"] == {"CPUExecutionProvider": 3}
-        SessionConfig.from_json(row["config"])  # type: ignore[arg-type]
-    ok = [r for r in rows if r["status"] == "ok"]
-    assert all(0.2 < r["ratio"] < 5 for r in ok)  # type: ignore[operator]
+        SessionConfig.from_json(row.config)  # type: ignore[arg-type]
+    ok = [r for r in rows if r.status == "ok"]
+    assert all(0.2 < r.ratio < 5 for r in ok)  # type: ignore[operator]
     assert outcome.compared[0]["config_id"] == DEFAULT_CONFIG.config_id
     # the verdict never reports something slower than the default as the pick
     assert outcome.outcome == "inconclusive" or outcome.speedup >= 1.0  # type: ignore[operator]
@@ -56,7 +58,7 @@ def test_search_resumes_without_measuring_again(mlp_path: Path) -> None:
     assert second.measured == 3
     rows = _trials(first.key)
     assert len(rows) == 6
-    assert len({r["config_id"] for r in rows}) == 6
+    assert len({r.config_id for r in rows}) == 6
     # a third run with the same budget measures nothing new, and still gives a verdict
     third = run_search(mlp_path, _options(trials=6))
     assert third.measured == 0 and len(_trials(first.key)) == 6
@@ -67,16 +69,16 @@ def test_crashing_trial_is_recorded_and_search_goes_on(mlp_path: Path) -> None:
     options = _options(trials=8, worker_target=faults.crashing_worker)
     outcome = run_search(mlp_path, options)
     rows = _trials(outcome.key)
-    crashed = [r for r in rows if r["status"] == "crashed"]
+    crashed = [r for r in rows if r.status == "crashed"]
     assert crashed, "the sampler should have proposed a one-thread configuration in 8 trials"
-    assert all("SIGSEGV" in r["error"] for r in crashed)  # type: ignore[operator]
-    assert all(json.loads(r["config"])["intra_op_num_threads"] == 1 for r in crashed)  # type: ignore[arg-type]
-    assert len([r for r in rows if r["status"] in ("ok", "pruned")]) == len(rows) - len(crashed)
+    assert all("SIGSEGV" in r.error for r in crashed)  # type: ignore[operator]
+    assert all(json.loads(r.config or "")["intra_op_num_threads"] == 1 for r in crashed)
+    assert len([r for r in rows if r.status in ("ok", "pruned")]) == len(rows) - len(crashed)
     assert outcome.measured == 8
     # resumed: the crashed configurations are known and never tried again
     again = run_search(mlp_path, _options(trials=12, worker_target=faults.crashing_worker))
     rows = _trials(outcome.key)
-    ids = [r["config_id"] for r in rows]
+    ids = [r.config_id for r in rows]
     assert len(ids) == len(set(ids)) == 12
     assert again.resumed == 8
 
@@ -86,9 +88,9 @@ def test_hanging_trial_times_out(mlp_path: Path) -> None:
     options = _options(trials=6, trial_timeout=3.0, worker_target=faults.hanging_worker)
     outcome = run_search(mlp_path, options)
     rows = _trials(outcome.key)
-    timeouts = [r for r in rows if r["status"] == "timeout"]
+    timeouts = [r for r in rows if r.status == "timeout"]
     assert timeouts
-    assert "no answer within 3 s" in timeouts[0]["error"]  # type: ignore[operator]
+    assert "no answer within 3 s" in timeouts[0].error  # type: ignore[operator]
     assert outcome.measured == 6
 
 
@@ -106,7 +108,7 @@ def test_shapes_key_results(dynamic_path: Path) -> None:
     assert a.key.shapes == "tokens=1x8;x=1x3x8" and b.key.shapes == "tokens=1x32;x=1x3x8"
     assert b.resumed == 0  # another shape is another result
     rows = _trials(a.key)
-    configs = [json.loads(r["config"]) for r in rows]  # type: ignore[arg-type]
+    configs = [json.loads(r.config or "") for r in rows]
     # free-dimension overrides are part of the space when dims were given with --shape
     assert all("free_dimension_overrides" in c for c in configs)
 
@@ -144,11 +146,11 @@ def test_results_from_another_ort_version_are_revalidated_first(mlp_path: Path) 
     ).fetchone()
     conn.close()
     again = run_search(mlp_path, _options(trials=3, seed=9))
-    rows = sorted(_trials(again.key), key=lambda r: r["trial_number"])  # type: ignore[arg-type, return-value]
+    rows = sorted(_trials(again.key), key=lambda r: r.trial_number)  # type: ignore[arg-type, return-value]
     assert again.resumed == 0 and first.key.ort_version == again.key.ort_version
-    assert rows[0]["config_id"] == DEFAULT_CONFIG.config_id
+    assert rows[0].config_id == DEFAULT_CONFIG.config_id
     if best_old:
-        assert rows[1]["config_id"] == best_old[0]
+        assert rows[1].config_id == best_old[0]
 
 
 def test_show_filters_by_provenance(mlp_path: Path) -> None:
@@ -182,18 +184,18 @@ def test_dead_dimensions_are_frozen_at_the_default(mlp_path: Path) -> None:
     store = Store.open(write=True)
     search = _Search(mlp_path, "m", ResultKey("d", "c", "v", "x=1"), True, {}, store, _options(),
                      lambda e: None, 0.0)  # fmt: skip
-    search.known[DEFAULT_CONFIG.config_id] = {"status": "ok", "ratio": 1.0}
+    search.known[DEFAULT_CONFIG.config_id] = TrialRecord(status="ok", ratio=1.0)
     for dimension, params in variants:
         cfg = suggest_config(optuna_fixed(params), ctx, available_spaces(), levels=levels)
         search.variant_dims[cfg.config_id] = dimension
         ratio = 1.004 if dimension in ("enable_mem_pattern", "enable_cpu_mem_arena") else 1.3
-        search.known[cfg.config_id] = {"status": "ok", "ratio": ratio}
+        search.known[cfg.config_id] = TrialRecord(status="ok", ratio=ratio)
     search._freeze_dead_dimensions()
     store.close()
     assert search.frozen == {"enable_mem_pattern": True, "enable_cpu_mem_arena": True}
 
 
-def optuna_fixed(params: dict[str, object]) -> object:
+def optuna_fixed(params: dict[str, object]) -> Any:
     from optuna.trial import FixedTrial
 
     return FixedTrial(params)
@@ -209,7 +211,7 @@ def test_stale_result_of_another_build_is_not_replayed_here(mlp_path: Path) -> N
         providers=(("OpenVINOExecutionProvider", {"device_type": "CPU", "precision": "FP32"}),)
     )
     with Store.open(write=True) as store:
-        store.record_trial(
+        store.record_trial(TrialRecord.from_row(
             {
                 "trial_uid": "ov-1", "model_digest": model_digest(mlp_path),
                 "chip": current_chip().chip_id, "ort_version": "1.24.1", "shapes": "x=1x16",
@@ -217,7 +219,7 @@ def test_stale_result_of_another_build_is_not_replayed_here(mlp_path: Path) -> N
                 "params": json.dumps({"params": {"provider": "OpenVINOExecutionProvider"},
                                       "distributions": {}}),
             }
-        )  # fmt: skip
+        ))  # fmt: skip
     outcome = run_search(mlp_path, _options(trials=3))
     assert outcome.measured == 3
-    assert all("OpenVINO" not in r["config"] for r in _trials(outcome.key))  # type: ignore[operator]
+    assert all("OpenVINO" not in r.config for r in _trials(outcome.key))  # type: ignore[operator]

@@ -10,12 +10,13 @@ import sqlite_utils
 
 from autotune.errors import DatabaseError
 from autotune.store.database import KNOWN_MIGRATIONS, Store, migrations, open_writable
+from autotune.store.records import TrialRecord
 
 
 def test_blank_database_migrates_to_the_schema(tmp_path: Path) -> None:
     db = open_writable(tmp_path / "new.db")
     assert {m.name for m in migrations.applied(db)} == KNOWN_MIGRATIONS
-    trials = db["trials"].columns_dict  # type: ignore[union-attr]
+    trials = db["trials"].columns_dict
     for column, kind in {
         "trial_uid": str,
         "model_digest": str,
@@ -35,7 +36,7 @@ def test_blank_database_migrates_to_the_schema(tmp_path: Path) -> None:
         "placement": str,
     }.items():
         assert trials[column] is kind, column
-    assert "pick_config" in db["searches"].columns_dict  # type: ignore[union-attr]
+    assert "pick_config" in db["searches"].columns_dict
     assert db.journal_mode == "wal"
     # opening again applies nothing twice
     db.conn.close()
@@ -71,7 +72,7 @@ def test_read_only_file_in_read_only_directory(tmp_path: Path) -> None:
         with pytest.raises(OSError):
             (bundle / "probe").write_text("x")
         store = Store([tmp_path / "mine.db", bundle / "team.db"], write=False)
-        assert [r["trial_uid"] for r in store.trials_of_model("d")] == ["u1"]
+        assert [r.trial_uid for r in store.trials_of_model("d")] == ["u1"]
         store.close()
     finally:
         # fails ("target is busy") if a connection to the file was left open
@@ -97,18 +98,20 @@ def test_layers_read_all_and_write_first(tmp_path: Path) -> None:
     team.conn.close()
     store = Store([tmp_path / "mine.db", tmp_path / "team.db"], write=True)
     store.record_trial(
-        {
-            "trial_uid": "m1",
-            "model_digest": "d",
-            "chip": "c",
-            "ort_version": "v",
-            "shapes": "x=1",
-            "config_id": "j",
-            "status": "ok",
-            "created_at": "2026",
-        }
+        TrialRecord.from_row(
+            {
+                "trial_uid": "m1",
+                "model_digest": "d",
+                "chip": "c",
+                "ort_version": "v",
+                "shapes": "x=1",
+                "config_id": "j",
+                "status": "ok",
+                "created_at": "2026",
+            }
+        )
     )
-    assert {r["trial_uid"] for r in store.trials_of_model("d")} == {"t1", "m1"}
+    assert {r.trial_uid for r in store.trials_of_model("d")} == {"t1", "m1"}
     store.close()
     conn = sqlite3.connect(tmp_path / "team.db")
     assert conn.execute("select count(*) from trials").fetchone()[0] == 1  # team db untouched
@@ -121,7 +124,7 @@ def test_failed_migration_rolls_back(tmp_path: Path) -> None:
     path = tmp_path / "half.db"
     open_writable(path).conn.close()
 
-    @store_module.migrations()
+    @store_module.migrations()  # type: ignore[untyped-decorator]
     def m900_broken(db: sqlite_utils.Database) -> None:
         db["scratch"].insert({"a": 1})  # type: ignore[union-attr]
         raise RuntimeError("boom")
@@ -168,8 +171,8 @@ def test_older_database_is_upgraded_on_first_write_keeping_its_rows(tmp_path: Pa
     conn.close()
     # the first write migrates, keeping the rows
     db = open_writable(path)
-    assert "cached_session_create_ms" in db["trials"].columns_dict  # type: ignore[union-attr]
-    assert db["trials"].count == 1  # type: ignore[union-attr]
+    assert "cached_session_create_ms" in db["trials"].columns_dict
+    assert db["trials"].count == 1
 
 
 def test_schema_names_match_the_store_list() -> None:
@@ -178,12 +181,18 @@ def test_schema_names_match_the_store_list() -> None:
     assert {m.name for m in schema_migrations._migrations} == KNOWN_MIGRATIONS
 
 
-def test_read_columns_match_the_migrations(tmp_path: Path) -> None:
-    """What a read returns for each row (``store.COLUMNS``) is exactly the schema."""
+def test_records_hold_the_schema_columns(tmp_path: Path) -> None:
+    """The records' fields (what a read returns for each row, ``COLUMNS``) are exactly the
+    schema's columns, in its order, with its types; JSON columns are the schema's text ones."""
+    from dataclasses import fields
+
     from autotune.store.database import COLUMNS
+    from autotune.store.records import SearchRecord, TrialRecord, json_columns
 
     db = open_writable(tmp_path / "new.db")
-    for table, columns in COLUMNS.items():
-        stored = db[table].columns_dict  # type: ignore[union-attr]
-        assert columns == stored, table
+    for table, record in (("trials", TrialRecord), ("searches", SearchRecord)):
+        stored = db[table].columns_dict
+        assert COLUMNS[table] == stored, table
+        assert [f.name for f in fields(record)] == list(stored), table
+        assert all(stored[c] is str for c in json_columns(record)), table
     db.conn.close()

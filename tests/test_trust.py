@@ -26,6 +26,7 @@ from autotune.config import DEFAULT_CONFIG, SessionConfig
 from autotune.digest import model_digest
 from autotune.errors import DatabaseError
 from autotune.store.database import Store
+from autotune.store.records import SearchRecord, TrialRecord
 
 MINE = SessionConfig(graph_optimization_level="ORT_ENABLE_BASIC").canonical()
 TEAMS = SessionConfig(graph_optimization_level="ORT_ENABLE_EXTENDED").canonical()
@@ -56,17 +57,18 @@ def verdict(
     """A finished latency search picking ``config``, and its trial, as a search writes them."""
     key = _key(model)
     with Store.open(str(db), write=True) as store:
-        store.upsert_search({**key, "search_id": search_id, "state": "done",
+        store.upsert_search(SearchRecord.from_row({**key, "search_id": search_id, "state": "done",
                              "objective": "latency", "outcome": "pick",
                              "started_at": finished_at, "finished_at": finished_at,
                              "pick_config": config.to_json(), "pick_ratio": 0.9,
-                             "speedup": 1 / 0.9, **extra})  # fmt: skip
-        store.record_trial({**key, "trial_uid": f"t-{search_id}-{config.config_id}",
+                             "speedup": 1 / 0.9, **extra}))  # fmt: skip
+        store.record_trial(TrialRecord.from_row(
+            {**key, "trial_uid": f"t-{search_id}-{config.config_id}",
                             "search_id": search_id, "config_id": config.config_id,
                             "config": config.to_json(), "status": "ok", "ratio": 0.9,
                             "label": config.describe(), "created_at": finished_at,
                             "session_create_ms": 5.0, "first_run_ms": 1.0,
-                            "session_rss_mb": 2.0})  # fmt: skip
+                            "session_rss_mb": 2.0}))  # fmt: skip
 
 
 def layered(*paths: Path) -> str:
@@ -107,9 +109,10 @@ def _damaged_page(path: Path, model: Path) -> None:
     tables are intact) and fails reading searches with "database disk image is malformed"."""
     with Store.open(str(path), write=True) as store:
         for i in range(300):
-            store.upsert_search({**_key(model), "search_id": f"s{i}", "state": "done",
+            store.upsert_search(SearchRecord.from_row(
+                {**_key(model), "search_id": f"s{i}", "state": "done",
                                  "pick_config": TEAMS.to_json(),
-                                 "verdict": "x" * 300})  # fmt: skip
+                                 "verdict": "x" * 300}))  # fmt: skip
     conn = sqlite3.connect(path)
     conn.execute("PRAGMA journal_mode = DELETE")
     conn.close()
@@ -293,9 +296,10 @@ def test_merge_keeps_a_stored_verdict(mlp_path: Path, tmp_path: Path) -> None:
     # a rejected trial of that search, faster in its own (noisy) round than the pick
     rejected = SessionConfig(intra_op_num_threads=1).canonical()
     with Store.open(str(team), write=True) as store:
-        store.record_trial({**_key(mlp_path), "trial_uid": "t-rejected", "search_id": "s-team",
+        store.record_trial(TrialRecord.from_row(
+            {**_key(mlp_path), "trial_uid": "t-rejected", "search_id": "s-team",
                             "config_id": rejected.config_id, "config": rejected.to_json(),
-                            "status": "ok", "ratio": 0.5})  # fmt: skip
+                            "status": "ok", "ratio": 0.5}))  # fmt: skip
     before = dict(sqlite3.connect(team).execute("SELECT search_id, pick_config FROM searches"))
     # a hostile source: the same search id, finished later, with its verdict erased
     hostile = tmp_path / "hostile.jsonl"
@@ -467,7 +471,7 @@ def test_huge_values_cost_no_memory(mlp_path: Path, tmp_path: Path) -> None:
     with Store.open(str(texts)) as store:
         rows = store.trials_of_model(model_digest(mlp_path))
         assert len(rows) == 101 and all(
-            r["label"] is None for r in rows if r["trial_uid"].startswith("big-")
+            r.label is None for r in rows if (r.trial_uid or "").startswith("big-")
         )
     with Store.open(str(blobs)) as store:  # generated columns: the layer is not read at all
         assert not store.layers and "huge is a generated column" in store.problems[0]

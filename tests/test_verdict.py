@@ -8,6 +8,7 @@ from pathlib import Path
 from autotune.config import DEFAULT_CONFIG
 from autotune.measure.verdict import DEFAULT, INCONCLUSIVE, PICK, Round, decide
 from autotune.store.database import Store
+from autotune.store.records import SearchRecord, TrialRecord
 from autotune.tuning.search import SearchOptions, run_search
 from tests import faults
 from tests.conftest import FAST
@@ -93,9 +94,9 @@ def test_an_injected_a_a_disagreement_gives_an_inconclusive_search_and_no_pick(
     assert outcome.aa_spread is not None and outcome.aa_spread > 1.0
     with Store.open() as store:
         (row,) = store.searches(outcome.key)
-    assert row["state"] == "done" and row["outcome"] == INCONCLUSIVE
-    assert row["pick_config"] is None and row["pick_ratio"] is None
-    assert row["aa_spread"] == outcome.aa_spread
+    assert row.state == "done" and row.outcome == INCONCLUSIVE
+    assert row.pick_config is None and row.pick_ratio is None
+    assert row.aa_spread == outcome.aa_spread
 
 
 def test_a_search_reports_one_figure_everywhere(mlp_path: Path) -> None:
@@ -105,17 +106,15 @@ def test_a_search_reports_one_figure_everywhere(mlp_path: Path) -> None:
     outcome = run_search(mlp_path, SearchOptions(trials=4, protocol=FAST, seed=1))
     with Store.open() as store:
         (row,) = store.searches(outcome.key)
-    assert row["outcome"] == outcome.outcome
+    assert row.outcome == outcome.outcome
     if outcome.outcome == INCONCLUSIVE:
-        assert row["speedup"] is None
+        assert row.speedup is None
         assert "Inconclusive" in outcome_text(outcome)
         return
-    assert row["speedup"] == outcome.speedup == outcome_dict(outcome)["speedup"]
-    assert row["pick_ratio"] == 1 / outcome.speedup  # type: ignore[operator]
-    entry = next(c for c in outcome.compared if c["config_id"] == row["pick_config_id"])
-    assert entry["speedup"] == outcome.speedup or row["pick_config_id"] == (
-        DEFAULT_CONFIG.config_id
-    )
+    assert row.speedup == outcome.speedup == outcome_dict(outcome)["speedup"]
+    assert row.pick_ratio == 1 / outcome.speedup  # type: ignore[operator]
+    entry = next(c for c in outcome.compared if c["config_id"] == row.pick_config_id)
+    assert entry["speedup"] == outcome.speedup or row.pick_config_id == (DEFAULT_CONFIG.config_id)
 
 
 def test_list_show_and_best_print_the_verdicts_figure_not_a_trial_estimate(
@@ -144,34 +143,38 @@ def test_list_show_and_best_print_the_verdicts_figure_not_a_trial_estimate(
     with Store.open(write=True) as store:
         for config, ratio in ((DEFAULT_CONFIG, 1.0), (pick, 0.8), (refuted, 1 / 1.5)):
             store.record_trial(
-                {
-                    **key,
-                    "trial_uid": config.config_id,
-                    "config_id": config.config_id,
-                    "config": config.to_json(),
-                    "label": config.describe(),
-                    "status": "ok",
-                    "ratio": ratio,
-                    "created_at": "2026-12-01T00:00:00+00:00",
-                }
+                TrialRecord.from_row(
+                    {
+                        **key,
+                        "trial_uid": config.config_id,
+                        "config_id": config.config_id,
+                        "config": config.to_json(),
+                        "label": config.describe(),
+                        "status": "ok",
+                        "ratio": ratio,
+                        "created_at": "2026-12-01T00:00:00+00:00",
+                    }
+                )
             )
         store.upsert_search(
-            {
-                **key,
-                "search_id": "s1",
-                "state": "done",
-                "finished_at": "2026-12-01T00:01:00+00:00",
-                "objective": "latency",
-                "outcome": PICK,
-                "pick_config_id": pick.config_id,
-                "pick_config": pick.to_json(),
-                "pick_label": pick.describe(),
-                "pick_ratio": 1 / 1.234,
-                "speedup": 1.234,
-                "speedup_low": 1.1,
-                "speedup_high": 1.3,
-                "aa_spread": 0.012,
-            }
+            SearchRecord.from_row(
+                {
+                    **key,
+                    "search_id": "s1",
+                    "state": "done",
+                    "finished_at": "2026-12-01T00:01:00+00:00",
+                    "objective": "latency",
+                    "outcome": PICK,
+                    "pick_config_id": pick.config_id,
+                    "pick_config": pick.to_json(),
+                    "pick_label": pick.describe(),
+                    "pick_ratio": 1 / 1.234,
+                    "speedup": 1.234,
+                    "speedup_low": 1.1,
+                    "speedup_high": 1.3,
+                    "aa_spread": 0.012,
+                }
+            )
         )
     runner = CliRunner()
     listed = runner.invoke(cli, ["list"]).output

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from typing import Any
@@ -286,7 +287,8 @@ def list_(db: str | None, as_json: bool) -> None:
     with Store.open(db, write=False) as store:
         rows = store.summary()
     _warn_skipped(store)
-    click.echo(json.dumps(rows, indent=2) if as_json else summary_text(rows))
+    plain = [dataclasses.asdict(r) for r in rows]
+    click.echo(json.dumps(plain, indent=2) if as_json else summary_text(rows))
 
 
 @cli.command()
@@ -312,6 +314,7 @@ def show(
     from autotune.model import search_hint
     from autotune.output.tables import ordered_trials, trials_text
     from autotune.store.database import Store
+    from autotune.store.records import as_plain
 
     digest = model_digest(model)
     chip_id = current_chip().chip_id
@@ -321,26 +324,19 @@ def show(
             [
                 r
                 for r in store.trials_of_model(digest, None if all_chips else chip_id)
-                if (host is None or host in (r["host"], r["host_id"]))
-                and (user is None or r["user"] == user)
-                and (ort_version is None or r["ort_version"] == ort_version)
+                if (host is None or host in (r.host, r.host_id))
+                and (user is None or r.user == user)
+                and (ort_version is None or r.ort_version == ort_version)
             ]
         )
     _warn_skipped(store)
     if as_json:
-        verdict = _decoded(latest) if latest else None
+        verdict = as_plain(latest) if latest else None
         click.echo(
-            json.dumps({"verdict": verdict, "trials": [_decoded(r) for r in rows]}, indent=2)
+            json.dumps({"verdict": verdict, "trials": [as_plain(r) for r in rows]}, indent=2)
         )
         return
     click.echo(trials_text(rows, model, latest, command=None if rows else search_hint(model)))
-
-
-def _decoded(row: dict[str, Any]) -> dict[str, Any]:
-    """A stored row with its JSON columns (config, placement, …) as objects, not strings."""
-    from autotune.store.database import JSON_COLUMNS, decode_json
-
-    return {k: decode_json(v) if k in JSON_COLUMNS else v for k, v in row.items()}
 
 
 def _warn_skipped(store: Any) -> None:

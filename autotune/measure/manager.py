@@ -47,15 +47,7 @@ from autotune.measure.messages import (
 )
 from autotune.measure.verdict import Round
 from autotune.measure.worker import worker_main
-
-# statuses a trial can end with
-OK = "ok"
-PRUNED = "pruned"
-FAILED = "failed"
-CRASHED = "crashed"
-TIMEOUT = "timeout"
-INACCURATE = "inaccurate"
-EP_DROPPED = "ep_dropped"
+from autotune.store.records import Status
 
 
 @dataclass(frozen=True)
@@ -245,7 +237,9 @@ class SessionProcess:
             raise
         if not isinstance(msg, Built):
             self.kill()
-            raise WorkerLost(FAILED, msg.error if isinstance(msg, BuildFailed) else repr(msg))
+            raise WorkerLost(
+                Status.FAILED, msg.error if isinstance(msg, BuildFailed) else repr(msg)
+            )
         self.built: Built = msg
         self._freeze()
 
@@ -264,7 +258,7 @@ class SessionProcess:
             if remaining <= 0:
                 self.kill()
                 raise WorkerLost(
-                    TIMEOUT, f"no answer within {timeout:.0f} s; the process was killed"
+                    Status.TIMEOUT, f"no answer within {timeout:.0f} s; the process was killed"
                 )
             try:
                 if self.conn.poll(min(remaining, 0.5)):
@@ -277,7 +271,7 @@ class SessionProcess:
                         return self.conn.recv()
                 except (EOFError, OSError):
                     pass
-                raise WorkerLost(CRASHED, _exit_text(self.process.exitcode))
+                raise WorkerLost(Status.CRASHED, _exit_text(self.process.exitcode))
 
     def block(self, runs: int, timeout: float) -> list[float]:
         """Time ``runs`` runs (after one discarded run) while every other process is frozen."""
@@ -289,7 +283,7 @@ class SessionProcess:
             self._freeze()
         if not isinstance(msg, BlockTimes):
             self.kill()
-            raise WorkerLost(FAILED, f"the process answered {msg!r} to a block of runs")
+            raise WorkerLost(Status.FAILED, f"the process answered {msg!r} to a block of runs")
         self.peak_rss_mb = msg.peak_rss_mb
         return msg.times_ms
 
@@ -385,7 +379,7 @@ class MeasuringWorker:
         try:
             built = cand.built
             result = TrialResult(
-                status=OK,
+                status=Status.OK,
                 session_create_ms=built.session_create_ms,
                 cached_session_create_ms=built.cached_session_create_ms,
                 first_run_ms=built.first_run_ms,
@@ -393,13 +387,13 @@ class MeasuringWorker:
                 placement=built.placement,
             )
             if built.dropped:
-                result.status = EP_DROPPED
+                result.status = Status.EP_DROPPED
                 result.error = f"ORT dropped {', '.join(built.dropped)} and ran on CPU"
                 return result
             placed = result.placement.get("nodes", {})
             silent = [n for n in result.placement.get("requested", []) if not placed.get(n)]
             if result.placement.get("available") and silent:
-                result.status = EP_DROPPED
+                result.status = Status.EP_DROPPED
                 result.error = f"{', '.join(silent)} took no nodes; the session ran on CPU"
                 return result
             ok, max_abs, worst, problem = compare_outputs(
@@ -407,7 +401,7 @@ class MeasuringWorker:
             )
             result.max_abs_err, result.err_to_tol = max_abs, worst
             if not ok:
-                result.status = INACCURATE
+                result.status = Status.INACCURATE
                 result.error = problem
                 return result
             self._interleave(cand, result, deadline, on_round)
@@ -443,7 +437,9 @@ class MeasuringWorker:
                 remaining = deadline - time.monotonic()
                 if proc is cand and remaining <= 0:
                     cand.kill()
-                    raise WorkerLost(TIMEOUT, "the trial ran past its time limit; it was killed")
+                    raise WorkerLost(
+                        Status.TIMEOUT, "the trial ran past its time limit; it was killed"
+                    )
                 blocks[tag] = proc.block(self.runs_per_block, max(remaining, 60.0))
             cand_ms = statistics.median(blocks["c"])
             ref_ms = statistics.median(blocks["r"])
@@ -476,7 +472,7 @@ class MeasuringWorker:
         result.reference_ms_p50 = _percentile(ref_samples, 50)
         result.runs = len(samples)
         if stopped:
-            result.status = PRUNED
+            result.status = Status.PRUNED
 
     def round_seconds(self, processes: int) -> float:
         """Estimated wall time of one head-to-head round over ``processes`` plus the reference."""

@@ -19,9 +19,7 @@ import html
 import json
 import logging
 import math
-import warnings
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,14 +28,12 @@ from typing import Any
 from autotune.config import DEFAULT_CONFIG, SessionConfig
 from autotune.errors import AutotuneError, DatabaseError, ReportError
 from autotune.output.tables import ms, ordered_trials, printable
-from autotune.store.database import ResultKey, Store, decode_json
+from autotune.store.database import ResultKey, Store
+from autotune.store.records import Outcome, SearchRecord, Status, TrialRecord
 from autotune.version import __version__
 
 log = logging.getLogger("autotune")
 
-OK = "ok"
-PRUNED = "pruned"
-MIN_IMPORTANCE_TRIALS = 5  # fewer measured trials than this cannot say which option mattered
 
 PARAM_NAMES = {
     "provider": "execution provider",
@@ -59,22 +55,26 @@ class ReportData:
 
     model_name: str
     key: ResultKey
-    trials: list[dict[str, Any]]
-    search: dict[str, Any] | None  # the latest finished search of this key
+    trials: list[TrialRecord]
+    search: SearchRecord | None  # the latest finished search of this key
     other_keys: list[tuple[str, str, int]]  # (ORT version, shapes, trials) also stored
     generated_at: str
 
     @property
-    def measured(self) -> list[dict[str, Any]]:
-        return [r for r in self.trials if r["status"] == OK and r["ratio"] is not None]
+    def measured(self) -> list[TrialRecord]:
+        return [
+            r
+            for r in self.trials
+            if r.status == Status.OK and r.ratio is not None and math.isfinite(r.ratio)
+        ]
 
     @property
-    def failures(self) -> list[dict[str, Any]]:
-        return [r for r in self.trials if r["status"] not in (OK, PRUNED)]
+    def failures(self) -> list[TrialRecord]:
+        return [r for r in self.trials if r.status not in (Status.OK, Status.PRUNED)]
 
     @property
     def pick_config_id(self) -> str | None:
-        return self.search["pick_config_id"] if self.search else None
+        return self.search.pick_config_id if self.search else None
 
 
 # -- public API --------------------------------------------------------------------------------
@@ -121,7 +121,7 @@ def load_report_data(
     digest = model_digest(model_path)
     chip = current_chip().chip_id
     with Store.open(db, write=False) as store:
-        rows = [_clean(r) for r in store.trials_of_model(digest, chip)]
+        rows = store.trials_of_model(digest, chip)
         if store.problems and not store.layers:
             raise DatabaseError(printable(store.problems[0]))
         for problem in store.problems:
@@ -134,54 +134,30 @@ def load_report_data(
 
             hint = "" if store.problems else f"; run: {search_hint(model_path)}"
             raise ReportError(f"no trials of {model_path} on {chip} are stored{hint}")
-        latest = max(rows, key=lambda r: (r["created_at"] or "", r["id"] or 0))
-        key = ResultKey(digest, chip, latest["ort_version"], latest["shapes"])
-        trials = [_clean(r) for r in store.trials(key)]
+        latest = max(rows, key=lambda r: (r.created_at or "", r.id or 0))
+        key = ResultKey(digest, chip, latest.ort_version or "", latest.shapes or "")
+        trials = store.trials(key)
         searches = [
-            _clean(s)
+            s
             for s in store.searches(key)
-            if s["state"] == "done"
-            and (isinstance(s["pick_config"], str) or s.get("outcome") == "inconclusive")
+            if s.done and (isinstance(s.pick_config, str) or s.outcome == Outcome.INCONCLUSIVE)
         ]
     counts: dict[tuple[str, str], int] = {}
     for row in rows:
-        k = (row["ort_version"], row["shapes"])
+        k = (row.ort_version or "", row.shapes or "")
         counts[k] = counts.get(k, 0) + 1
     others = [
         (v, s, n) for (v, s), n in sorted(counts.items()) if (v, s) != (key.ort_version, key.shapes)
     ]
-    search = max(searches, key=lambda s: s["finished_at"] or "") if searches else None
+    search = max(searches, key=lambda s: s.finished_at or "") if searches else None
     return ReportData(
-        model_name=latest["model_name"] or Path(model_path).name,
+        model_name=latest.model_name or Path(model_path).name,
         key=key,
         trials=trials,
         search=search,
         other_keys=others,
         generated_at=datetime.now(UTC).isoformat(timespec="seconds"),
     )
-
-
-# SQLite keeps whatever a writer put in a column; a database from another machine is cleaned
-# to the types the report expects before anything reads it.
-_NUMBERS = {
-    "ratio", "ratio_iqr", "latency_ms_p50", "latency_ms_p90", "session_create_ms",
-    "first_run_ms", "session_rss_mb", "peak_rss_mb", "pick_ratio", "pick_latency_ms_p50",
-    "default_latency_ms_p50",
-}  # fmt: skip
-_INTEGERS = {"id", "trial_number"}
-
-
-def _clean(row: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in row.items():
-        if k in _NUMBERS:
-            v = _float(v)
-        elif k in _INTEGERS:
-            v = v if isinstance(v, int) and not isinstance(v, bool) else None
-        elif v is not None and not isinstance(v, str):
-            v = str(v)
-        out[k] = v
-    return out
 
 
 def format_speedup(ratio: float | None, iqr: float | None = None, *, base: float = 1.0) -> str:
@@ -198,14 +174,6 @@ def format_speedup(ratio: float | None, iqr: float | None = None, *, base: float
     return text
 
 
-def load_ms(row: dict[str, Any]) -> float | None:
-    """Load time: session creation plus the first run (which is where some EPs compile)."""
-    create, first = _float(row.get("session_create_ms")), _float(row.get("first_run_ms"))
-    if create is None or first is None:
-        return None
-    return create + first
-
-
 def pareto_front(points: Sequence[tuple[str, float, float]]) -> list[str]:
     """Ids of the (id, load ms, ratio) points no other point beats on both, by load time."""
     front: list[str] = []
@@ -215,69 +183,6 @@ def pareto_front(points: Sequence[tuple[str, float, float]]) -> list[str]:
             front.append(pid)
             best = ratio
     return front
-
-
-def param_importances(trials: Sequence[dict[str, Any]]) -> tuple[dict[str, float] | None, str]:
-    """Optuna's parameter importances for the ratio over the measured trials, most important
-    first, and a note on how far to trust them; (None, reason) when there are too few."""
-    from optuna.distributions import json_to_distribution
-
-    usable: list[tuple[dict[str, Any], dict[str, Any], float]] = []
-    for row in trials:
-        if row["status"] != OK or row["ratio"] is None:
-            continue
-        stored = decode_json(row["params"])
-        try:
-            dists = {k: json_to_distribution(v) for k, v in stored["distributions"].items()}
-            params = dict(stored["params"])
-        except (KeyError, TypeError, ValueError, AttributeError):
-            continue  # a row from another space version, or not a stored Optuna point
-        usable.append((params, dists, float(row["ratio"])))
-    too_few = (
-        f"not enough trials to tell: {len(usable)} measured, and Optuna's importances need at "
-        f"least {MIN_IMPORTANCE_TRIALS} with different results"
-    )
-    if len(usable) < MIN_IMPORTANCE_TRIALS or len({v for _, _, v in usable}) < 2:
-        return None, too_few
-    singles = {k for _, dists, _ in usable for k, d in dists.items() if d.single()}
-    with _optuna() as optuna, warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")  # experimental and few-trials notes stay in here
-        from optuna.trial import create_trial
-
-        study = optuna.create_study(direction="minimize")
-        for params, dists, value in usable:
-            try:
-                study.add_trial(create_trial(params=params, distributions=dists, value=value))
-            except (ValueError, TypeError):
-                continue  # a value outside its stored distribution
-        try:
-            evaluator = optuna.importance.PedAnovaImportanceEvaluator()
-            result = optuna.importance.get_param_importances(study, evaluator=evaluator)
-        except (ValueError, RuntimeError, ZeroDivisionError):
-            return None, too_few
-    messages = [str(w.message) for w in caught]
-    if any("will be equal" in m for m in messages):
-        return None, too_few
-    shown = {k: float(v) for k, v in result.items() if k not in singles}
-    if not shown or not any(v > 0 for v in shown.values()):
-        return None, too_few
-    note = f"PED-ANOVA over {len(usable)} measured trials"
-    if len(usable) < 20 or any("less than" in m for m in messages):
-        note += "; with this few trials, read it as a hint"
-    return dict(sorted(shown.items(), key=lambda kv: -kv[1])), note
-
-
-@contextmanager
-def _optuna() -> Iterator[Any]:
-    """optuna, with its INFO logging off for the duration (restored afterwards)."""
-    import optuna
-
-    level = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    try:
-        yield optuna
-    finally:
-        optuna.logging.set_verbosity(level)
 
 
 # -- HTML ------------------------------------------------------------------------------------
@@ -374,8 +279,8 @@ footer { margin-top: 40px; font-size: 13px; color: var(--muted); }
 def _head(data: ReportData) -> str:
     k = data.key
     measured = data.measured
-    pruned = sum(1 for r in data.trials if r["status"] == PRUNED)
-    dates = sorted(r["created_at"] for r in data.trials if r["created_at"])
+    pruned = sum(1 for r in data.trials if r.status == Status.PRUNED)
+    dates = sorted(r.created_at for r in data.trials if r.created_at)
     when = _when(dates[0]) if dates else "-"
     if len(dates) > 1 and dates[-1] != dates[0]:
         when += f" to {_when(dates[-1])}"
@@ -392,7 +297,7 @@ def _head(data: ReportData) -> str:
         ),
         ("measured", _e(when)),
     ]
-    hosts = sorted({f"{r['host'] or '?'} ({r['os'] or '?'})" for r in data.trials})
+    hosts = sorted({f"{r.host or '?'} ({r.os or '?'})" for r in data.trials})
     if hosts:
         items.append(("on", _e(", ".join(hosts[:3]) + (" …" if len(hosts) > 3 else ""))))
     meta = "".join(f"<dt>{name}</dt><dd>{value}</dd>" for name, value in items)
@@ -417,24 +322,24 @@ def _verdict(data: ReportData) -> str:
     out = ['<section id="verdict">', "<h2>Verdict</h2>"]
     s = data.search
     if s is None:
-        best = min(data.measured, key=lambda r: r["ratio"], default=None)
+        best = min(data.measured, key=lambda r: r.ratio or 0.0, default=None)
         text = (
             "No search of this model has finished yet, so there is no head-to-head verdict."
             if best is None
             else "No search of this model has finished yet, so there is no head-to-head verdict "
             "and apps get ORT's defaults; the best single trial's search estimate is "
-            f"<code>{_e(best['label'])}</code> at "
-            f"{_e(format_speedup(best['ratio'], best['ratio_iqr']))}."
+            f"<code>{_e(best.label)}</code> at "
+            f"{_e(format_speedup(best.ratio, best.ratio_iqr))}."
         )
         out.append(f'<div class="verdict"><p>{text}</p></div>')
         out.append("</section>")
         return "\n".join(out)
-    verdict = decode_json(s["verdict"]) or {}
+    verdict = s.verdict or {}
     compared = verdict.get("compared") if isinstance(verdict, dict) else None
     compared = [c for c in compared if isinstance(c, dict)] if isinstance(compared, list) else []
-    outcome = s.get("outcome") or ("pick" if s.get("pick_config") else "inconclusive")
-    pick_is_default = s["pick_config_id"] == DEFAULT_CONFIG.config_id
-    aa = _float(s.get("aa_spread"))
+    outcome = s.outcome or ("pick" if s.pick_config else "inconclusive")
+    pick_is_default = s.pick_config_id == DEFAULT_CONFIG.config_id
+    aa = _float(s.aa_spread)
     aa_text = f" A/A spread of ORT's defaults across processes: {aa:.1%}." if aa is not None else ""
     if outcome == "inconclusive":
         reason = verdict.get("reason") if isinstance(verdict, dict) else None
@@ -444,7 +349,7 @@ def _verdict(data: ReportData) -> str:
             "reaches apps; close other programs, raise <code>--rounds</code> or search again."
             f"{_e(aa_text)}</p>"
         )
-    elif pick_is_default or s["pick_config_id"] is None:
+    elif pick_is_default or s.pick_config_id is None:
         body = (
             "<p><strong>Keep ORT's default configuration.</strong> No candidate beat it by the "
             f"required margin with 95% confidence when re-measured head to head.{_e(aa_text)}</p>"
@@ -454,14 +359,14 @@ def _verdict(data: ReportData) -> str:
         body = (
             f'<p><span class="big">{_e(figure)}</span><span class="muted">{_e(interval)}'
             "</span> the speed of ORT's defaults with "
-            f"<code>{_e(s['pick_label'])}</code></p>"
-            f'<p class="note">p50 {_e(ms(s["pick_latency_ms_p50"]))} against '
-            f"{_e(ms(s['default_latency_ms_p50']))} for the default.{_e(aa_text)} "
+            f"<code>{_e(s.pick_label)}</code></p>"
+            f'<p class="note">p50 {_e(ms(s.pick_latency_ms_p50))} against '
+            f"{_e(ms(s.default_latency_ms_p50))} for the default.{_e(aa_text)} "
             "Apps get it with <code>autotune.best_session(path)</code>.</p>"
         )
     out.append(f'<div class="verdict">{body}</div>')
     out.append(
-        f'<p class="note">Search finished {_e(_when(s["finished_at"]))}; the default and the '
+        f'<p class="note">Search finished {_e(_when(s.finished_at))}; the default and the '
         f"best {max(0, len(compared) - 1)} candidates were re-measured head to head, each in "
         "several fresh processes, to avoid the winner's curse of the best single trial.</p>"
     )
@@ -472,7 +377,7 @@ def _verdict(data: ReportData) -> str:
             badges = ""
             if c.get("config_id") == DEFAULT_CONFIG.config_id:
                 badges += '<span class="badge">ORT default</span>'
-            if c.get("config_id") == s["pick_config_id"] and outcome != "inconclusive":
+            if c.get("config_id") == s.pick_config_id and outcome != "inconclusive":
                 badges += '<span class="badge pick">picked</span>'
             speed = "-" if value is None else f"{value:.2f}×"
             if low is not None and high is not None and c is not compared[0]:
@@ -483,7 +388,7 @@ def _verdict(data: ReportData) -> str:
                 f'<td class="{css}">{_e(speed)}</td>'
                 f'<td class="num">{_e(ms(_float(c.get("latency_ms_p50"))))}</td>'
                 f'<td class="num">{_e(ms(_float(c.get("latency_ms_p90"))))}</td>'
-                f'<td class="num">{_e(ms(load_ms(c)))}</td></tr>'
+                f'<td class="num">{_e(ms(_entry_load_ms(c)))}</td></tr>'
             )
         out.append(
             '<table class="compared"><thead><tr><th>configuration</th>'
@@ -494,7 +399,7 @@ def _verdict(data: ReportData) -> str:
         try:
             from autotune.output.snippets import snippet
 
-            code = snippet(SessionConfig.from_json(s["pick_config"]), "python", data.model_name)
+            code = snippet(SessionConfig.from_json(s.pick_config or ""), "python", data.model_name)
         except AutotuneError:
             code = ""
         if code:
@@ -513,15 +418,24 @@ def _float(value: Any) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 
-def _verdict_speedup(search: dict[str, Any]) -> tuple[str, str]:
+def _entry_load_ms(entry: dict[str, Any]) -> float | None:
+    """A head-to-head entry's load time (older entries: from its creation and first run)."""
+    value = _float(entry.get("load_ms"))
+    if value is not None:
+        return value
+    create, first = _float(entry.get("session_create_ms")), _float(entry.get("first_run_ms"))
+    return None if create is None or first is None else create + first
+
+
+def _verdict_speedup(search: SearchRecord) -> tuple[str, str]:
     """The verdict's speed-up and its interval, as stored (older rows: from ``pick_ratio``)."""
-    value = _float(search.get("speedup"))
+    value = _float(search.speedup)
     if value is None:
-        ratio = _float(search.get("pick_ratio"))
+        ratio = _float(search.pick_ratio)
         value = 1 / ratio if ratio else None
     if value is None:
         return "-", ""
-    low, high = _float(search.get("speedup_low")), _float(search.get("speedup_high"))
+    low, high = _float(search.speedup_low), _float(search.speedup_high)
     interval = f" [{low:.2f}–{high:.2f}] (95%)" if low is not None and high is not None else ""
     return f"{value:.2f}×", interval
 
@@ -548,28 +462,28 @@ def _speed_class(ratio: float | None, base: float | None = None) -> str:
 def _trials_table(data: ReportData) -> str:
     rows = []
     front = set(pareto_front(_points(data)))
-    for r in ordered_trials([t for t in data.trials if t["status"] in (OK, PRUNED)]):
+    for r in ordered_trials([t for t in data.trials if t.status in (Status.OK, Status.PRUNED)]):
         badges = ""
-        if r["config_id"] == DEFAULT_CONFIG.config_id:
+        if r.config_id == DEFAULT_CONFIG.config_id:
             badges += '<span class="badge">ORT default</span>'
-        if r["config_id"] == data.pick_config_id:
+        if r.config_id == data.pick_config_id:
             badges += '<span class="badge pick">picked</span>'
-        if r["trial_uid"] in front:
+        if r.trial_uid in front:
             badges += '<span class="badge front">Pareto front</span>'
-        if r["status"] == OK:
-            speed = format_speedup(r["ratio"], r["ratio_iqr"])
-            speed_cell = f'<td class="{_speed_class(r["ratio"])}">{_e(speed)}</td>'
+        if r.status == Status.OK:
+            speed = format_speedup(r.ratio, r.ratio_iqr)
+            speed_cell = f'<td class="{_speed_class(r.ratio)}">{_e(speed)}</td>'
         else:
-            approx = f" at {format_speedup(r['ratio'])}" if r["ratio"] else ""
+            approx = f" at {format_speedup(r.ratio)}" if r.ratio else ""
             speed_cell = f'<td class="num slower">pruned{_e(approx)}</td>'
         rows.append(
-            f'<tr><td class="num">{_e(r["trial_number"])}</td>'
-            f'<td class="cfg">{_e(r["label"])}{badges}</td>{speed_cell}'
-            f'<td class="num">{_e(ms(r["latency_ms_p50"]))}</td>'
-            f'<td class="num">{_e(ms(r["latency_ms_p90"]))}</td>'
-            f'<td class="num">{_e(ms(load_ms(r)))}</td>'
-            f'<td class="num">{_e(_mb(r["peak_rss_mb"]))}</td>'
-            f'<td class="note">{_e(r["error"] or "")}</td></tr>'
+            f'<tr><td class="num">{_e(r.trial_number)}</td>'
+            f'<td class="cfg">{_e(r.label)}{badges}</td>{speed_cell}'
+            f'<td class="num">{_e(ms(r.latency_ms_p50))}</td>'
+            f'<td class="num">{_e(ms(r.latency_ms_p90))}</td>'
+            f'<td class="num">{_e(ms(r.load_ms))}</td>'
+            f'<td class="num">{_e(_mb(r.peak_rss_mb))}</td>'
+            f'<td class="note">{_e(r.error or "")}</td></tr>'
         )
     if not rows:
         table = "<p>No configuration was measured to the end (all failed).</p>"
@@ -595,9 +509,9 @@ def _trials_table(data: ReportData) -> str:
 def _points(data: ReportData) -> list[tuple[str, float, float]]:
     out = []
     for r in data.measured:
-        load = load_ms(r)
-        if load is not None and load > 0:
-            out.append((r["trial_uid"], load, float(r["ratio"])))
+        load = r.load_ms
+        if load is not None and 0 < load < math.inf and r.ratio and r.trial_uid is not None:
+            out.append((r.trial_uid, load, r.ratio))
     return out
 
 
@@ -607,15 +521,15 @@ def _pareto_section(data: ReportData) -> str:
     if not points:
         return head + "<p>No measured configuration to plot.</p>\n</section>"
     front = pareto_front(points)
-    by_uid = {r["trial_uid"]: r for r in data.measured}
+    by_uid = {r.trial_uid: r for r in data.measured}
     svg = _scatter_svg(data, points, front)
     items = []
     for i, uid in enumerate(front, start=1):
         r = by_uid[uid]
         items.append(
-            f'<tr><td class="num">{i}</td><td class="cfg">{_e(r["label"])}</td>'
-            f'<td class="num">{_e(format_speedup(r["ratio"], r["ratio_iqr"]))}</td>'
-            f'<td class="num">{_e(ms(load_ms(r)))}</td></tr>'
+            f'<tr><td class="num">{i}</td><td class="cfg">{_e(r.label)}</td>'
+            f'<td class="num">{_e(format_speedup(r.ratio, r.ratio_iqr))}</td>'
+            f'<td class="num">{_e(ms(r.load_ms))}</td></tr>'
         )
     return (
         head + "<p>Each dot is a measured configuration. Lower is faster to run, further left is "
@@ -734,7 +648,7 @@ def _scatter_svg(data: ReportData, points: list[tuple[str, float, float]], front
             f'<polyline points="{" ".join(coords)}" fill="none" stroke="#0969da" '
             'stroke-width="1.5" stroke-opacity="0.7"/>'
         )
-    rows = {r["trial_uid"]: r for r in data.measured}
+    rows = {r.trial_uid: r for r in data.measured}
     front_index = {pid: i for i, pid in enumerate(front, start=1)}
     # draw front points last, so they sit on top
     for pid, load, ratio in sorted(points, key=lambda p: p[0] in front_index):
@@ -745,7 +659,7 @@ def _scatter_svg(data: ReportData, points: list[tuple[str, float, float]], front
         if pid in front_index:
             classes.append("front")
             fill, radius = "#0969da", 6.0
-        tip = f"{r['label']}: {format_speedup(ratio, r['ratio_iqr'])} speed-up, load {ms(load)}"
+        tip = f"{r.label}: {format_speedup(ratio, r.ratio_iqr)} speed-up, load {ms(load)}"
         svg.append(
             f'<circle class="{" ".join(classes)}" cx="{x:.1f}" cy="{y:.1f}" r="{radius}" '
             f'fill="{fill}" fill-opacity="0.85"><title>{_e(tip)}</title></circle>'
@@ -756,9 +670,9 @@ def _scatter_svg(data: ReportData, points: list[tuple[str, float, float]], front
                 f'font-weight="600">{front_index[pid]}</text>'
             )
         marks = []
-        if r["config_id"] == DEFAULT_CONFIG.config_id:
+        if r.config_id == DEFAULT_CONFIG.config_id:
             marks.append(("default", "#1f2328"))
-        if r["config_id"] == data.pick_config_id and r["config_id"] != DEFAULT_CONFIG.config_id:
+        if r.config_id == data.pick_config_id and r.config_id != DEFAULT_CONFIG.config_id:
             marks.append(("picked", "#bf5700"))
         for j, (text, color) in enumerate(marks):
             svg.append(
@@ -773,6 +687,8 @@ def _scatter_svg(data: ReportData, points: list[tuple[str, float, float]], front
 
 def _importance_section(data: ReportData) -> str:
     head = '<section id="importance">\n<h2>Which options mattered</h2>\n'
+    from autotune.tuning.importances import param_importances
+
     importances, note = param_importances(data.trials)
     if importances is None:
         return head + f"<p>{_e(note[0].upper() + note[1:])}.</p>\n</section>"
@@ -797,15 +713,15 @@ def _importance_section(data: ReportData) -> str:
 
 def _placement_section(data: ReportData) -> str:
     head = '<section id="placement">\n<h2>Where the nodes ran</h2>\n'
-    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    groups: dict[tuple[str, str], list[TrialRecord]] = {}
     for r in data.trials:
-        p = decode_json(r["placement"])
+        p = r.placement
         if not isinstance(p, dict) or not p.get("available"):
             continue
         shape = json.dumps(
             {k: p.get(k) for k in ("nodes", "partitions", "cpu_fallback_ops")}, sort_keys=True
         )
-        groups.setdefault((r["provider"] or "?", shape), []).append(r)
+        groups.setdefault((r.provider or "?", shape), []).append(r)
     if not groups:
         return head + "<p>No placement was recorded (it needs onnxruntime ≥ 1.23).</p>\n</section>"
     rows = []
@@ -822,11 +738,11 @@ def _placement_section(data: ReportData) -> str:
         fb_text = ", ".join(f"{op} ×{n}" for op, n in fb_items[:8]) + (
             " …" if len(fb_items) > 8 else ""
         )
-        example = min(members, key=lambda m: (m["status"] != OK, m["ratio"] or 9e9))
+        example = min(members, key=lambda m: (m.status != Status.OK, m.ratio or 9e9))
         rows.append(
             f"<tr><td>{_e(_short(provider))}</td><td>{_e(node_text or '-')}</td>"
             f"<td>{_e(part_text)}</td><td>{_e(fb_text or '-')}</td>"
-            f'<td class="num">{len(members)}</td><td class="cfg">{_e(example["label"])}</td></tr>'
+            f'<td class="num">{len(members)}</td><td class="cfg">{_e(example.label)}</td></tr>'
         )
     return (
         head + "<p>Nodes per execution provider as ORT assigned them; partitions are the "
@@ -844,12 +760,12 @@ def _failures_section(data: ReportData) -> str:
     if not failures:
         return head + "<p>No configuration failed.</p>\n</section>"
     rows = []
-    for r in sorted(failures, key=lambda r: (r["status"] or "", r["trial_number"] or 0)):
-        status = str(r["status"] or "?")
+    for r in sorted(failures, key=lambda r: (r.status or "", r.trial_number or 0)):
+        status = str(r.status or "?")
         rows.append(
-            f'<tr><td class="num">{_e(r["trial_number"])}</td>'
+            f'<tr><td class="num">{_e(r.trial_number)}</td>'
             f'<td class="status {_e(status)}">{_e(status.replace("_", " "))}</td>'
-            f'<td class="cfg">{_e(r["label"])}</td><td>{_e(r["error"] or "-")}</td></tr>'
+            f'<td class="cfg">{_e(r.label)}</td><td>{_e(r.error or "-")}</td></tr>'
         )
     return (
         head + "<p>Recorded and never tried again: a crash, a hang (timeout), outputs outside the "
@@ -894,7 +810,7 @@ def write_png(data: ReportData, path: Path) -> Path:
         raise ReportError("no measured configuration to plot; the PNG was not written")
     front = pareto_front(points)
     by_id = {p[0]: p for p in points}
-    rows = {r["trial_uid"]: r for r in data.measured}
+    rows = {r.trial_uid: r for r in data.measured}
     fig = Figure(figsize=(8, 4.5), dpi=150, layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
@@ -917,7 +833,7 @@ def write_png(data: ReportData, path: Path) -> Path:
     )
     for pid, load, ratio in points:
         r = rows[pid]
-        if r["config_id"] == DEFAULT_CONFIG.config_id:
+        if r.config_id == DEFAULT_CONFIG.config_id:
             ax.scatter(
                 [load],
                 [ratio],
@@ -928,14 +844,14 @@ def write_png(data: ReportData, path: Path) -> Path:
                 label="ORT default, as a trial",
                 zorder=5,
             )
-        elif r["config_id"] == data.pick_config_id:
+        elif r.config_id == data.pick_config_id:
             ax.scatter(
                 [load],
                 [ratio],
                 s=220,
                 marker="*",
                 color="#bf5700",
-                label=f"picked: {r['label']}",
+                label=f"picked: {r.label}",
                 zorder=6,
             )
     loads = [p[1] for p in points]

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from autotune.store.records import KeySummary, SearchRecord, Status, TrialRecord
+
 
 def table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> str:
     """A plain aligned table; numbers right-aligned."""
@@ -228,21 +230,21 @@ def json_cell(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
-def summary_text(rows: list[dict[str, Any]]) -> str:
+def summary_text(rows: list[KeySummary]) -> str:
     if not rows:
         return "The database holds no results yet; run: autotune search MODEL.onnx"
     return table(
         [
             [
-                r["model"],
-                r["model_digest"][:12],
-                r["chip"],
-                r["ort_version"],
-                r["shapes"],
-                r["trials"],
-                r["failed"],
-                _verdict_cell(r["outcome"], r["pick"], r["speedup"]),
-                r["last"],
+                r.model,
+                r.model_digest[:12],
+                r.chip,
+                r.ort_version,
+                r.shapes,
+                r.trials,
+                r.failed,
+                _verdict_cell(r.outcome, r.pick, r.speedup),
+                r.last,
             ]
             for r in rows
         ],
@@ -260,21 +262,20 @@ def _verdict_cell(outcome: str | None, pick: str | None, speedup_value: float | 
     return f"{pick} {speedup_value:.2f}×"
 
 
-_STATUS_ORDER = {"ok": 0, "pruned": 1}
+_STATUS_ORDER: dict[str, int] = {Status.OK: 0, Status.PRUNED: 1}
 
 
-def ordered_trials(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def ordered_trials(rows: list[TrialRecord]) -> list[TrialRecord]:
     """Best first: measured by ratio, then pruned, then failures."""
     return sorted(
         rows,
-        key=lambda r: (_STATUS_ORDER.get(r["status"], 2), r["ratio"] or 9e9, r["id"] or 0),
+        key=lambda r: (_STATUS_ORDER.get(r.status or "", 2), r.ratio or 9e9, r.id or 0),
     )
 
 
 def placement_text(value: Any) -> str:
-    from autotune.store.database import decode_json
-
-    p = decode_json(value) or {}
+    """A record's decoded placement in a few words."""
+    p = value if isinstance(value, dict) else {}
     if not p.get("available"):
         return "-"
     parts = []
@@ -289,9 +290,9 @@ def placement_text(value: Any) -> str:
 
 
 def trials_text(
-    rows: list[dict[str, Any]],
+    rows: list[TrialRecord],
     model: str,
-    search: dict[str, Any] | None = None,
+    search: SearchRecord | None = None,
     *,
     command: str | None = None,
 ) -> str:
@@ -301,20 +302,20 @@ def trials_text(
     plain ``autotune search``)."""
     if not rows:
         return f"No trials of {model} on this chip; run: {command or f'autotune search {model}'}"
-    pick_id = search.get("pick_config_id") if search else None
+    pick_id = search.pick_config_id if search else None
     body = []
     for r in rows:
-        estimate = speedup(r["ratio"]) if r["status"] == "ok" else "-"
+        estimate = speedup(r.ratio) if r.status == Status.OK else "-"
         body.append(
             [
-                ("* " if r["config_id"] == pick_id else "") + r["status"],
+                ("* " if r.config_id == pick_id else "") + (r.status or "?"),
                 estimate,
-                ms(r["latency_ms_p50"]),
-                ms(r["session_create_ms"]),
-                ms(r["first_run_ms"]),
-                placement_text(r["placement"]),
-                r["label"],
-                (r["error"] or r.get("warning") or "")[:80],
+                ms(r.latency_ms_p50),
+                ms(r.session_create_ms),
+                ms(r.first_run_ms),
+                placement_text(r.placement),
+                r.label,
+                (r.error or r.warning or "")[:80],
             ]
         )
     text = table(
@@ -324,20 +325,18 @@ def trials_text(
     return (printable(verdict_line(search)) + "\n\n" if search else "") + text
 
 
-def verdict_line(search: dict[str, Any]) -> str:
+def verdict_line(search: SearchRecord) -> str:
     """The latest finished search's verdict in one line, as ``show`` prints it."""
-    outcome = search.get("outcome") or ("pick" if search.get("pick_config") else "inconclusive")
-    when = search.get("finished_at") or "?"
+    outcome = search.outcome or ("pick" if search.pick_config else "inconclusive")
+    when = search.finished_at or "?"
     if outcome == "inconclusive":
         return f"verdict ({when}): inconclusive; apps keep ORT's defaults or an earlier verdict"
-    value = search.get("speedup") or (
-        1 / search["pick_ratio"] if search.get("pick_ratio") else None
-    )
-    aa = search.get("aa_spread")
+    value = search.speedup or (1 / search.pick_ratio if search.pick_ratio else None)
+    aa = search.aa_spread
     spread = f", A/A spread {aa:.1%}" if aa is not None else ""
     if outcome == "default":
         return (
             f"verdict ({when}): ORT's defaults stay (no candidate beat them by the margin){spread}"
         )
-    figure = speedup_text(value, search.get("speedup_low"), search.get("speedup_high"))
-    return f"verdict ({when}): * {search.get('pick_label')}, {figure} ORT's defaults' speed{spread}"
+    figure = speedup_text(value, search.speedup_low, search.speedup_high)
+    return f"verdict ({when}): * {search.pick_label}, {figure} ORT's defaults' speed{spread}"

@@ -13,7 +13,6 @@ read-only (team databases, possibly inside a read-only app bundle). Lookups read
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -29,6 +28,16 @@ if TYPE_CHECKING:
 
 from autotune.errors import DatabaseError
 from autotune.paths import database_paths
+from autotune.store.records import (
+    KeySummary,
+    SearchRecord,
+    SearchState,
+    Status,
+    StoredChip,
+    TrialRecord,
+    column_types,
+    json_columns,
+)
 
 MIGRATION_SET = "autotune"
 # the names of autotune.store.schema's migrations; a database with others is from a newer autotune
@@ -52,16 +61,8 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(name)
 
 
-JSON_COLUMNS = {
-    "config",
-    "placement",
-    "params",
-    "ort_build",
-    "pick_config",
-    "verdict",
-    "ratios",
-    "busy",
-}
+# the columns holding JSON text, of either table
+JSON_COLUMNS = json_columns(TrialRecord) | json_columns(SearchRecord)
 
 
 @dataclass(frozen=True)
@@ -138,20 +139,30 @@ def open_writable(path: Path) -> sqlite_utils.Database:
         _enable_wal(conn)
         conn.execute("PRAGMA synchronous = NORMAL")
         if migrations.pending(db):
-            # IMMEDIATE takes the write lock first, so two processes creating one database at
-            # once migrate it once; the migrations run as savepoints inside this transaction.
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            # the write lock first, so two processes creating one database at once migrate it
+            # once; the migrations run as savepoints inside this transaction
+            with write_transaction(conn):
                 migrations.apply(db)
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
     except sqlite3.DatabaseError as exc:
         raise DatabaseError(f"database {path} cannot be opened ({exc}); check the file") from None
     except OSError as exc:
         raise DatabaseError(f"database {path} cannot be created ({exc.strerror})") from None
     return db
+
+
+@contextmanager
+def write_transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    """The one way autotune writes: a transaction that takes the write lock first (BEGIN
+    IMMEDIATE), so it waits for other writers (the busy timeout) instead of failing on a stale
+    read snapshot with "database is locked"; rolled back on any error."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
 
 
 def _enable_wal(conn: sqlite3.Connection, timeout: float = 30.0) -> None:
@@ -233,34 +244,13 @@ def _tables(conn: sqlite3.Connection) -> set[str]:
     return {r["name"] if isinstance(r, dict) else r[0] for r in rows}
 
 
-# Every column of the two tables and its Python type: what a read returns for each row, whatever
-# the layer holds (a missing column or a value of another type reads as None). A test checks it
-# against the migrations.
-_T, _I, _F = str, int, float
+# Every column of the two tables and its Python type (the records' fields): what a read returns
+# for each row, whatever the layer holds (a missing column or a value of another type reads as
+# None). A test checks it against the migrations.
 COLUMNS: dict[str, dict[str, type]] = {
-    "trials": {
-        "id": _I, "trial_uid": _T, "search_id": _T, "trial_number": _I, "model_digest": _T,
-        "model_name": _T, "chip": _T, "ort_version": _T, "shapes": _T, "default_shapes": _I,
-        "config_id": _T, "config": _T, "provider": _T, "label": _T, "status": _T, "error": _T,
-        "ratio": _F, "ratio_iqr": _F, "ratios": _T, "rounds_kept": _I, "rounds_dropped": _I,
-        "latency_ms_p50": _F, "latency_ms_p90": _F, "reference_ms_p50": _F, "runs": _I,
-        "session_create_ms": _F, "first_run_ms": _F, "session_rss_mb": _F, "peak_rss_mb": _F,
-        "max_abs_err": _F, "err_to_tol": _F, "floor_ms": _F, "placement": _T, "params": _T,
-        "created_at": _T, "autotune_version": _T, "ort_build": _T, "host": _T, "host_id": _T,
-        "user": _T, "os": _T, "cached_session_create_ms": _F, "load_cores": _F, "warning": _T,
-        "inputs_digest": _T, "chip_descriptor": _T, "thread_roles": _T,
-    },
-    "searches": {
-        "search_id": _T, "model_digest": _T, "model_name": _T, "chip": _T, "ort_version": _T,
-        "shapes": _T, "default_shapes": _I, "state": _T, "started_at": _T, "finished_at": _T,
-        "trials_requested": _I, "trials_measured": _I, "objective": _T, "pick_config_id": _T,
-        "pick_config": _T, "pick_label": _T, "pick_ratio": _F, "pick_latency_ms_p50": _F,
-        "default_latency_ms_p50": _F, "verdict": _T, "wall_s": _F, "autotune_version": _T,
-        "host": _T, "host_id": _T, "user": _T, "os": _T,
-        "outcome": _T, "speedup": _F, "speedup_low": _F, "speedup_high": _F, "aa_spread": _F,
-        "busy": _T, "error": _T, "inputs_digest": _T, "chip_descriptor": _T, "thread_roles": _T,
-    },
-}  # fmt: skip
+    "trials": column_types(TrialRecord),
+    "searches": column_types(SearchRecord),
+}
 # A layer without one of these columns is not an autotune database: it is skipped.
 REQUIRED_COLUMNS = {
     "trials": ("trial_uid", "model_digest", "chip", "ort_version", "shapes", "config_id",
@@ -394,26 +384,20 @@ class Store:
 
     @contextmanager
     def _write(self) -> Iterator[sqlite_utils.Database]:
-        """A short write transaction that takes the write lock first (BEGIN IMMEDIATE), so it
-        waits for other writers (busy timeout) instead of failing on a stale read snapshot."""
+        """A short write transaction on the writable layer (``write_transaction``)."""
         db = self._db()
-        db.conn.execute("BEGIN IMMEDIATE")
-        try:
+        with write_transaction(db.conn):
             yield db
-        except BaseException:
-            if db.conn.in_transaction:
-                db.conn.execute("ROLLBACK")
-            raise
-        db.conn.execute("COMMIT")
 
-    def record_trial(self, row: dict[str, Any]) -> None:
+    def record_trial(self, trial: TrialRecord) -> None:
         """Insert one trial in its own short transaction (durable at once, WAL)."""
         with self._write() as db:
-            db["trials"].insert(_encode(row))  # type: ignore[union-attr]
+            db["trials"].insert(trial.to_row())  # type: ignore[union-attr]
 
-    def upsert_search(self, row: dict[str, Any]) -> None:
+    def upsert_search(self, search: SearchRecord) -> None:
+        """Insert or update a search's row (its unset fields keep what is stored)."""
         with self._write() as db:
-            db["searches"].upsert(_encode(row), pk="search_id")  # type: ignore[union-attr]
+            db["searches"].upsert(search.to_row(), pk="search_id")  # type: ignore[union-attr]
 
     def mark_abandoned(self, model_digest: str, host_id: str) -> int:
         """Searches of this model on this host still marked running, from a process that was
@@ -421,9 +405,9 @@ class Store:
         is alive. They are marked interrupted. Returns how many."""
         with self._write() as db:
             cursor = db.conn.execute(
-                "UPDATE searches SET state = 'interrupted' "
-                "WHERE state = 'running' AND model_digest = ? AND host_id = ?",
-                [model_digest, host_id],
+                "UPDATE searches SET state = ? "
+                "WHERE state = ? AND model_digest = ? AND host_id = ?",
+                [SearchState.INTERRUPTED.value, SearchState.RUNNING.value, model_digest, host_id],
             )
             return int(cursor.rowcount)
 
@@ -499,7 +483,7 @@ class Store:
         own: bool = False,
         search_ids: list[str] | None = None,
         limit: int | None = None,
-    ) -> list[dict[str, Any]]:
+    ) -> list[TrialRecord]:
         """Trials of ``key`` (of any ORT version if asked), over every layer or one.
         ``own``: only this machine's own measurements (the writable layer, this host's id),
         the only ones a search lets set its slow-phase floor or skip configurations.
@@ -518,14 +502,16 @@ class Store:
             where += " and host_id = ?"
             params.append(provenance()["host_id"])
             layer = 0
-        return _dedupe(self._rows("trials", where, params, layer=layer, limit=limit), "trial_uid")
+        rows = _dedupe(self._rows("trials", where, params, layer=layer, limit=limit), "trial_uid")
+        return [TrialRecord.from_row(r) for r in rows]
 
-    def trials_of_model(self, model_digest: str, chip: str | None = None) -> list[dict[str, Any]]:
+    def trials_of_model(self, model_digest: str, chip: str | None = None) -> list[TrialRecord]:
         where, params = "model_digest = ?", [model_digest]
         if chip:
             where += " and chip = ?"
             params.append(chip)
-        return _dedupe(self._rows("trials", where, params), "trial_uid")
+        rows = _dedupe(self._rows("trials", where, params), "trial_uid")
+        return [TrialRecord.from_row(r) for r in rows]
 
     def searches(
         self,
@@ -534,18 +520,22 @@ class Store:
         any_ort: bool = False,
         layer: int | None = None,
         limit: int | None = None,
-    ) -> list[dict[str, Any]]:
+    ) -> list[SearchRecord]:
+        """Searches of ``key``, oldest first."""
         where, params = _key_filter(key, any_ort)
         rows = _dedupe(self._rows("searches", where, params, layer=layer, limit=limit), "search_id")
         rows.sort(key=lambda r: r["started_at"] or "")
-        return rows
+        return [SearchRecord.from_row(r) for r in rows]
 
-    def latest_search(self, model_digest: str, chip: str) -> dict[str, Any] | None:
+    def latest_search(self, model_digest: str, chip: str) -> SearchRecord | None:
         """The most recently finished search of this model on this chip (any shapes)."""
         rows = self._rows(
-            "searches", "model_digest = ? and chip = ? and state = 'done'", [model_digest, chip]
+            "searches",
+            "model_digest = ? and chip = ? and state = ?",
+            [model_digest, chip, SearchState.DONE.value],
         )
-        return max(rows, key=lambda r: r["finished_at"] or "", default=None)
+        latest = max(rows, key=lambda r: r["finished_at"] or "", default=None)
+        return None if latest is None else SearchRecord.from_row(latest)
 
     def shape_signatures(self, model_digest: str, chip: str) -> list[tuple[str, int]]:
         """(shapes, default_shapes) pairs stored for this model on this chip."""
@@ -570,11 +560,11 @@ class Store:
                 seen[row["shapes"]] = max(seen.get(row["shapes"], 0), int(row["d"] or 0))
         return sorted(seen.items())
 
-    def chips_of_model(self, model_digest: str) -> list[dict[str, Any]]:
+    def chips_of_model(self, model_digest: str) -> list[StoredChip]:
         """One row per chip holding trials of this model: its chip id, os and (newer rows)
         its stored chip descriptor; what the fallback ladder chooses from (text values only,
         capped like every read, at most MAX_ROWS_PER_KEY chips per layer)."""
-        seen: dict[str, dict[str, Any]] = {}
+        seen: dict[str, StoredChip] = {}
         for layer in list(self.layers):
             columns = layer.columns.get("trials")
             if columns is None:
@@ -598,48 +588,42 @@ class Store:
                     k: v if isinstance(v, str) and len(v) <= MAX_VALUE_CHARS else None
                     for k, v in row.items()
                 }
-                seen.setdefault(row["chip"], clean)
+                chip = clean["chip"]
+                if chip is not None:
+                    seen.setdefault(chip, StoredChip(chip, clean["os"], clean["chip_descriptor"]))
         return [seen[c] for c in sorted(seen)]
 
-    def summary(self) -> list[dict[str, Any]]:
+    def summary(self) -> list[KeySummary]:
         """One row per model × chip × ORT version × shapes: trial counts and the latest
         finished search's verdict (its outcome and speed-up; trial estimates are not verdicts)."""
-        groups: dict[tuple[str, ...], dict[str, Any]] = {}
+        groups: dict[tuple[str, str, str, str], dict[str, Any]] = {}
         rows = _dedupe(self._rows("trials", "1 = 1", []), "trial_uid")
         for row in rows:
             k = (row["model_digest"], row["chip"], row["ort_version"], row["shapes"])
             if not all(isinstance(v, str) for v in k):
                 continue
-            g = groups.setdefault(
-                k,
-                {
-                    "model": row["model_name"],
-                    "model_digest": row["model_digest"],
-                    "chip": row["chip"],
-                    "ort_version": row["ort_version"],
-                    "shapes": row["shapes"],
-                    "trials": 0,
-                    "failed": 0,
-                    "outcome": None,
-                    "pick": None,
-                    "speedup": None,
-                    "last": "",
-                },
-            )
+            g = groups.setdefault(k, {"model": row["model_name"], "trials": 0, "failed": 0})
             g["trials"] += 1
-            if row["status"] not in ("ok", "pruned"):
+            if row["status"] not in (Status.OK, Status.PRUNED):
                 g["failed"] += 1
-            g["last"] = max(g["last"], row["created_at"] or "")
-        searches = _dedupe(self._rows("searches", "state = 'done'", [], "finished_at"), "search_id")
+            g["last"] = max(g.get("last", ""), row["created_at"] or "")
+        searches = _dedupe(
+            self._rows("searches", "state = ?", [SearchState.DONE.value], "finished_at"),
+            "search_id",
+        )
         for search in searches:  # oldest first: the latest verdict of a group stays
             k = (search["model_digest"], search["chip"], search["ort_version"], search["shapes"])
             if k in groups:
-                legacy = "pick" if search.get("pick_config") else "inconclusive"
-                groups[k]["outcome"] = search.get("outcome") or legacy
-                groups[k]["pick"] = search.get("pick_label")
-                ratio = search.get("pick_ratio")
-                groups[k]["speedup"] = search.get("speedup") or (1 / ratio if ratio else None)
-        return sorted(groups.values(), key=lambda g: (g["model"] or "", g["chip"], g["shapes"]))
+                legacy = "pick" if search["pick_config"] else "inconclusive"
+                groups[k]["outcome"] = search["outcome"] or legacy
+                groups[k]["pick"] = search["pick_label"]
+                ratio = search["pick_ratio"]
+                groups[k]["speedup"] = search["speedup"] or (1 / ratio if ratio else None)
+        out = [
+            KeySummary(model_digest=d, chip=c, ort_version=v, shapes=sh, **g)
+            for (d, c, v, sh), g in groups.items()
+        ]
+        return sorted(out, key=lambda g: (g.model or "", g.chip, g.shapes))
 
 
 def _key_filter(key: ResultKey, any_ort: bool) -> tuple[str, list[Any]]:
@@ -652,15 +636,6 @@ def _key_filter(key: ResultKey, any_ort: bool) -> tuple[str, list[Any]]:
     return where, params
 
 
-def _encode(row: dict[str, Any]) -> dict[str, Any]:
-    out = {}
-    for k, v in row.items():
-        if k in JSON_COLUMNS and v is not None and not isinstance(v, str):
-            v = json.dumps(v, sort_keys=True)
-        out[k] = v
-    return out
-
-
 def _dedupe(rows: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
     """The same trial may sit in several layers (a team database and a personal copy)."""
     seen: set[Any] = set()
@@ -671,12 +646,3 @@ def _dedupe(rows: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
         seen.add(row[key])
         out.append(row)
     return out
-
-
-def decode_json(value: Any) -> Any:
-    if value is None or not isinstance(value, str):
-        return value
-    try:
-        return json.loads(value)
-    except ValueError:
-        return None

@@ -30,7 +30,13 @@ from typing import Any, Literal
 
 from autotune.errors import AutotuneError, DatabaseError
 from autotune.paths import database_paths
-from autotune.store.database import JSON_COLUMNS, open_readonly, open_writable
+from autotune.store.database import (
+    COLUMNS,
+    JSON_COLUMNS,
+    open_readonly,
+    open_writable,
+    write_transaction,
+)
 
 # export order of the tables, their keys, and the stable order of their rows (append-friendly:
 # new results sort last, so a re-export diffs as added lines)
@@ -345,7 +351,7 @@ def _write_sqlite(out: Path, schema: Schema, rows: dict[str, list[Row]]) -> None
     try:
         conn = open_writable(tmp).conn
         try:
-            with _transaction(conn):
+            with write_transaction(conn):
                 for table in TABLES:
                     columns = list(schema[table])
                     sql = _insert_sql(table, columns)
@@ -415,7 +421,7 @@ def merge(
     target = Path(into) if into is not None else database_paths()[0]
     conn = open_writable(target).conn
     try:
-        with _transaction(conn):
+        with write_transaction(conn):
             for rows, report in loaded:
                 _merge_trials(conn, schema, rows["trials"], report)
                 _merge_searches(conn, schema, rows["searches"], report)
@@ -508,41 +514,16 @@ def _insert_sql(table: str, columns: list[str]) -> str:
     return f'INSERT INTO "{table}" ({names}) VALUES ({", ".join("?" * len(columns))})'
 
 
-@contextlib.contextmanager
-def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
-    # IMMEDIATE takes the write lock up front (waiting up to the busy timeout for other
-    # writers), so a concurrent search never makes the upgrade fail with "database is locked"
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
-
-
 # -- reading untrusted sources ------------------------------------------------------------
 
 
-@functools.cache
 def expected_schema() -> Schema:
-    """This autotune's tables and column types (migrations applied to an in-memory database)."""
-    import sqlite_utils
-
-    from autotune.store.schema import migrations
-
-    db = sqlite_utils.Database(memory=True)
-    migrations.apply(db)
-    kinds: dict[str, Kind] = {"TEXT": str, "INTEGER": int, "FLOAT": float, "REAL": float}
-    schema: Schema = {}
-    for table in TABLES:
-        columns = db.conn.execute(f'PRAGMA table_info("{table}")').fetchall()
-        schema[table] = {
-            name: kinds[decl.upper()] for _, name, decl, *_ in columns if name not in LOCAL_COLUMNS
-        }
-    db.conn.close()
-    return schema
+    """This autotune's tables and column types (the records' fields; a test holds them against
+    the migrations), less the columns that are local to each database."""
+    return {
+        table: {name: kind for name, kind in COLUMNS[table].items() if name not in LOCAL_COLUMNS}
+        for table in TABLES
+    }
 
 
 def _check_size(path: Path) -> None:

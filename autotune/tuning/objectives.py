@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from autotune.errors import SearchError
+from autotune.store.records import TrialRecord
 
 OBJECTIVES = ("latency", "load", "memory", "balanced")
 
@@ -23,16 +24,13 @@ def check(objective: str) -> str:
     return objective
 
 
-def load_ms(row: dict[str, Any]) -> float | None:
-    create, first = row.get("session_create_ms"), row.get("first_run_ms")
-    if create is None or first is None:
-        return None
-    return float(create) + float(first)
+def load_ms(row: TrialRecord | None) -> float | None:
+    """Session creation plus the first run (None: not measured)."""
+    return None if row is None else row.load_ms
 
 
-def memory_mb(row: dict[str, Any]) -> float | None:
-    value = row.get("session_rss_mb")
-    return None if value is None else float(value)
+def memory_mb(row: TrialRecord | None) -> float | None:
+    return None if row is None else row.session_rss_mb
 
 
 def _relative(value: float | None, reference: float | None) -> float | None:
@@ -41,13 +39,13 @@ def _relative(value: float | None, reference: float | None) -> float | None:
     return max(value, 1e-9) / reference
 
 
-def score(row: dict[str, Any], objective: str, default: dict[str, Any] | None) -> float | None:
+def score(row: TrialRecord, objective: str, default: TrialRecord | None) -> float | None:
     """The row's figure for ``objective`` relative to the default configuration's (lower is
     better), or None if it was not measured."""
-    ratio = row.get("ratio")
+    ratio = row.ratio
     if objective == "latency":
         return None if ratio is None else float(ratio)
-    ref = default or {}
+    ref = default
     if objective == "load":
         return _relative(load_ms(row), load_ms(ref))
     if objective == "memory":
@@ -69,17 +67,17 @@ def _finite(value: Any) -> float | None:
     return value if math.isfinite(value) and value >= 0 else None
 
 
-def pareto(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+def pareto(rows: Iterable[TrialRecord]) -> list[TrialRecord]:
     """Rows not dominated on (latency ratio, load time, memory), in their given order.
 
     A sort and one sweep, O(n log n) comparisons: in order of (ratio, load, memory), a row is
     dominated exactly when an earlier row with other figures has load and memory no higher; the
     earlier rows are kept as a staircase (load ascending, memory descending) searched by
     bisection. Rows whose figures are missing, negative or not finite are left out."""
-    points: list[tuple[tuple[float, float, float], int, dict[str, Any]]] = []
+    points: list[tuple[tuple[float, float, float], int, TrialRecord]] = []
     for i, row in enumerate(rows):
         ratio, load, memory = (
-            _finite(row.get("ratio")),
+            _finite(row.ratio),
             _finite(load_ms(row)),
             _finite(memory_mb(row)),
         )
@@ -88,7 +86,7 @@ def pareto(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     points.sort(key=lambda p: (p[0], p[1]))
     loads: list[float] = []  # the staircase: loads ascending ...
     mems: list[float] = []  # ... and the memory of each, strictly descending
-    kept: list[tuple[int, dict[str, Any]]] = []
+    kept: list[tuple[int, TrialRecord]] = []
     start = 0
     while start < len(points):
         figures = points[start][0]
@@ -110,10 +108,10 @@ def pareto(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def choose(
-    rows: list[dict[str, Any]], objective: str, default: dict[str, Any] | None
-) -> list[dict[str, Any]]:
+    rows: list[TrialRecord], objective: str, default: TrialRecord | None
+) -> list[TrialRecord]:
     """The Pareto-optimal rows ordered best first for ``objective``."""
-    scored: list[tuple[float, dict[str, Any]]] = []
+    scored: list[tuple[float, TrialRecord]] = []
     for row in pareto(rows):
         value = score(row, objective, default)
         if value is not None:

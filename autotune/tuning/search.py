@@ -33,11 +33,6 @@ from autotune.errors import AutotuneError, ConfigError, SearchError
 from autotune.ladder import roles_of
 from autotune.measure.load import Load, LoadMonitor
 from autotune.measure.manager import (
-    CRASHED,
-    FAILED,
-    OK,
-    PRUNED,
-    TIMEOUT,
     HeadToHead,
     HeadToHeadProgress,
     MeasuringWorker,
@@ -48,7 +43,13 @@ from autotune.measure.manager import (
     WorkerTarget,
     trial_dir_for,
 )
-from autotune.measure.verdict import DEFAULT, INCONCLUSIVE, PICK, Verdict, decide
+from autotune.measure.verdict import (
+    DEFAULT,
+    INCONCLUSIVE,
+    PICK,
+    Verdict,
+    decide,
+)
 from autotune.measure.worker import worker_main
 from autotune.model import (
     feeds_digest,
@@ -63,7 +64,8 @@ from autotune.model import (
 )
 from autotune.paths import cache_dir
 from autotune.providers import SearchContext, available_spaces, device_policies, validate_config
-from autotune.store.database import ResultKey, Store, decode_json, now
+from autotune.store.database import ResultKey, Store, now
+from autotune.store.records import SearchRecord, Status, TrialRecord
 from autotune.tuning import objectives
 from autotune.tuning.space import DEFAULT_PARAMS, graph_levels, one_knob_variants, suggest_config
 from autotune.version import __version__
@@ -279,7 +281,7 @@ class _Search:
         self.monitor = LoadMonitor()
         self.busy: dict[str, Any] = {}  # other programs' CPU use: before, during, head-to-head
         self.worker: MeasuringWorker | None = None
-        self.known: dict[str, dict[str, Any]] = {}
+        self.known: dict[str, TrialRecord] = {}
         self.measured = 0
         self.failures = 0
         self.best: tuple[float, str] | None = None
@@ -311,14 +313,16 @@ class _Search:
             **{k: prov[k] for k in ("host", "host_id", "user", "os")},
         }
 
-    def _search_row(self, **extra: Any) -> dict[str, Any]:
-        return {
-            **self._common_fields(),
-            "trials_requested": self.options.trials,
-            "trials_measured": self.measured,
-            "objective": self.options.objective,
-            **extra,
-        }
+    def _search_row(self, **extra: Any) -> SearchRecord:
+        return SearchRecord(
+            **{
+                **self._common_fields(),
+                "trials_requested": self.options.trials,
+                "trials_measured": self.measured,
+                "objective": self.options.objective,
+                **extra,
+            }
+        )
 
     def _record(
         self,
@@ -327,29 +331,29 @@ class _Search:
         result: TrialResult,
         params: dict[str, Any],
         load: Load | None = None,
-    ) -> dict[str, Any]:
+    ) -> TrialRecord:
         if load is not None:
             self.busy["trials_max_cores"] = max(
                 self.busy.get("trials_max_cores", 0.0), load.other_cores
             )
-        row = {
+        row = TrialRecord(
             **self._common_fields(),
-            "trial_uid": uuid.uuid4().hex,
-            "trial_number": number,
-            "config_id": config.config_id,
-            "config": config.to_json(),
-            "provider": config.primary_provider,
-            "label": config.describe(),
-            "params": params,
-            "created_at": now(),
-            "ort_build": list(current_chip().providers),
-            "thread_roles": json.dumps(roles_of(config, current_descriptor())),
+            trial_uid=uuid.uuid4().hex,
+            trial_number=number,
+            config_id=config.config_id,
+            config=config.to_json(),
+            provider=config.primary_provider,
+            label=config.describe(),
+            params=params,
+            created_at=now(),
+            ort_build=list(current_chip().providers),
+            thread_roles=json.dumps(roles_of(config, current_descriptor())),
             **result.to_dict(),
-            "load_cores": load.other_cores if load else None,
-            "warning": f"machine busy during this trial: {load.text()}"
+            load_cores=load.other_cores if load else None,
+            warning=f"machine busy during this trial: {load.text()}"
             if load and load.busy
             else None,
-        }
+        )
         self.store.record_trial(row)
         self.known[config.config_id] = row
         return row
@@ -367,7 +371,9 @@ class _Search:
                 self.worker = MeasuringWorker(setup, target=self.options.worker_target)
             except WorkerLost as exc:
                 reason = ort_reason(str(exc))
-                if exc.status != FAILED:  # crashed or timed out: not a matter of input values
+                if (
+                    exc.status != Status.FAILED
+                ):  # crashed or timed out: not a matter of input values
                     raise SearchError(
                         f"the model did not run with ORT's default configuration here ({reason})"
                     ) from None
@@ -404,9 +410,11 @@ class _Search:
         # round look slow
         previous = self._stored_trials(own=True)
         for row in previous:
-            self.known[row["config_id"]] = row
-            if row["floor_ms"]:
-                self.floor_ms = min(self.floor_ms or row["floor_ms"], row["floor_ms"])
+            if row.config_id is None:
+                continue
+            self.known[row.config_id] = row
+            if row.floor_ms:
+                self.floor_ms = min(self.floor_ms or row.floor_ms, row.floor_ms)
         resumed = len(self.known)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # experimental-feature warnings of optuna
@@ -430,12 +438,12 @@ class _Search:
         shared = options.storage is not None
         replay = list(self.known.values()) if not study.trials else []
         for row in replay:
-            stored = decode_json(row["params"]) or {}
+            stored = row.params or {}
             try:
                 dists = {k: json_to_distribution(v) for k, v in stored["distributions"].items()}
                 params = stored["params"]
                 value = self._value(row)
-                if row["status"] == OK and value is not None:
+                if row.status == Status.OK and value is not None:
                     frozen = create_trial(
                         params=params,
                         distributions=dists,
@@ -540,7 +548,7 @@ class _Search:
                 row = known
                 # measured before (this run or an earlier one): never measure it again
                 value = self._value(row)
-                if row["status"] in (OK, "elsewhere") and value is not None:
+                if row.status in (Status.OK, "elsewhere") and value is not None:
                     for step, ratio in enumerate(_ratios(row)):
                         trial.report(ratio, step)
                     study.tell(trial, value)
@@ -558,7 +566,7 @@ class _Search:
                 },
             }
             result = self._measure(trial, config)
-            if result.status == TIMEOUT and self._time_left() is not None and result.bounded:
+            if result.status == Status.TIMEOUT and self._time_left() is not None and result.bounded:
                 # cut short by --timeout, not by the trial's own limit: nothing to record
                 study.tell(trial, state=TrialState.FAIL)
                 return f"--timeout {options.timeout:g} s reached during a trial"
@@ -567,9 +575,9 @@ class _Search:
             self.measured += 1
             before = self.best
             value = self._value(self.known[config.config_id])
-            if result.status == OK and value is not None:
+            if result.status == Status.OK and value is not None:
                 study.tell(trial, value)
-            elif result.status == PRUNED:
+            elif result.status == Status.PRUNED:
                 study.tell(trial, state=TrialState.PRUNED)
             else:
                 self.failures += 1
@@ -654,9 +662,9 @@ class _Search:
         """A setting whose one-knob variants all measured within noise of the default does
         nothing measurable here: stop spending trials on it (it keeps ORT's default)."""
         default = self.known.get(DEFAULT_CONFIG.config_id)
-        if not default or default["status"] != OK or not default["ratio"]:
+        if not default or default.status != Status.OK or not default.ratio:
             return
-        rows_by_dim: dict[str, list[dict[str, Any] | None]] = {}
+        rows_by_dim: dict[str, list[TrialRecord | None]] = {}
         for config_id, dimension in self.variant_dims.items():
             rows_by_dim.setdefault(dimension, []).append(self.known.get(config_id))
         for dimension, rows in rows_by_dim.items():
@@ -664,21 +672,19 @@ class _Search:
                 continue
             if all(
                 r is not None
-                and r["status"] == OK
-                and r["ratio"] is not None
-                and abs(r["ratio"] / default["ratio"] - 1) < DEAD_DIMENSION
+                and r.status == Status.OK
+                and r.ratio is not None
+                and abs(r.ratio / default.ratio - 1) < DEAD_DIMENSION
                 for r in rows
             ):
                 self.frozen[dimension] = DEFAULT_PARAMS[dimension]
 
-    def _stored_trials(self, own: bool = False) -> list[dict[str, Any]]:
+    def _stored_trials(self, own: bool = False) -> list[TrialRecord]:
         """The stored trials of this key measured on these inputs (synthetic, or the same
         ``--inputs`` data): results on other data are not these results. ``own``: only this
         machine's (the writable layer, this host)."""
         return [
-            r
-            for r in self.store.trials(self.key, own=own)
-            if r.get("inputs_digest") == self.inputs_digest
+            r for r in self.store.trials(self.key, own=own) if r.inputs_digest == self.inputs_digest
         ]
 
     def _stale_picks(self, limit: int = 3) -> list[dict[str, Any]]:
@@ -691,24 +697,24 @@ class _Search:
         rows = [
             r
             for r in self.store.trials(self.key, any_ort=True)
-            if r["status"] == OK
-            and r["ratio"] is not None
-            and r["config_id"] != DEFAULT_CONFIG.config_id
+            if r.status == Status.OK
+            and r.ratio is not None
+            and r.config_id != DEFAULT_CONFIG.config_id
         ]
         picks = [
-            s["pick_config_id"]
+            s.pick_config_id
             for s in sorted(
                 self.store.searches(self.key, any_ort=True),
-                key=lambda s: s["finished_at"] or "",
+                key=lambda s: s.finished_at or "",
                 reverse=True,
             )
-            if s["state"] == "done" and s["pick_config_id"]
+            if s.state == "done" and s.pick_config_id
         ]
         latest = picks[0] if picks else None
-        rows.sort(key=lambda r: (r["config_id"] != latest, r["ratio"]))
+        rows.sort(key=lambda r: (r.config_id != latest, r.ratio or 0.0))
         out: list[dict[str, Any]] = []
         for row in rows:
-            stored = decode_json(row["params"]) or {}
+            stored = row.params
             params = stored.get("params") if isinstance(stored, dict) else None
             if not isinstance(params, dict) or params in out:
                 continue
@@ -738,13 +744,12 @@ class _Search:
             except (ValueError, KeyError):
                 continue
             if cfg.config_id not in self.known:
-                self.known[cfg.config_id] = {
-                    "status": "elsewhere",
-                    "ratio": t.value,
-                    "config": cfg.to_json(),
-                    "label": cfg.describe(),
-                    "ratios": None,
-                }
+                self.known[cfg.config_id] = TrialRecord(
+                    status="elsewhere",  # measured by another worker of the study
+                    ratio=t.value,
+                    config=cfg.to_json(),
+                    label=cfg.describe(),
+                )
 
     def _suggest(self, trial: Any, frozen: dict[str, Any] | None = None) -> SessionConfig:
         ctx, spaces, levels, policies = self.space
@@ -766,17 +771,21 @@ class _Search:
             extra["started_at"] = now()
         self.store.upsert_search(self._search_row(state=state, **extra))
 
-    def _value(self, row: dict[str, Any]) -> float | None:
+    def _value(self, row: TrialRecord) -> float | None:
         """The figure the study minimizes for this row: its score on the objective."""
         default = self.known.get(DEFAULT_CONFIG.config_id)
         value = objectives.score(row, self.options.objective, default)
-        return row.get("ratio") if value is None else value
+        return row.ratio if value is None else value
 
     def _update_best(self) -> None:
-        ok = [r for r in self.known.values() if r["status"] == OK and r["ratio"] is not None]
+        ok = [
+            (r.ratio, i, r.label or "")
+            for i, r in enumerate(self.known.values())
+            if r.status == Status.OK and r.ratio is not None
+        ]
         if ok:
-            best = min(ok, key=lambda r: r["ratio"])
-            self.best = (best["ratio"], best["label"])
+            ratio, _, label = min(ok)
+            self.best = (ratio, label)
 
     def _measure(self, trial: Any, config: SessionConfig) -> TrialResult:
         kept = 0
@@ -804,7 +813,7 @@ class _Search:
             return result
         except WorkerLost as exc:  # the reference process itself was lost
             self._drop_worker()
-            status = exc.status if exc.status in (CRASHED, TIMEOUT) else FAILED
+            status = exc.status if exc.status in (Status.CRASHED, Status.TIMEOUT) else Status.FAILED
             return TrialResult(status=status, error=f"reference process: {exc}")
         finally:
             if trial_dir and not any(Path(trial_dir).iterdir()):
@@ -815,11 +824,12 @@ class _Search:
         judged by ``autotune.measure.verdict``: the A/A control can veto, a pick must clear the
         margin with confidence."""
         for row in self._stored_trials():  # other workers of a shared study, too
-            self.known.setdefault(row["config_id"], row)
-        ok = [r for r in self.known.values() if r["status"] == OK and r["ratio"] is not None]
+            if row.config_id is not None:
+                self.known.setdefault(row.config_id, row)
+        ok = [r for r in self.known.values() if r.status == Status.OK and r.ratio is not None]
         objective = self.options.objective
         if objective == "latency":
-            ok.sort(key=lambda r: r["ratio"])
+            ok.sort(key=lambda r: r.ratio or 0.0)
         else:
             ok = objectives.choose(ok, objective, self.known.get(DEFAULT_CONFIG.config_id))
         contenders = [DEFAULT_CONFIG]
@@ -827,7 +837,7 @@ class _Search:
             if len(contenders) > self.options.top_k:
                 break
             try:
-                cfg = SessionConfig.from_json(row["config"])
+                cfg = SessionConfig.from_json(row.config or "")
                 validate_config(cfg)
             except AutotuneError:
                 continue
@@ -867,8 +877,8 @@ class _Search:
         )
         compared = []
         for cfg, entry in zip(contenders, verdict.entries, strict=True):
-            stored = self.known.get(cfg.config_id, {})
-            search_ratio = stored.get("ratio")
+            stored = self.known.get(cfg.config_id) or TrialRecord()
+            search_ratio = stored.ratio
             compared.append(
                 {
                     "config_id": cfg.config_id,
@@ -881,10 +891,10 @@ class _Search:
                     "latency_ms_p50": entry.latency_ms_p50,
                     "latency_ms_p90": entry.latency_ms_p90,
                     "search_speedup": 1 / search_ratio if search_ratio else None,
-                    "session_create_ms": stored.get("session_create_ms"),
-                    "first_run_ms": stored.get("first_run_ms"),
-                    "load_ms": objectives.load_ms(stored),
-                    "session_rss_mb": stored.get("session_rss_mb"),
+                    "session_create_ms": stored.session_create_ms,
+                    "first_run_ms": stored.first_run_ms,
+                    "load_ms": stored.load_ms,
+                    "session_rss_mb": stored.session_rss_mb,
                     "eligible": entry.eligible,
                     "why_not": entry.why_not,
                 }
@@ -900,7 +910,7 @@ class _Search:
         verdict.outcome, verdict.pick_index = DEFAULT, 0
         verdict.reason = f"no candidate beat ORT's defaults on {objective} by the margin"
         if len(compared) > 1:
-            best = self.known.get(compared[1]["config_id"], {})
+            best = self.known.get(compared[1]["config_id"]) or TrialRecord()
             value = objectives.score(best, objective, self.known.get(DEFAULT_CONFIG.config_id))
             if value is not None and value <= 1 - self.options.min_gain:
                 verdict.outcome, verdict.pick_index = PICK, 1
@@ -1051,15 +1061,15 @@ def _finished(study: Any) -> int:
     return len(study.get_trials(deepcopy=False, states=done))
 
 
-def _ratios(row: dict[str, Any]) -> list[float]:
-    values = decode_json(row.get("ratios")) or []
-    return [float(v) for v in values if isinstance(v, (int, float))]
+def _ratios(row: TrialRecord) -> list[float]:
+    values = row.ratios if isinstance(row.ratios, list) else []
+    return [float(v) for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
 
 
 def _result_text(result: TrialResult) -> str:
-    if result.status == OK and result.ratio is not None:
+    if result.status == Status.OK and result.ratio is not None:
         return f"speed-up {1 / result.ratio:.3f}× (estimate)"
-    if result.status == PRUNED and result.ratio is not None:
+    if result.status == Status.PRUNED and result.ratio is not None:
         return f"pruned: slower than the default (about {1 / result.ratio:.2f}×)"
     return f"{result.status}: {result.error or ''}".strip()
 
