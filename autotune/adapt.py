@@ -32,8 +32,9 @@ from typing import Any
 from autotune.chip import current_chip, current_descriptor, provenance
 from autotune.config import DEFAULT_CONFIG, SessionConfig
 from autotune.ladder import roles_of
+from autotune.measure.load import LoadMonitor
 from autotune.measure.manager import MeasuringWorker, Protocol, WorkerLost, WorkerSetup
-from autotune.measure.verdict import INCONCLUSIVE, Verdict, decide
+from autotune.measure.verdict import INCONCLUSIVE, Verdict, decide, unless_busy
 from autotune.store.records import SearchRecord, Status, TrialRecord
 
 DEFAULT_BUDGET_S = 30.0
@@ -134,6 +135,7 @@ def adapt(
             worker = MeasuringWorker(setup, startup_timeout=max(30.0, budget_s))
         except WorkerLost as exc:
             return _failed(chip.chip_id, started, f"the default cannot be measured here ({exc})")
+        monitor = LoadMonitor()  # what other programs use while it measures
         try:
             # the search's head-to-head, bounded by the budget: fewer rounds per process are
             # planned to fit, and it stops at the deadline with what it has
@@ -150,6 +152,7 @@ def adapt(
             )
         finally:
             worker.close()
+        load = monitor.sample()
     finally:
         shutil.rmtree(root, ignore_errors=True)
         lock.release()
@@ -161,6 +164,7 @@ def adapt(
         rounds_dropped=h2h.rounds_dropped,
         complete=h2h.complete,
     )
+    verdict = unless_busy(verdict, load.text() if load.busy else None)
     if verdict.outcome == INCONCLUSIVE or verdict.pick_index is None:
         # same rule as the search: no verdict, nothing stored; the borrowed choice stays
         within = "" if h2h.complete else f" within the {budget_s:g} s budget"

@@ -6,7 +6,7 @@ import random
 from pathlib import Path
 
 from autotune.config import DEFAULT_CONFIG
-from autotune.measure.verdict import DEFAULT, INCONCLUSIVE, PICK, Round, decide
+from autotune.measure.verdict import DEFAULT, INCONCLUSIVE, PICK, Round, decide, unless_busy
 from autotune.store.database import Store
 from autotune.store.records import SearchRecord, TrialRecord
 from autotune.tuning.search import SearchOptions, run_search
@@ -27,6 +27,22 @@ def _rounds(
             medians = tuple(10.0 * f * (1 + rng.uniform(-noise, noise)) for f in row)
             out.append(Round(g, medians, ref))
     return out
+
+
+def test_a_pick_measured_on_a_busy_machine_is_not_issued() -> None:
+    """Fewer threads win while another program holds a core, and lose when it is gone: a
+    head-to-head run under load yields no pick (ORT's defaults winning stays a verdict)."""
+    busy = "other programs use 0.98 cores"
+    v = unless_busy(decide(_rounds([[1.0, 0.8], [1.01, 0.81], [0.99, 0.79]]), contenders=2,
+                           min_gain=0.03), busy)  # fmt: skip
+    assert v.outcome == INCONCLUSIVE and v.pick_index is None and v.speedup is None
+    assert busy in v.reason and "quiet machine" in v.reason
+    assert (
+        unless_busy(decide(_rounds([[1.0, 0.8]] * 3), contenders=2, min_gain=0.03), None).outcome
+        == PICK
+    )
+    same = decide(_rounds([[1.0, 1.0], [1.0, 1.0], [1.0, 1.0]]), contenders=2, min_gain=0.03)
+    assert same.outcome == DEFAULT and unless_busy(same, busy).outcome == DEFAULT
 
 
 def test_a_clear_gain_in_every_process_is_picked_with_its_interval() -> None:

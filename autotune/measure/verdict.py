@@ -89,6 +89,21 @@ class Verdict:
         }
 
 
+def unless_busy(verdict: Verdict, busy: str | None) -> Verdict:
+    """No pick from a head-to-head run while other programs kept the CPU busy (``busy``: what
+    they used, or None when the machine was quiet): a configuration that wins under load (fewer
+    threads, when another program holds a core) can lose on a quiet machine, where the app may
+    run. The verdict becomes inconclusive; ORT's defaults winning stays a verdict."""
+    if busy is None or verdict.outcome != PICK:
+        return verdict
+    verdict.outcome, verdict.pick_index = INCONCLUSIVE, None
+    verdict.reason = (
+        f"the machine was busy during the head-to-head ({busy}): a configuration that wins "
+        "under load can lose on a quiet machine; run again when other programs are closed"
+    )
+    return verdict
+
+
 def _by_generation(rounds: list[Round]) -> dict[int, list[Round]]:
     out: dict[int, list[Round]] = {}
     for r in rounds:

@@ -49,6 +49,7 @@ from autotune.measure.verdict import (
     PICK,
     Verdict,
     decide,
+    unless_busy,
 )
 from autotune.measure.worker import worker_main
 from autotune.model import (
@@ -866,7 +867,8 @@ class _Search:
         except WorkerLost:
             self._drop_worker()
             h2h = HeadToHead(contenders=len(contenders), target_rounds=0, complete=False)
-        self.busy["head_to_head"] = self.monitor.sample().to_dict()
+        h2h_load = self.monitor.sample()
+        self.busy["head_to_head"] = h2h_load.to_dict()
         verdict = decide(
             h2h.rounds,
             contenders=len(contenders),
@@ -901,6 +903,7 @@ class _Search:
             )
         if objective != "latency" and verdict.outcome != INCONCLUSIVE:
             verdict = self._objective_verdict(verdict, compared)
+        verdict = unless_busy(verdict, h2h_load.text() if h2h_load.busy else None)
         return verdict, compared
 
     def _objective_verdict(self, verdict: Verdict, compared: list[dict[str, Any]]) -> Verdict:
