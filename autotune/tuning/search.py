@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from autotune import defaults
 from autotune.chip import current_chip, current_descriptor, provenance
 from autotune.config import CPU, DEFAULT_CONFIG, SessionConfig
 from autotune.errors import AutotuneError, ConfigError, SearchError
@@ -74,19 +75,19 @@ from autotune.version import __version__
 
 @dataclass
 class SearchOptions:
-    trials: int = 30
+    trials: int = defaults.TRIALS
     timeout: float | None = None  # seconds for the whole search, head-to-head included
-    trial_timeout: float = 300.0  # a trial (build + measure) taking longer is killed: "timeout"
+    trial_timeout: float = defaults.TRIAL_TIMEOUT_S  # then the trial is killed: "timeout"
     shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
     inputs: str | None = None
     db: str | None = None
     protocol: Protocol = field(default_factory=Protocol)
     top_k: int = 3  # candidates re-measured head to head with the default
-    min_gain: float = 0.03  # a candidate must beat the default by this much to be picked
-    objective: str = "latency"  # or load, memory, balanced (see autotune.tuning.objectives)
+    min_gain: float = defaults.MIN_GAIN  # a candidate must beat the default by this to be picked
+    objective: str = defaults.OBJECTIVE  # or load, memory, balanced (autotune.tuning.objectives)
     providers: tuple[str, ...] | None = None  # only these providers (default: all available)
     seed: int | None = None
-    patience: int | None = 12  # stop after this many trials without a 1% better one
+    patience: int | None = defaults.PATIENCE  # stop after this many trials without 1% better
     seed_variants: bool = True  # start with the default's one-knob variants
     storage: str | None = None  # shared Optuna storage: an RDB URL or journal:/path/to/file
     allow_busy: bool = field(default_factory=lambda: os.environ.get("AUTOTUNE_ALLOW_BUSY") == "1")
@@ -400,106 +401,17 @@ class _Search:
 
     # -- the study -----------------------------------------------------------------------
     def run(self, ctx: SearchContext) -> Outcome:
-        optuna = _quiet_optuna()
-        from optuna.distributions import json_to_distribution
-        from optuna.trial import TrialState, create_trial
-
-        options = self.options
-        # only this machine's own rows (measured on these inputs) set the slow-phase floor
-        # and mark configurations as measured (never again): a team layer's rows inform (stale
-        # picks, the head-to-head contenders) but cannot veto a configuration or make every
-        # round look slow
-        previous = self._stored_trials(own=True)
-        for row in previous:
-            if row.config_id is None:
-                continue
-            self.known[row.config_id] = row
-            if row.floor_ms:
-                self.floor_ms = min(self.floor_ms or row.floor_ms, row.floor_ms)
+        """Resume from this machine's stored trials, seed the study, run the loop, then the
+        head-to-head; the search row records each state (running, done, interrupted, failed)."""
+        previous = self._resume()
+        study = self._study()
+        shared = self.options.storage is not None
+        if not study.trials:
+            self._replay_known(study)
+        seeds = self._seed(study, ctx, shared)
         resumed = len(self.known)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # experimental-feature warnings of optuna
-            sampler = optuna.samplers.TPESampler(
-                seed=options.seed, multivariate=True, group=True, n_startup_trials=8
-            )
-            # rounds report latency ratios: prune on them only when latency is the objective
-            pruner = (
-                optuna.pruners.WilcoxonPruner(p_threshold=0.1, n_startup_steps=4)
-                if options.objective == "latency"
-                else optuna.pruners.NopPruner()
-            )
-        study = optuna.create_study(
-            direction="minimize",
-            sampler=sampler,
-            pruner=pruner,
-            storage=_storage(options.storage),
-            study_name=self._study_name() if options.storage else None,
-            load_if_exists=True,
-        )
-        shared = options.storage is not None
-        replay = list(self.known.values()) if not study.trials else []
-        for row in replay:
-            stored = row.params or {}
-            try:
-                dists = {k: json_to_distribution(v) for k, v in stored["distributions"].items()}
-                params = stored["params"]
-                value = self._value(row)
-                if row.status == Status.OK and value is not None:
-                    frozen = create_trial(
-                        params=params,
-                        distributions=dists,
-                        value=value,
-                        intermediate_values=dict(enumerate(_ratios(row))),
-                    )
-                else:
-                    frozen = create_trial(params=params, distributions=dists, state=TrialState.FAIL)
-                study.add_trial(frozen)
-            except (KeyError, TypeError, ValueError):
-                continue  # a row from another space version: still known, just not replayed
-        if DEFAULT_CONFIG.config_id not in self.known and not (shared and study.trials):
-            study.enqueue_trial(DEFAULT_PARAMS)
-        spaces = [
-            s
-            for s in available_spaces()
-            if options.providers is None or s.ort_name in options.providers or s.name == CPU
-        ]
-        self.space = (ctx, spaces, graph_levels(), device_policies())
-        for params in self._stale_picks():
-            study.enqueue_trial(params, skip_if_exists=True)
-        seeds = 0
-        if not (shared and study.trials):
-            # cheap first: the default's one-knob variants (CPU sessions build in milliseconds),
-            # then each other provider once, slowest compiles last (the sampler fills in options)
-            for dimension, params in one_knob_variants(ctx, self.space[2]):
-                cfg = self._replay(params)
-                self.variant_dims[cfg.config_id] = dimension
-                if cfg.config_id not in self.known and options.seed_variants:
-                    study.enqueue_trial(params, skip_if_exists=True)
-                    seeds += 1
-            for space in sorted(spaces, key=lambda sp: sp.compile_cost):
-                if space.name != CPU:
-                    study.enqueue_trial({"provider": space.name}, skip_if_exists=True)
-                    seeds += 1
-        self._freeze_dead_dimensions()
-        budget = max(0, options.trials - resumed)
-        self.emit(Event("plan", message=_plan_text(spaces, self.space[3])))
-        self._check_load()
-        if not shared:  # this process holds the model's lock: no other search of it runs here
-            self.store.mark_abandoned(self.key.model_digest, provenance()["host_id"])
-        self._worker()  # a model that cannot run on these inputs fails here, before any output
-        self.search_row_state("running")
-        elsewhere = len(self.store.trials(self.key)) - len(previous)
-        if resumed:
-            note = f"{resumed} trials already stored"
-        elif elsewhere:
-            note = (
-                f"{elsewhere} trials stored on other inputs are not these results; the stored "
-                "pick and the default are measured again first"
-            )
-        else:
-            note = ""
-        self.emit(Event("start", done=0, total=budget, message=note))
-        self._update_best()
+        budget = max(0, self.options.trials - resumed)
+        self._begin(budget, previous, resumed)
         try:
             stopped = self._loop(study, budget, seeds, shared)
             verdict, compared = self._final()
@@ -518,6 +430,120 @@ class _Search:
             # compiled-model caches were for this search's trials and head-to-head only
             shutil.rmtree(self.trial_root, ignore_errors=True)
         return self._conclude(verdict, compared, resumed, stopped)
+
+    def _resume(self) -> list[TrialRecord]:
+        """This machine's stored trials of this key: known (never measured again), and the
+        floor of the slow-phase guard. Only its own rows, measured on these inputs: a team
+        layer's rows inform (stale picks, the head-to-head contenders) but cannot veto a
+        configuration or make every round look slow."""
+        previous = [r for r in self._stored_trials(own=True) if r.config_id is not None]
+        for row in previous:
+            self.known[str(row.config_id)] = row
+            if row.floor_ms:
+                self.floor_ms = min(self.floor_ms or row.floor_ms, row.floor_ms)
+        return previous
+
+    def _study(self) -> Any:
+        """The Optuna study: TPE, Wilcoxon pruning on the rounds' ratios (latency only), in
+        memory or in the shared storage."""
+        optuna = _quiet_optuna()
+        options = self.options
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # experimental-feature warnings of optuna
+            sampler = optuna.samplers.TPESampler(
+                seed=options.seed, multivariate=True, group=True, n_startup_trials=8
+            )
+            # rounds report latency ratios: prune on them only when latency is the objective
+            pruner = (
+                optuna.pruners.WilcoxonPruner(p_threshold=0.1, n_startup_steps=4)
+                if options.objective == "latency"
+                else optuna.pruners.NopPruner()
+            )
+        return optuna.create_study(
+            direction="minimize",
+            sampler=sampler,
+            pruner=pruner,
+            storage=_storage(options.storage),
+            study_name=self._study_name() if options.storage else None,
+            load_if_exists=True,
+        )
+
+    def _replay_known(self, study: Any) -> None:
+        """The known trials into a fresh study, so the sampler starts from what is measured."""
+        from optuna.distributions import json_to_distribution
+        from optuna.trial import TrialState, create_trial
+
+        for row in list(self.known.values()):
+            stored = row.params or {}
+            try:
+                dists = {k: json_to_distribution(v) for k, v in stored["distributions"].items()}
+                params = stored["params"]
+                value = self._value(row)
+                if row.status == Status.OK and value is not None:
+                    frozen = create_trial(
+                        params=params,
+                        distributions=dists,
+                        value=value,
+                        intermediate_values=dict(enumerate(_ratios(row))),
+                    )
+                else:
+                    frozen = create_trial(params=params, distributions=dists, state=TrialState.FAIL)
+                study.add_trial(frozen)
+            except (KeyError, TypeError, ValueError):
+                continue  # a row from another space version: still known, just not replayed
+
+    def _seed(self, study: Any, ctx: SearchContext, shared: bool) -> int:
+        """Enqueue what is measured first: ORT's defaults, the stale picks, then (cheap first)
+        the default's one-knob variants and each other provider once, slowest compiles last
+        (the sampler fills in their options). Returns how many seeds were enqueued."""
+        options = self.options
+        if DEFAULT_CONFIG.config_id not in self.known and not (shared and study.trials):
+            study.enqueue_trial(DEFAULT_PARAMS)
+        spaces = [
+            s
+            for s in available_spaces()
+            if options.providers is None or s.ort_name in options.providers or s.name == CPU
+        ]
+        self.space = (ctx, spaces, graph_levels(), device_policies())
+        for params in self._stale_picks():
+            study.enqueue_trial(params, skip_if_exists=True)
+        seeds = 0
+        if not (shared and study.trials):
+            for dimension, params in one_knob_variants(ctx, self.space[2]):
+                cfg = self._replay(params)
+                self.variant_dims[cfg.config_id] = dimension
+                if cfg.config_id not in self.known and options.seed_variants:
+                    study.enqueue_trial(params, skip_if_exists=True)
+                    seeds += 1
+            for space in sorted(spaces, key=lambda sp: sp.compile_cost):
+                if space.name != CPU:
+                    study.enqueue_trial({"provider": space.name}, skip_if_exists=True)
+                    seeds += 1
+        self._freeze_dead_dimensions()
+        return seeds
+
+    def _begin(self, budget: int, previous: list[TrialRecord], resumed: int) -> None:
+        """Say the plan, check the machine's load, start the reference process (a model that
+        cannot run on these inputs fails here, before any output) and mark the search running."""
+        self.emit(Event("plan", message=_plan_text(self.space[1], self.space[3])))
+        self._check_load()
+        if self.options.storage is None:
+            # this process holds the model's lock: no other search of it runs here
+            self.store.mark_abandoned(self.key.model_digest, provenance()["host_id"])
+        self._worker()
+        self.search_row_state("running")
+        elsewhere = len(self.store.trials(self.key)) - len(previous)
+        if resumed:
+            note = f"{resumed} trials already stored"
+        elif elsewhere:
+            note = (
+                f"{elsewhere} trials stored on other inputs are not these results; the stored "
+                "pick and the default are measured again first"
+            )
+        else:
+            note = ""
+        self.emit(Event("start", done=0, total=budget, message=note))
+        self._update_best()
 
     def _loop(self, study: Any, budget: int, seeds: int, shared: bool) -> str | None:
         """Ask, measure, record, tell until the budget, the time limit or patience ends it.
