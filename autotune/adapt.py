@@ -29,6 +29,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from autotune import defaults
 from autotune.chip import current_chip, current_descriptor, provenance
 from autotune.config import DEFAULT_CONFIG, SessionConfig
 from autotune.ladder import roles_of
@@ -39,7 +40,7 @@ from autotune.store.records import SearchRecord, Status, TrialRecord
 
 DEFAULT_BUDGET_S = 30.0
 DEFAULT_TOP = 3
-DEFAULT_MIN_GAIN = 0.03
+DEFAULT_MIN_GAIN = defaults.MIN_GAIN
 
 
 @dataclass

@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from autotune import defaults
 from autotune.commands.cli_help import HelpGroup
 from autotune.errors import AutotuneError
 
@@ -75,7 +76,11 @@ _STUDY_PARAMS = ("trials", "timeout", "shapes", "inputs", "objective")
     "--study", type=click.Path(), help="A study file (studies/NAME.toml): what to search."
 )
 @click.option(
-    "--trials", default=30, show_default=True, type=int, help="Configurations to measure."
+    "--trials",
+    default=defaults.TRIALS,
+    show_default=True,
+    type=int,
+    help="Configurations to measure.",
 )
 @click.option(
     "--timeout", type=float, help="Bound the whole search, head-to-head included, in seconds."
@@ -87,19 +92,19 @@ _STUDY_PARAMS = ("trials", "timeout", "shapes", "inputs", "objective")
 @_db_option
 @click.option(
     "--trial-timeout",
-    default=300.0,
+    default=defaults.TRIAL_TIMEOUT_S,
     show_default=True,
     help="Kill a trial after this many seconds.",
 )
 @click.option(
     "--rounds",
-    default=8,
+    default=defaults.ROUNDS,
     show_default=True,
     help="Paired rounds per candidate (the head-to-head takes three times as many).",
 )
 @click.option(
     "--min-gain",
-    default=0.03,
+    default=defaults.MIN_GAIN,
     show_default=True,
     help="Gain a candidate needs to replace the default.",
 )
@@ -112,14 +117,14 @@ _STUDY_PARAMS = ("trials", "timeout", "shapes", "inputs", "objective")
 @click.option(
     "--objective",
     type=click.Choice(["latency", "load", "memory", "balanced"]),
-    default="latency",
+    default=defaults.OBJECTIVE,
     show_default=True,
     help="What 'best' means: steady-state latency, load time, session memory, or a balance.",
 )
 @click.option("--seed", type=int, help="Sampler seed.")
 @click.option(
     "--patience",
-    default=12,
+    default=defaults.PATIENCE,
     show_default=True,
     help="Stop after this many trials without a 1% better one (0: never).",
 )
@@ -205,8 +210,8 @@ def search(
         db=db,
         protocol=Protocol(
             rounds=rounds,
-            max_rounds=max(rounds * 2 + 4, 8),
-            final_rounds=3 * rounds,  # the head-to-head: three processes' worth of rounds
+            max_rounds=defaults.max_rounds(rounds),
+            final_rounds=defaults.FINAL_ROUNDS_PER_ROUND * rounds,
             rtol=rtol,
             atol=atol,
         ),
@@ -402,7 +407,9 @@ def chip(as_json: bool) -> None:
 @_db_option
 @click.option("--budget", default=30.0, show_default=True, help="Seconds to spend, about.")
 @click.option("--top", default=3, show_default=True, help="Borrowed candidates to race.")
-@click.option("--min-gain", default=0.03, show_default=True, help="Margin to beat the default.")
+@click.option(
+    "--min-gain", default=defaults.MIN_GAIN, show_default=True, help="Margin to beat the default."
+)
 @click.option("--nice", default=10, show_default=True, help="Lower this process's priority.")
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 def adapt_cmd(

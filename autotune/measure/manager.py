@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from autotune import defaults
 from autotune.config import DEFAULT_CONFIG, SessionConfig
 from autotune.measure.messages import (
     BlockTimes,
@@ -57,9 +58,10 @@ class Protocol:
     block_seconds: float = 0.08  # target length of one block of timed runs
     min_runs_per_block: int = 3
     max_runs_per_block: int = 2000
-    rounds: int = 8  # kept rounds wanted per candidate
-    max_rounds: int = 20  # give up waiting for a fast phase after this many
-    final_rounds: int = 24  # kept rounds of the final head-to-head, over all its processes
+    rounds: int = defaults.ROUNDS  # kept rounds wanted per candidate
+    max_rounds: int = defaults.max_rounds(defaults.ROUNDS)  # then give up waiting for a fast phase
+    # kept rounds of the final head-to-head, over all its processes
+    final_rounds: int = defaults.FINAL_ROUNDS_PER_ROUND * defaults.ROUNDS
     generations: int = 3  # fresh processes per configuration in the head-to-head
     small_generations: int = 5  # the same, for models that run in under 1 ms
     guard: float = 1.25  # drop a round whose reference block is this much slower than the floor
