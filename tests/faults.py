@@ -3,7 +3,18 @@
 A real configuration that segfaults or hangs ONNX Runtime cannot be produced on demand, and
 neither can two processes of one configuration that disagree every time, so these wrap the real
 worker and inject the fault for one kind of configuration (one intra-op thread; the default's
-fresh processes). These are the suite's only fakes; everything else runs the real onnxruntime.
+fresh processes).
+
+These are not the suite's only stand-ins. Every other one replaces something this machine
+cannot be made to have, and says so where it is used:
+- ``test_inspect.py``: onnxruntime's usability checker raising or logging (a checker failure);
+- ``test_providers.py``: an ORT build that lists CoreML (``installed_providers``) and
+  ``get_ep_devices`` answering with stand-in devices (other hardware);
+- ``test_manifest.py``: ``resolver.current_chip``/``current_descriptor`` answering for another
+  chip (Apple M3/M4 siblings, an AMD EPYC), to compare the two readers on the same data;
+- spies that call the real function (``test_adapt.py``'s ``start_background``,
+  ``test_model.py``'s ``_hash_file``) and a lowered size limit (``test_trust.py``).
+Everything else runs the real onnxruntime, optuna, SQLite and PostgreSQL.
 """
 
 from __future__ import annotations
