@@ -114,6 +114,11 @@ def run_searches(
                 "speedup": data["speedup"],
                 "interval": [data["speedup_low"], data["speedup_high"]],
                 "aa_spread": data["aa_spread"],
+                "reason": data["reason"],
+                # what other programs used during the head-to-head (cores)
+                "h2h_other_cores": (data.get("busy") or {})
+                .get("head_to_head", {})
+                .get("other_cores"),
                 "wall_s": wall,
             }
         )
@@ -167,8 +172,9 @@ def main() -> None:
 def markdown(results: dict[str, Any]) -> str:
     lines = [
         "| model | machine | searches | picks (non-default) | default kept | inconclusive | "
-        "wrong picks | independent speed-up of picks | A/A spread (verdict) | wall time |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "wrong picks | independent speed-up of picks | A/A spread (verdict) | "
+        "others' CPU in head-to-head | wall time |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, r in results["models"].items():
         for phase in ("quiet", "load"):
@@ -177,6 +183,7 @@ def markdown(results: dict[str, Any]) -> str:
             wrong = [e for e in picks if e.get("independent", {}).get("speedup", 1.0) < 0.99]
             speeds = [f"{e['independent']['speedup']:.3f}" for e in picks if "independent" in e]
             aa = [e["aa_spread"] for e in rows if e.get("aa_spread") is not None]
+            load = [e["h2h_other_cores"] for e in rows if e.get("h2h_other_cores") is not None]
             walls = [e["wall_s"] for e in rows]
             lines.append(
                 f"| {name} | {phase} | {len(rows)} | {len(picks)} "
@@ -184,12 +191,13 @@ def markdown(results: dict[str, Any]) -> str:
                 f"| {sum(1 for e in rows if e.get('outcome') == 'inconclusive')} "
                 f"| {len(wrong)} | {', '.join(speeds) or '-'} "
                 f"| {min(aa, default=0):.1%}–{max(aa, default=0):.1%} "
+                f"| {min(load, default=0):.2f}–{max(load, default=0):.2f} cores "
                 f"| {statistics.median(walls):.0f} s |"
             )
         aa_check = r["aa_check"]
         lines.append(
             f"| {name} | A/A of the check | {len(aa_check['pairs'])} pairs | | | | | "
-            f"{aa_check['min']:.3f}–{aa_check['max']:.3f} | | |"
+            f"{aa_check['min']:.3f}–{aa_check['max']:.3f} | | | |"
         )
     return "\n".join(lines)
 
