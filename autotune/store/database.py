@@ -513,6 +513,17 @@ class Store:
         rows = _dedupe(self._rows("trials", where, params), "trial_uid")
         return [TrialRecord.from_row(r) for r in rows]
 
+    def every_trial(self) -> list[TrialRecord]:
+        """Every trial of every layer, each once (``trial_uid``)."""
+        return [
+            TrialRecord.from_row(r) for r in _dedupe(self._rows("trials", "1 = 1", []), "trial_uid")
+        ]
+
+    def every_search(self) -> list[SearchRecord]:
+        """Every search of every layer, each once (``search_id``)."""
+        rows = _dedupe(self._rows("searches", "1 = 1", []), "search_id")
+        return [SearchRecord.from_row(r) for r in rows]
+
     def searches(
         self,
         key: ResultKey,

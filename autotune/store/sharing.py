@@ -33,6 +33,7 @@ from autotune.paths import database_paths
 from autotune.store.database import (
     COLUMNS,
     JSON_COLUMNS,
+    Store,
     open_readonly,
     open_writable,
     write_transaction,
@@ -750,43 +751,31 @@ def stats(db: str | None = None) -> Stats:
     """
     paths = database_paths(db)
     groups: dict[tuple[str, str], dict[str, Any]] = {}
-    seen: dict[str, set[Any]] = {"trials": set(), "searches": set()}
-    for path in paths:
-        layer = open_readonly(path)
-        if layer is None:
-            continue
-        conn = layer.conn
-        try:
-            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
-            for table in TABLES:
-                if table not in tables:
-                    continue
-                status = "status" if table == "trials" else "NULL"
-                sql = (
-                    f"SELECT {KEYS[table]}, model_digest, model_name, chip, ort_version, "
-                    f"{status} FROM {table}"
-                )
-                for key, digest, name, chip, ort, state in conn.execute(sql):
-                    if key in seen[table]:
-                        continue
-                    seen[table].add(key)
-                    g = groups.setdefault(
-                        (str(digest or ""), str(chip or "")),
-                        {"name": None, "trials": 0, "statuses": {}, "searches": 0, "ort": set()},
-                    )
-                    g["name"] = g["name"] or (str(name) if name else None)
-                    if ort:
-                        g["ort"].add(str(ort))
-                    if table == "trials":
-                        g["trials"] += 1
-                        s = str(state or "unknown")
-                        g["statuses"][s] = g["statuses"].get(s, 0) + 1
-                    else:
-                        g["searches"] += 1
-        except sqlite3.DatabaseError as exc:
-            raise DatabaseError(f"database {path} cannot be read ({exc})") from None
-        finally:
-            conn.close()
+
+    def group(digest: str | None, chip: str | None, name: str | None) -> dict[str, Any]:
+        g = groups.setdefault(
+            (digest or "", chip or ""),
+            {"name": None, "trials": 0, "statuses": {}, "searches": 0, "ort": set()},
+        )
+        g["name"] = g["name"] or name
+        return g
+
+    with Store(paths, write=False) as store:
+        trials, searches = store.every_trial(), store.every_search()
+    if store.problems:  # stats counts everything or says what it cannot read
+        raise DatabaseError(store.problems[0])
+    for trial in trials:
+        g = group(trial.model_digest, trial.chip, trial.model_name)
+        g["trials"] += 1
+        status = trial.status or "unknown"
+        g["statuses"][status] = g["statuses"].get(status, 0) + 1
+        if trial.ort_version:
+            g["ort"].add(trial.ort_version)
+    for search in searches:
+        g = group(search.model_digest, search.chip, search.model_name)
+        g["searches"] += 1
+        if search.ort_version:
+            g["ort"].add(search.ort_version)
     rows = [
         StatsRow(
             model=g["name"],
