@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from autotune.store.records import Status, TrialRecord
+from autotune.tuning.points import stored_point
 
 MIN_IMPORTANCE_TRIALS = 5  # fewer measured trials than this cannot say which option mattered
 
@@ -17,19 +18,11 @@ MIN_IMPORTANCE_TRIALS = 5  # fewer measured trials than this cannot say which op
 def param_importances(trials: Sequence[TrialRecord]) -> tuple[dict[str, float] | None, str]:
     """Optuna's parameter importances for the ratio over the measured trials, most important
     first, and a note on how far to trust them; (None, reason) when there are too few."""
-    from optuna.distributions import json_to_distribution
-
     usable: list[tuple[dict[str, Any], dict[str, Any], float]] = []
     for row in trials:
-        if row.status != Status.OK or row.ratio is None:
-            continue
-        stored = row.params
-        try:
-            dists = {k: json_to_distribution(v) for k, v in stored["distributions"].items()}
-            params = dict(stored["params"])
-        except (KeyError, TypeError, ValueError, AttributeError):
-            continue  # a row from another space version, or not a stored Optuna point
-        usable.append((params, dists, float(row.ratio)))
+        point = stored_point(row) if row.status == Status.OK and row.ratio is not None else None
+        if point is not None and row.ratio is not None:
+            usable.append((*point, float(row.ratio)))
     too_few = (
         f"not enough trials to tell: {len(usable)} measured, and Optuna's importances need at "
         f"least {MIN_IMPORTANCE_TRIALS} with different results"

@@ -69,6 +69,7 @@ from autotune.providers import SearchContext, available_spaces, device_policies,
 from autotune.store.database import ResultKey, Store, now
 from autotune.store.records import SearchRecord, Status, TrialRecord
 from autotune.tuning import objectives
+from autotune.tuning.points import stored_params, stored_point
 from autotune.tuning.space import DEFAULT_PARAMS, graph_levels, one_knob_variants, suggest_config
 from autotune.version import __version__
 
@@ -470,14 +471,14 @@ class _Search:
 
     def _replay_known(self, study: Any) -> None:
         """The known trials into a fresh study, so the sampler starts from what is measured."""
-        from optuna.distributions import json_to_distribution
         from optuna.trial import TrialState, create_trial
 
         for row in list(self.known.values()):
-            stored = row.params or {}
+            point = stored_point(row)
+            if point is None:
+                continue  # a row from another space version: still known, just not replayed
+            params, dists = point
             try:
-                dists = {k: json_to_distribution(v) for k, v in stored["distributions"].items()}
-                params = stored["params"]
                 value = self._value(row)
                 if row.status == Status.OK and value is not None:
                     frozen = create_trial(
@@ -741,9 +742,8 @@ class _Search:
         rows.sort(key=lambda r: (r.config_id != latest, r.ratio or 0.0))
         out: list[dict[str, Any]] = []
         for row in rows:
-            stored = row.params
-            params = stored.get("params") if isinstance(stored, dict) else None
-            if not isinstance(params, dict) or params in out:
+            params = stored_params(row)
+            if params is None or params in out:
                 continue
             try:
                 validate_config(self._replay(params))
