@@ -36,7 +36,7 @@ from autotune.ladder import roles_of
 from autotune.measure.load import LoadMonitor
 from autotune.measure.manager import MeasuringWorker, Protocol, WorkerLost, WorkerSetup
 from autotune.measure.verdict import INCONCLUSIVE, Verdict, decide, unless_busy
-from autotune.store.records import SearchRecord, Status, TrialRecord
+from autotune.store.records import SearchRecord, SearchState, Status, TrialRecord
 
 DEFAULT_BUDGET_S = 30.0
 DEFAULT_TOP = 3
@@ -284,7 +284,7 @@ def _store_verdict(
         store.upsert_search(
             SearchRecord(
                 **common,
-                state="done",
+                state=SearchState.DONE,
                 started_at=now(),
                 finished_at=now(),
                 trials_requested=len(contenders),

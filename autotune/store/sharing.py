@@ -38,6 +38,7 @@ from autotune.store.database import (
     open_writable,
     write_transaction,
 )
+from autotune.store.records import SearchState, Status
 
 # export order of the tables, their keys, and the stable order of their rows (append-friendly:
 # new results sort last, so a re-export diffs as added lines)
@@ -468,7 +469,7 @@ def _merge_searches(
         old = dict(zip(columns, found, strict=True))
         if all(_same(old[c], row.get(c)) for c in columns):
             report.searches_present += 1
-        elif old["state"] != "done":
+        elif old["state"] != SearchState.DONE:
             # no verdict stored yet: a finished row, or one that got further, replaces it
             if _search_rank(row["state"], row["finished_at"]) > _search_rank(
                 old["state"], old["finished_at"]
@@ -478,7 +479,7 @@ def _merge_searches(
                 report.searches_updated += 1
             else:
                 report.searches_present += 1
-        elif row["state"] != "done":
+        elif row["state"] != SearchState.DONE:
             report.searches_present += 1  # an unfinished snapshot of a search with a verdict
         else:
             # two different verdicts of one search id: the stored one stays, this one beside it
@@ -506,7 +507,7 @@ def _row_hash(row: Row) -> str:
 
 def _search_rank(state: Any, finished_at: Any) -> tuple[bool, str]:
     """Which of two rows of one search to keep: a finished one, then the newest."""
-    return (state == "done", finished_at if isinstance(finished_at, str) else "")
+    return (state == SearchState.DONE, finished_at if isinstance(finished_at, str) else "")
 
 
 def _insert_sql(table: str, columns: list[str]) -> str:
@@ -793,4 +794,4 @@ def stats(db: str | None = None) -> Stats:
 
 
 def _status_order(status: str) -> tuple[int, str]:
-    return ({"ok": 0, "pruned": 1}.get(status, 2), status)
+    return ({Status.OK.value: 0, Status.PRUNED.value: 1}.get(status, 2), status)

@@ -67,7 +67,7 @@ from autotune.model import (
 from autotune.paths import cache_dir
 from autotune.providers import SearchContext, available_spaces, device_policies, validate_config
 from autotune.store.database import ResultKey, Store, now
-from autotune.store.records import SearchRecord, Status, TrialRecord
+from autotune.store.records import SearchRecord, SearchState, Status, TrialRecord
 from autotune.tuning import objectives
 from autotune.tuning.points import stored_params, stored_point
 from autotune.tuning.space import DEFAULT_PARAMS, graph_levels, one_knob_variants, suggest_config
@@ -418,11 +418,11 @@ class _Search:
             verdict, compared = self._final()
         except KeyboardInterrupt:
             self._drop_worker()
-            self.search_row_state("interrupted", finished_at=now())
+            self.search_row_state(SearchState.INTERRUPTED, finished_at=now())
             raise
         except BaseException as exc:
             self._drop_worker()
-            self.search_row_state("failed", finished_at=now(), error=_one_line(exc))
+            self.search_row_state(SearchState.FAILED, finished_at=now(), error=_one_line(exc))
             raise
         finally:
             if self.worker is not None:
@@ -532,7 +532,7 @@ class _Search:
             # this process holds the model's lock: no other search of it runs here
             self.store.mark_abandoned(self.key.model_digest, provenance()["host_id"])
         self._worker()
-        self.search_row_state("running")
+        self.search_row_state(SearchState.RUNNING)
         elsewhere = len(self.store.trials(self.key)) - len(previous)
         if resumed:
             note = f"{resumed} trials already stored"
@@ -642,7 +642,7 @@ class _Search:
         speedup = verdict.speedup
         self.store.upsert_search(
             self._search_row(
-                state="done",
+                state=SearchState.DONE,
                 finished_at=now(),
                 outcome=verdict.outcome,
                 pick_config_id=pick.config_id if pick else None,
@@ -736,7 +736,7 @@ class _Search:
                 key=lambda s: s.finished_at or "",
                 reverse=True,
             )
-            if s.state == "done" and s.pick_config_id
+            if s.done and s.pick_config_id
         ]
         latest = picks[0] if picks else None
         rows.sort(key=lambda r: (r.config_id != latest, r.ratio or 0.0))
@@ -794,7 +794,7 @@ class _Search:
     def search_row_state(self, state: str, **extra: Any) -> None:
         """Record the search's state: running, interrupted (a signal; no pick) or failed (an
         error, with its text); never left "running" when it ends."""
-        if state == "running":
+        if state == SearchState.RUNNING:
             extra["started_at"] = now()
         self.store.upsert_search(self._search_row(state=state, **extra))
 
