@@ -343,6 +343,27 @@ def test_your_verdict_beats_a_newer_team_verdict(mlp_path: Path, tmp_path: Path)
     assert best is not None and best.config == newest
 
 
+def test_list_show_and_the_report_name_the_verdict_apps_get(mlp_path: Path, tmp_path: Path) -> None:
+    """A newer team verdict does not outrank yours anywhere: ``list``, ``show`` and the report
+    name the pick ``best_session()`` builds (your layer first, then the newest)."""
+    from autotune.output.html_report import load_report_data
+
+    mine, team = tmp_path / "mine.db", tmp_path / "team.db"
+    verdict(mine, mlp_path, MINE, finished_at="2026-01-01T00:00:00+00:00",
+            pick_label=MINE.describe())  # fmt: skip
+    verdict(team, mlp_path, TEAMS, finished_at="2999-01-01T00:00:00+00:00",
+            pick_label=TEAMS.describe())  # fmt: skip
+    db = layered(mine, team)
+    best = autotune.best_config(mlp_path, db=db)
+    assert best is not None and best.config == MINE
+    listed = json.loads(cli_run("list", "--json", "--db", db).output)
+    assert [row["pick"] for row in listed] == [MINE.describe()]
+    shown = cli_run("show", mlp_path, "--db", db).output
+    assert f"* {MINE.describe()}," in shown and TEAMS.describe() + "," not in shown
+    report = load_report_data(mlp_path, db=db)
+    assert report.search is not None and report.search.pick_config == MINE.to_json()
+
+
 # -- 4. validated but harmful values ---------------------------------------------------------
 
 

@@ -137,11 +137,16 @@ def load_report_data(
         latest = max(rows, key=lambda r: (r.created_at or "", r.id or 0))
         key = ResultKey(digest, chip, latest.ort_version or "", latest.shapes or "")
         trials = store.trials(key)
-        searches = [
-            s
-            for s in store.searches(key)
-            if s.done and (isinstance(s.pick_config, str) or s.outcome == Outcome.INCONCLUSIVE)
-        ]
+        search = None
+        for layer in list(store.layers):  # the personal layer's verdicts first, as in lookups
+            verdicts = [
+                s
+                for s in store.searches(key, layer=layer.index)
+                if s.done and (isinstance(s.pick_config, str) or s.outcome == Outcome.INCONCLUSIVE)
+            ]
+            if verdicts:
+                search = max(verdicts, key=lambda s: s.finished_at or "")
+                break
     counts: dict[tuple[str, str], int] = {}
     for row in rows:
         k = (row.ort_version or "", row.shapes or "")
@@ -149,7 +154,6 @@ def load_report_data(
     others = [
         (v, s, n) for (v, s), n in sorted(counts.items()) if (v, s) != (key.ort_version, key.shapes)
     ]
-    search = max(searches, key=lambda s: s.finished_at or "") if searches else None
     return ReportData(
         model_name=latest.model_name or Path(model_path).name,
         key=key,

@@ -539,14 +539,18 @@ class Store:
         return [SearchRecord.from_row(r) for r in rows]
 
     def latest_search(self, model_digest: str, chip: str) -> SearchRecord | None:
-        """The most recently finished search of this model on this chip (any shapes)."""
-        rows = self._rows(
-            "searches",
-            "model_digest = ? and chip = ? and state = ?",
-            [model_digest, chip, SearchState.DONE.value],
-        )
-        latest = max(rows, key=lambda r: r["finished_at"] or "", default=None)
-        return None if latest is None else SearchRecord.from_row(latest)
+        """The most recently finished search of this model on this chip (any shapes), from the
+        first layer that has one: the personal layer's verdicts come first, as in lookups."""
+        for layer in list(self.layers):
+            rows = self._rows(
+                "searches",
+                "model_digest = ? and chip = ? and state = ?",
+                [model_digest, chip, SearchState.DONE.value],
+                layer=layer.index,
+            )
+            if rows:
+                return SearchRecord.from_row(max(rows, key=lambda r: r["finished_at"] or ""))
+        return None
 
     def shape_signatures(self, model_digest: str, chip: str) -> list[tuple[str, int]]:
         """(shapes, default_shapes) pairs stored for this model on this chip."""
@@ -618,11 +622,19 @@ class Store:
             if row["status"] not in (Status.OK, Status.PRUNED):
                 g["failed"] += 1
             g["last"] = max(g.get("last", ""), row["created_at"] or "")
-        searches = _dedupe(
-            self._rows("searches", "state = ?", [SearchState.DONE.value], "finished_at"),
-            "search_id",
-        )
-        for search in searches:  # oldest first: the latest verdict of a group stays
+        # each search once (its copy in the first layer holding it), then applied from the last
+        # layer to the first, each layer's oldest first: the latest verdict of the first layer
+        # holding one stays (the personal layer's verdicts come first, as in lookups)
+        seen: set[str] = set()
+        by_layer = []
+        for layer in list(self.layers):
+            rows = self._rows(
+                "searches", "state = ?", [SearchState.DONE.value], "finished_at", layer=layer.index
+            )
+            by_layer.append([r for r in _dedupe(rows, "search_id") if r["search_id"] not in seen])
+            seen.update(r["search_id"] for r in by_layer[-1])
+        searches = [r for rows in reversed(by_layer) for r in rows]
+        for search in searches:
             k = (search["model_digest"], search["chip"], search["ort_version"], search["shapes"])
             if k in groups:
                 legacy = "pick" if search["pick_config"] else "inconclusive"
