@@ -211,7 +211,8 @@ def decide(
                 else "every round ran in a slow phase"
             )
         else:
-            why = f"only {len(rounds)} rounds were kept, too few to compare processes"
+            kept = "1 round was" if len(rounds) == 1 else f"{len(rounds)} rounds were"
+            why = f"only {kept} kept, too few to compare processes"
         if not complete and (rounds or rounds_dropped):
             why += " before the time limit"
         return verdict(INCONCLUSIVE, why, None)
