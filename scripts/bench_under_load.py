@@ -6,14 +6,20 @@
 For each model: N searches on a quiet machine and N while a background process keeps one core
 busy (a Python busy loop, started outside autotune; the searches run with --allow-busy), each
 with a fresh database. Then every stored pick that is not ORT's default configuration is checked
-by an *independent* comparison, on the quiet machine: fresh processes of the pick and of the
-default, alternating in pairs (random order within a pair), each building its session the way an
-app does (autotune.build, as best_session does) and timing runs with its own perf_counter loop
-(none of autotune.measure.manager). speed-up = median over pairs of default p50 / pick p50. The same
-check of the default against itself gives the A/A spread of this check.
+on the quiet machine by two *independent* comparisons, each building its sessions the way an app
+does (autotune.build, as best_session does) and timing runs with its own perf_counter loop (none
+of autotune.measure):
 
-A wrong pick: its independent speed-up is below 0.99 (slower than the default beyond 1%).
-Writes Markdown to stdout and JSON to --out (default bench-results/under_load.json).
+- interleaved (``scripts/check_pick.py``, the one a wrong pick is judged by): pairs of fresh
+  processes of the pick and the default alive together, asked in turn for ~0.1 s blocks; a
+  pair's speed-up is its median block ratio, the check's the median over pairs;
+- sequential: pairs of fresh processes one after the other (random order within a pair), each
+  timing for ``--seconds``; speed-up = median over pairs of default p50 / pick p50.
+
+The same checks of the default against itself give their A/A spreads. A wrong pick: its
+interleaved speed-up is below 0.99 (slower than the default beyond 1%). Writes Markdown to
+stdout and JSON to --out (default bench-results/under_load.json); ``--recheck FILE`` runs only
+the checks again on a results file (the example models are written anew).
 """
 
 from __future__ import annotations
@@ -29,6 +35,9 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).parent))
+from check_pick import check as interleaved_check
 
 TIMER = r"""
 import json, statistics, sys, time
@@ -134,10 +143,19 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=240.0)
     parser.add_argument("--pairs", type=int, default=6)
     parser.add_argument("--seconds", type=float, default=1.0, help="timed runs per process")
+    parser.add_argument("--rounds", type=int, default=15, help="rounds per interleaved pair")
     parser.add_argument("--out", default="bench-results/under_load.json")
+    parser.add_argument("--recheck", type=Path, help="only check the picks of this results file")
     args = parser.parse_args()
+    if args.recheck:
+        results = json.loads(args.recheck.read_text())
+        work = Path(tempfile.mkdtemp(prefix="autotune-recheck-"))
+        for name, r in results["models"].items():
+            check_model(name, r, work, args)
+        Path(args.out).write_text(json.dumps(results, indent=2))
+        print(markdown(results))
+        return
 
-    from autotune.config import DEFAULT_CONFIG
     from autotune.examples import write_example
 
     work = Path(tempfile.mkdtemp(prefix="autotune-load-"))
@@ -153,20 +171,44 @@ def main() -> None:
         finally:
             hog.kill()
             hog.wait()
-        checked: dict[str, Any] = {}
-        for entry in quiet + loaded:
-            cfg = entry.get("pick_config")
-            if entry.get("outcome") == "pick" and cfg and cfg not in checked:
-                checked[cfg] = independent_check(model, cfg, args.pairs, args.seconds)
-            if cfg in checked:
-                entry["independent"] = checked[cfg]
-        aa = independent_check(model, DEFAULT_CONFIG.to_json(), args.pairs, args.seconds)
-        results["models"][name] = {"quiet": quiet, "load": loaded, "aa_check": aa}
-        print(f"{name}: A/A check {aa['min']:.3f}-{aa['max']:.3f}", file=sys.stderr)
+        results["models"][name] = {"quiet": quiet, "load": loaded}
+        check_model(name, results["models"][name], work, args)
         # after every model: a run cut short keeps what it measured
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(results, indent=2))
     print(markdown(results))
+
+
+def check_model(name: str, r: dict[str, Any], work: Path, args: argparse.Namespace) -> None:
+    """Both independent checks of every stored non-default pick of one model, and of the default
+    against itself (the checks' own A/A), written into ``r``."""
+    from autotune.config import DEFAULT_CONFIG
+    from autotune.examples import write_example
+
+    model = work / f"{name}.onnx"
+    if not model.exists():
+        write_example(name, model)
+    checked: dict[str, Any] = {}
+    for entry in r["quiet"] + r["load"]:
+        cfg = entry.get("pick_config")
+        if entry.get("outcome") == "pick" and cfg and not entry.get("pick_is_default"):
+            if cfg not in checked:
+                checked[cfg] = {
+                    "interleaved": interleaved_check(
+                        model, cfg, pairs=args.pairs, rounds=args.rounds
+                    ),
+                    "sequential": independent_check(model, cfg, args.pairs, args.seconds),
+                }
+            entry["independent"] = checked[cfg]["interleaved"]
+            entry["sequential"] = checked[cfg]["sequential"]
+    default = DEFAULT_CONFIG.to_json()
+    r["aa_check"] = interleaved_check(model, default, pairs=args.pairs, rounds=args.rounds)
+    r["aa_sequential"] = independent_check(model, default, args.pairs, args.seconds)
+    print(
+        f"{name}: A/A interleaved {r['aa_check']['min']:.3f}-{r['aa_check']['max']:.3f}, "
+        f"sequential {r['aa_sequential']['min']:.3f}-{r['aa_sequential']['max']:.3f}",
+        file=sys.stderr,
+    )
 
 
 def markdown(results: dict[str, Any]) -> str:
@@ -181,7 +223,12 @@ def markdown(results: dict[str, Any]) -> str:
             rows = r[phase]
             picks = [e for e in rows if e.get("outcome") == "pick" and not e["pick_is_default"]]
             wrong = [e for e in picks if e.get("independent", {}).get("speedup", 1.0) < 0.99]
-            speeds = [f"{e['independent']['speedup']:.3f}" for e in picks if "independent" in e]
+            speeds = [
+                f"{e['independent']['speedup']:.3f}"
+                + (f" (sequential {e['sequential']['speedup']:.3f})" if "sequential" in e else "")
+                for e in picks
+                if "independent" in e
+            ]
             aa = [e["aa_spread"] for e in rows if e.get("aa_spread") is not None]
             load = [e["h2h_other_cores"] for e in rows if e.get("h2h_other_cores") is not None]
             walls = [e["wall_s"] for e in rows]
@@ -194,11 +241,13 @@ def markdown(results: dict[str, Any]) -> str:
                 f"| {min(load, default=0):.2f}–{max(load, default=0):.2f} cores "
                 f"| {statistics.median(walls):.0f} s |"
             )
-        aa_check = r["aa_check"]
-        lines.append(
-            f"| {name} | A/A of the check | {len(aa_check['pairs'])} pairs | | | | | "
-            f"{aa_check['min']:.3f}–{aa_check['max']:.3f} | | | |"
-        )
+        for label, key in (("interleaved", "aa_check"), ("sequential", "aa_sequential")):
+            if key in r:
+                aa_check = r[key]
+                lines.append(
+                    f"| {name} | A/A of the {label} check | {len(aa_check['pairs'])} pairs | | | "
+                    f"| | {aa_check['min']:.3f}–{aa_check['max']:.3f} | | | |"
+                )
     return "\n".join(lines)
 
 
