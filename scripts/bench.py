@@ -79,6 +79,7 @@ def bench_model(path: Path, work: Path, options: dict[str, Any]) -> dict[str, An
     from autotune.chip import current_chip
     from autotune.config import DEFAULT_CONFIG
     from autotune.measure.manager import MeasuringWorker, Protocol, WorkerSetup
+    from autotune.measure.verdict import decide
     from autotune.model import free_dimensions, load_model_info, resolve_shapes, synthetic_feeds
     from autotune.providers import SearchContext
     from autotune.store.records import Status
@@ -118,28 +119,38 @@ def bench_model(path: Path, work: Path, options: dict[str, Any]) -> dict[str, An
         oracle_s = time.monotonic() - t0
         oracle.sort(key=lambda x: x[0])
         oracle_best = oracle[0][1]
-        contenders = [DEFAULT_CONFIG, outcome.pick, oracle_best]
+        pick = outcome.pick or DEFAULT_CONFIG  # None: an inconclusive verdict keeps the default
+        contenders = [DEFAULT_CONFIG, pick, oracle_best]
         print(f"== {path.name}: head-to-head", file=sys.stderr, flush=True)
-        verdict = worker.compare(contenders, 15, timeout=600)
+        h2h = worker.compare(contenders, 15, timeout=600)
     finally:
         worker.close()
-    d, p, o = verdict["ratios"]
+    verdict = decide(
+        h2h.rounds,
+        contenders=3,
+        min_gain=options.get("min_gain", 0.03),
+        latencies=h2h.latencies,
+        rounds_dropped=h2h.rounds_dropped,
+    )
+    default, picked, best = verdict.entries
+    sp, so = picked.speedup or float("nan"), best.speedup or float("nan")
     full = space_size(ctx, levels)
     per_config = oracle_s / len(grid)
     return {
         "model": path.name,
-        "default_ms_p50": verdict["latency_ms_p50"][0],
-        "default_ms_p90": verdict["latency_ms_p90"][0],
-        "pick": outcome.pick.describe(),
-        "pick_ms_p50": verdict["latency_ms_p50"][1],
-        "pick_ms_p90": verdict["latency_ms_p90"][1],
+        "default_ms_p50": default.latency_ms_p50,
+        "default_ms_p90": default.latency_ms_p90,
+        "pick": pick.describe(),
+        "outcome": outcome.outcome,
+        "pick_ms_p50": picked.latency_ms_p50,
+        "pick_ms_p90": picked.latency_ms_p90,
         "oracle_best": oracle_best.describe(),
         "oracle_best_search_ratio": oracle[0][0],
-        "speedup": d / p,
-        "pick_vs_oracle": p / o,
-        "oracle_speedup": d / o,
-        "rounds_kept": verdict["rounds_kept"],
-        "rounds_dropped": verdict["rounds_dropped"],
+        "speedup": sp,
+        "pick_vs_oracle": so / sp,
+        "oracle_speedup": so,
+        "rounds_kept": verdict.rounds_kept,
+        "rounds_dropped": verdict.rounds_dropped,
         "search_s": search_s,
         "search_trials": outcome.measured,
         "oracle_s": oracle_s,

@@ -34,6 +34,7 @@ from autotune.config import SessionConfig
 from autotune.digest import model_digest
 from autotune.examples import EXAMPLES, write_example
 from autotune.store.database import Store
+from autotune.store.records import Status, TrialRecord
 
 CANDIDATES = [
     SessionConfig(graph_optimization_level="ORT_ENABLE_BASIC"),
@@ -63,19 +64,19 @@ def _seed(db: Path, model: Path, source: Path | None) -> None:
         with Store.open(str(db), write=True) as store:
             for i, cfg in enumerate(c.canonical() for c in CANDIDATES):
                 store.record_trial(
-                    {
-                        "trial_uid": f"bench-{i}",
-                        "model_digest": model_digest(model),
-                        "model_name": model.name,
-                        "chip": chip.chip_id,
-                        "ort_version": chip.ort_version,
-                        "shapes": signature,
-                        "default_shapes": 1,
-                        "config_id": cfg.config_id,
-                        "config": cfg.to_json(),
-                        "status": "ok",
-                        "ratio": 0.9 + i * 0.01,
-                    }
+                    TrialRecord(
+                        trial_uid=f"bench-{i}",
+                        model_digest=model_digest(model),
+                        model_name=model.name,
+                        chip=chip.chip_id,
+                        ort_version=chip.ort_version,
+                        shapes=signature,
+                        default_shapes=1,
+                        config_id=cfg.config_id,
+                        config=cfg.to_json(),
+                        status=Status.OK,
+                        ratio=0.9 + i * 0.01,
+                    )
                 )
     sibling, desc = _sibling()
     conn = sqlite3.connect(db)

@@ -148,12 +148,12 @@ def main() -> None:
     parser.add_argument("--recheck", type=Path, help="only check the picks of this results file")
     args = parser.parse_args()
     if args.recheck:
-        results = json.loads(args.recheck.read_text())
-        work = Path(tempfile.mkdtemp(prefix="autotune-recheck-"))
-        for name, r in results["models"].items():
-            check_model(name, r, work, args)
-        Path(args.out).write_text(json.dumps(results, indent=2))
-        print(markdown(results))
+        stored: dict[str, Any] = json.loads(args.recheck.read_text())
+        again = Path(tempfile.mkdtemp(prefix="autotune-recheck-"))
+        for name, r in stored["models"].items():
+            check_model(name, r, again, args)
+        Path(args.out).write_text(json.dumps(stored, indent=2))
+        print(markdown(stored))
         return
 
     from autotune.examples import write_example

@@ -40,6 +40,7 @@ def main() -> None:
 
     from autotune.config import DEFAULT_CONFIG, SessionConfig
     from autotune.measure.manager import MeasuringWorker, Protocol, WorkerSetup
+    from autotune.measure.verdict import decide
     from autotune.model import load_model_info, resolve_shapes, synthetic_feeds
     from autotune.tuning.search import SearchOptions, run_search
 
@@ -50,24 +51,33 @@ def main() -> None:
         t0 = time.monotonic()
         outcome = run_search(model, SearchOptions(trials=args.trials, db=str(db)))
         wall = time.monotonic() - t0
-        picks.append(outcome.pick)
+        pick = outcome.pick or DEFAULT_CONFIG  # None: inconclusive, apps keep the default
+        picks.append(pick)
+        claimed = f"{outcome.speedup:.3f}x" if outcome.speedup else outcome.outcome
         print(
-            f"  run {i + 1}: {wall:5.0f} s, pick {outcome.pick.describe()!r}, "
-            f"claimed {1 / outcome.pick_ratio:.3f}x, final rounds dropped {outcome.rounds_dropped}"
+            f"  run {i + 1}: {wall:5.0f} s, pick {pick.describe()!r}, "
+            f"claimed {claimed}, final rounds dropped {outcome.rounds_dropped}"
         )
     info = load_model_info(model)
     feeds = synthetic_feeds(info, resolve_shapes(info))
     worker = MeasuringWorker(WorkerSetup(str(model), feeds, Protocol()))
     contenders = [DEFAULT_CONFIG, *picks]
     try:
-        verdict = worker.compare(contenders, args.rounds, timeout=600)
+        h2h = worker.compare(contenders, args.rounds, timeout=600)
     finally:
         worker.close()
-    base = verdict["ratios"][0]
-    ratios = [r / base for r in verdict["ratios"][1:]]
+    verdict = decide(
+        h2h.rounds,
+        contenders=len(contenders),
+        min_gain=0.03,
+        latencies=h2h.latencies,
+        rounds_dropped=h2h.rounds_dropped,
+    )
+    # each pick's latency relative to the default's (lower is faster)
+    ratios = [1 / (e.speedup or float("nan")) for e in verdict.entries[1:]]
     print(
-        f"head-to-head ({verdict['rounds_kept']} rounds kept, "
-        f"{verdict['rounds_dropped']} dropped by the slow-phase guard):"
+        f"head-to-head ({verdict.rounds_kept} rounds kept, "
+        f"{verdict.rounds_dropped} dropped by the slow-phase guard):"
     )
     for cfg, r in zip(picks, ratios, strict=True):
         print(f"  {cfg.describe():50s} {1 / r:.3f}x the default")
