@@ -8,8 +8,8 @@ defaults measured here) and whether the next lookup is exact.
 
 The borrowed results are either a real database's (``--from-db PATH``: this chip's results in
 it, relabelled) or, by default, three stated candidates: graph optimizations at BASIC, one
-intra-op thread, spinning off, each stored with a made-up ratio of 0.9 (adapt never trusts a
-stored ratio: it re-measures).
+intra-op thread, spinning off, each stored as a trial and a finished search's pick (what apps
+borrow) with a made-up ratio of 0.9 (adapt never trusts a stored ratio: it re-measures).
 
     python scripts/bench_adapt.py [--example mlp --example transformer] [--budget 30]
                                   [--from-db PATH] [--json]
@@ -34,7 +34,7 @@ from autotune.config import SessionConfig
 from autotune.digest import model_digest
 from autotune.examples import EXAMPLES, write_example
 from autotune.store.database import Store
-from autotune.store.records import Status, TrialRecord
+from autotune.store.records import Outcome, SearchRecord, SearchState, Status, TrialRecord
 
 CANDIDATES = [
     SessionConfig(graph_optimization_level="ORT_ENABLE_BASIC"),
@@ -76,6 +76,27 @@ def _seed(db: Path, model: Path, source: Path | None) -> None:
                         config=cfg.to_json(),
                         status=Status.OK,
                         ratio=0.9 + i * 0.01,
+                    )
+                )
+                # apps (and adapt) borrow verdicts, never single trials: one search per candidate
+                store.upsert_search(
+                    SearchRecord(
+                        search_id=f"bench-s{i}",
+                        model_digest=model_digest(model),
+                        model_name=model.name,
+                        chip=chip.chip_id,
+                        ort_version=chip.ort_version,
+                        shapes=signature,
+                        default_shapes=1,
+                        state=SearchState.DONE,
+                        finished_at=f"2026-11-2{i}T00:00:00+00:00",
+                        objective="latency",
+                        outcome=Outcome.PICK,
+                        pick_config_id=cfg.config_id,
+                        pick_config=cfg.to_json(),
+                        pick_label=cfg.describe(),
+                        pick_ratio=0.9 + i * 0.01,
+                        speedup=1 / (0.9 + i * 0.01),
                     )
                 )
     sibling, desc = _sibling()
@@ -121,6 +142,7 @@ def run_one(name: str, budget: float, source: Path | None, work: Path) -> dict[s
         "process_wall_s": round(wall, 1),
         "adapt_wall_s": round(result["wall_s"], 1),
         "status": result["status"],
+        "message": result["message"],
         "pick": result["pick_label"],
         "pick_ratio": result["pick_ratio"],
         "rounds": result["rounds"],
