@@ -49,6 +49,8 @@ def machines(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Machines]:
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("AUTOTUNE_CACHE_DIR", str(root / "cache"))
         mp.setenv("AUTOTUNE_DB", str(root / "unused.db"))
+        # module scope runs before the per-test isolation: a busy test machine must not stop it
+        mp.setenv("AUTOTUNE_ALLOW_BUSY", "1")
         mlp = models.mlp(root / "mlp.onnx")
         small = models.mlp(root / "small.onnx", width=32)
         a, b = root / "a.db", root / "b.db"
