@@ -127,10 +127,9 @@ def served(search: SearchRecord, prefer: str) -> bool:
 
 
 def _verdict_ratio(search: SearchRecord) -> float | None:
-    for value, invert in ((search.speedup, True), (search.pick_ratio, False)):
-        if isinstance(value, float) and 0 < value < float("inf"):
-            return 1.0 / value if invert else value
-    return None
+    """The verdict's latency relative to ORT's defaults (lower is faster)."""
+    stored = search.stored_verdict
+    return 1.0 / stored.speedup if stored and stored.speedup else None
 
 
 def candidates(

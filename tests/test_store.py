@@ -196,3 +196,26 @@ def test_records_hold_the_schema_columns(tmp_path: Path) -> None:
         assert [f.name for f in fields(record)] == list(stored), table
         assert all(stored[c] is str for c in json_columns(record)), table
     db.conn.close()
+
+
+def test_a_stored_verdict_reads_one_way_for_every_output() -> None:
+    """Outcome and speed-up of a finished search: as stored, or (rows from before outcomes were
+    stored) a pick when one is held, its speed-up from ``pick_ratio``; none while not done."""
+    from autotune.store.records import Outcome, SearchRecord
+
+    assert SearchRecord(state="running", pick_config="{}").stored_verdict is None
+    new = SearchRecord(state="done", outcome="pick", pick_config="{}", speedup=1.25,
+                       speedup_low=1.1, speedup_high=1.4, verdict={"reason": "why"})  # fmt: skip
+    v = new.stored_verdict
+    assert v is not None and (v.outcome, v.speedup, v.speedup_low, v.reason) == (
+        Outcome.PICK,
+        1.25,
+        1.1,
+        "why",
+    )
+    legacy = SearchRecord(state="done", pick_config="{}", pick_ratio=0.8).stored_verdict
+    assert legacy is not None and legacy.outcome == Outcome.PICK and legacy.speedup == 1.25
+    empty = SearchRecord(state="done", pick_ratio=0.8).stored_verdict
+    assert empty is not None and empty.outcome == Outcome.INCONCLUSIVE and empty.speedup is None
+    odd = SearchRecord(state="done", outcome="pick", pick_config="{}", speedup=float("inf"))
+    assert odd.stored_verdict is not None and odd.stored_verdict.speedup is None

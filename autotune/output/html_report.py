@@ -341,7 +341,8 @@ def _verdict(data: ReportData) -> str:
     verdict = s.verdict or {}
     compared = verdict.get("compared") if isinstance(verdict, dict) else None
     compared = [c for c in compared if isinstance(c, dict)] if isinstance(compared, list) else []
-    outcome = s.outcome or ("pick" if s.pick_config else "inconclusive")
+    stored = s.stored_verdict
+    outcome = stored.outcome if stored else Outcome.INCONCLUSIVE
     pick_is_default = s.pick_config_id == DEFAULT_CONFIG.config_id
     aa = _float(s.aa_spread)
     aa_text = f" A/A spread of ORT's defaults across processes: {aa:.1%}." if aa is not None else ""
@@ -433,13 +434,11 @@ def _entry_load_ms(entry: dict[str, Any]) -> float | None:
 
 def _verdict_speedup(search: SearchRecord) -> tuple[str, str]:
     """The verdict's speed-up and its interval, as stored (older rows: from ``pick_ratio``)."""
-    value = _float(search.speedup)
-    if value is None:
-        ratio = _float(search.pick_ratio)
-        value = 1 / ratio if ratio else None
-    if value is None:
+    stored = search.stored_verdict
+    value = stored.speedup if stored else None
+    if value is None or stored is None:
         return "-", ""
-    low, high = _float(search.speedup_low), _float(search.speedup_high)
+    low, high = _float(stored.speedup_low), _float(stored.speedup_high)
     interval = f" [{low:.2f}–{high:.2f}] (95%)" if low is not None and high is not None else ""
     return f"{value:.2f}×", interval
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from autotune.store.records import KeySummary, SearchRecord, Status, TrialRecord
+from autotune.store.records import KeySummary, Outcome, SearchRecord, Status, TrialRecord
 
 
 def table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> str:
@@ -327,16 +327,14 @@ def trials_text(
 
 def verdict_line(search: SearchRecord) -> str:
     """The latest finished search's verdict in one line, as ``show`` prints it."""
-    outcome = search.outcome or ("pick" if search.pick_config else "inconclusive")
-    when = search.finished_at or "?"
-    if outcome == "inconclusive":
+    v = search.stored_verdict
+    when = (v.finished_at if v else search.finished_at) or "?"
+    if v is None or v.outcome == Outcome.INCONCLUSIVE:
         return f"verdict ({when}): inconclusive; apps keep ORT's defaults or an earlier verdict"
-    value = search.speedup or (1 / search.pick_ratio if search.pick_ratio else None)
-    aa = search.aa_spread
-    spread = f", A/A spread {aa:.1%}" if aa is not None else ""
-    if outcome == "default":
+    spread = f", A/A spread {v.aa_spread:.1%}" if v.aa_spread is not None else ""
+    if v.outcome == Outcome.DEFAULT:
         return (
             f"verdict ({when}): ORT's defaults stay (no candidate beat them by the margin){spread}"
         )
-    figure = speedup_text(value, search.speedup_low, search.speedup_high)
-    return f"verdict ({when}): * {search.pick_label}, {figure} ORT's defaults' speed{spread}"
+    figure = speedup_text(v.speedup, v.speedup_low, v.speedup_high)
+    return f"verdict ({when}): * {v.pick_label}, {figure} ORT's defaults' speed{spread}"

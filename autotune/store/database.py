@@ -636,12 +636,11 @@ class Store:
         searches = [r for rows in reversed(by_layer) for r in rows]
         for search in searches:
             k = (search["model_digest"], search["chip"], search["ort_version"], search["shapes"])
-            if k in groups:
-                legacy = "pick" if search["pick_config"] else "inconclusive"
-                groups[k]["outcome"] = search["outcome"] or legacy
-                groups[k]["pick"] = search["pick_label"]
-                ratio = search["pick_ratio"]
-                groups[k]["speedup"] = search["speedup"] or (1 / ratio if ratio else None)
+            verdict = SearchRecord.from_row(search).stored_verdict
+            if k in groups and verdict is not None:
+                groups[k]["outcome"] = verdict.outcome
+                groups[k]["pick"] = verdict.pick_label
+                groups[k]["speedup"] = verdict.speedup
         out = [
             KeySummary(model_digest=d, chip=c, ort_version=v, shapes=sh, **g)
             for (d, c, v, sh), g in groups.items()

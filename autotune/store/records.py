@@ -12,6 +12,7 @@ database is hostile input: a value of another type reads as None).
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from typing import Any
@@ -181,6 +182,33 @@ class SearchRecord:
     def done(self) -> bool:
         return self.state == SearchState.DONE
 
+    @property
+    def stored_verdict(self) -> StoredVerdict | None:
+        """The verdict of a finished search (None while it is not done), read one way for every
+        output: rows from before outcomes were stored are a pick when they hold one, else
+        inconclusive; their speed-up comes from ``pick_ratio``."""
+        if not self.done:
+            return None
+        outcome = self.outcome or (Outcome.PICK if self.pick_config else Outcome.INCONCLUSIVE)
+        speedup = None
+        for value, invert in ((self.speedup, False), (self.pick_ratio, True)):
+            if isinstance(value, float) and 0 < value < math.inf:
+                speedup = 1 / value if invert else value
+                break
+        reason = self.verdict.get("reason") if isinstance(self.verdict, dict) else None
+        return StoredVerdict(
+            outcome=outcome,
+            pick_label=self.pick_label,
+            pick_config=self.pick_config,
+            pick_config_id=self.pick_config_id,
+            speedup=speedup if outcome != Outcome.INCONCLUSIVE else None,
+            speedup_low=self.speedup_low,
+            speedup_high=self.speedup_high,
+            aa_spread=self.aa_spread,
+            finished_at=self.finished_at,
+            reason=reason if isinstance(reason, str) else None,
+        )
+
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> SearchRecord:
         return cls(**_decoded(cls, row))
@@ -188,6 +216,24 @@ class SearchRecord:
     def to_row(self) -> dict[str, Any]:
         """The row to upsert: JSON columns encoded, unset columns left out."""
         return _encoded(self)
+
+
+@dataclass(frozen=True)
+class StoredVerdict:
+    """A finished search's head-to-head verdict, as stored (``SearchRecord.stored_verdict``):
+    what ``list``, ``show``, ``best`` and the report print. The decision itself is made by
+    ``autotune.measure.verdict``."""
+
+    outcome: str  # an Outcome value
+    pick_label: str | None
+    pick_config: str | None  # NULL: no pick (inconclusive)
+    pick_config_id: str | None
+    speedup: float | None  # ORT's default latency / the pick's (higher is better)
+    speedup_low: float | None  # its 95% interval
+    speedup_high: float | None
+    aa_spread: float | None  # how far the default's fresh processes disagreed
+    finished_at: str | None
+    reason: str | None
 
 
 _PYTHON_TYPES = {"int | None": int, "float | None": float, "str | None": str, "Any": str}
