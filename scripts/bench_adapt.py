@@ -61,33 +61,32 @@ def _seed(db: Path, model: Path, source: Path | None) -> None:
         from autotune.model import load_model_info, resolve_shapes, shape_signature
 
         signature = shape_signature(resolve_shapes(load_model_info(model)))
+        key: dict[str, Any] = {
+            "model_digest": model_digest(model),
+            "model_name": model.name,
+            "chip": chip.chip_id,
+            "ort_version": chip.ort_version,
+            "shapes": signature,
+            "default_shapes": 1,
+        }
         with Store.open(str(db), write=True) as store:
             for i, cfg in enumerate(c.canonical() for c in CANDIDATES):
+                ratio = 0.9 + i * 0.01
                 store.record_trial(
                     TrialRecord(
+                        **key,
                         trial_uid=f"bench-{i}",
-                        model_digest=model_digest(model),
-                        model_name=model.name,
-                        chip=chip.chip_id,
-                        ort_version=chip.ort_version,
-                        shapes=signature,
-                        default_shapes=1,
                         config_id=cfg.config_id,
                         config=cfg.to_json(),
                         status=Status.OK,
-                        ratio=0.9 + i * 0.01,
+                        ratio=ratio,
                     )
                 )
                 # apps (and adapt) borrow verdicts, never single trials: one search per candidate
                 store.upsert_search(
                     SearchRecord(
+                        **key,
                         search_id=f"bench-s{i}",
-                        model_digest=model_digest(model),
-                        model_name=model.name,
-                        chip=chip.chip_id,
-                        ort_version=chip.ort_version,
-                        shapes=signature,
-                        default_shapes=1,
                         state=SearchState.DONE,
                         finished_at=f"2026-11-2{i}T00:00:00+00:00",
                         objective="latency",
@@ -95,8 +94,8 @@ def _seed(db: Path, model: Path, source: Path | None) -> None:
                         pick_config_id=cfg.config_id,
                         pick_config=cfg.to_json(),
                         pick_label=cfg.describe(),
-                        pick_ratio=0.9 + i * 0.01,
-                        speedup=1 / (0.9 + i * 0.01),
+                        pick_ratio=ratio,
+                        speedup=1 / ratio,
                     )
                 )
     sibling, desc = _sibling()
