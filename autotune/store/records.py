@@ -127,7 +127,7 @@ class TrialRecord:
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> TrialRecord:
-        return cls(**_decoded(cls, row))
+        return cls(**_columns_of(cls, row))
 
     def to_row(self) -> dict[str, Any]:
         """The row to insert: JSON columns encoded, unset columns left out."""
@@ -211,7 +211,7 @@ class SearchRecord:
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> SearchRecord:
-        return cls(**_decoded(cls, row))
+        return cls(**_columns_of(cls, row))
 
     def to_row(self) -> dict[str, Any]:
         """The row to upsert: JSON columns encoded, unset columns left out."""
@@ -268,7 +268,8 @@ def decode_json(value: Any) -> Any:
         return None
 
 
-def _decoded(record: type[TrialRecord] | type[SearchRecord], row: dict[str, Any]) -> Any:
+def _columns_of(record: type[TrialRecord] | type[SearchRecord], row: dict[str, Any]) -> Any:
+    """The row's value for each of the record's fields (other keys are not columns: ignored)."""
     return {f.name: row.get(f.name) for f in fields(record)}
 
 
