@@ -24,15 +24,6 @@ def check(objective: str) -> str:
     return objective
 
 
-def load_ms(row: TrialRecord | None) -> float | None:
-    """Session creation plus the first run (None: not measured)."""
-    return None if row is None else row.load_ms
-
-
-def memory_mb(row: TrialRecord | None) -> float | None:
-    return None if row is None else row.session_rss_mb
-
-
 def _relative(value: float | None, reference: float | None) -> float | None:
     if value is None or reference is None or reference <= 0:
         return None
@@ -47,14 +38,14 @@ def score(row: TrialRecord, objective: str, default: TrialRecord | None) -> floa
         return None if ratio is None else float(ratio)
     ref = default
     if objective == "load":
-        return _relative(load_ms(row), load_ms(ref))
+        return _relative(row.load_ms, ref.load_ms if ref else None)
     if objective == "memory":
         # a floor of 1 MB: a session that adds nothing measurable ties with the others
-        value, base = memory_mb(row), memory_mb(ref)
+        value, base = row.session_rss_mb, ref.session_rss_mb if ref else None
         if value is None or base is None:
             return None
         return max(value, 1.0) / max(base, 1.0)
-    load = _relative(load_ms(row), load_ms(ref))
+    load = _relative(row.load_ms, ref.load_ms if ref else None)
     if ratio is None or load is None:
         return None
     return float(ratio) * math.sqrt(load)  # balanced: latency first, load time counts half
@@ -78,8 +69,8 @@ def pareto(rows: Iterable[TrialRecord]) -> list[TrialRecord]:
     for i, row in enumerate(rows):
         ratio, load, memory = (
             _finite(row.ratio),
-            _finite(load_ms(row)),
-            _finite(memory_mb(row)),
+            _finite(row.load_ms),
+            _finite(row.session_rss_mb),
         )
         if ratio is not None and load is not None and memory is not None and ratio > 0:
             points.append(((ratio, load, memory), i, row))

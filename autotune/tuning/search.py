@@ -806,13 +806,12 @@ class _Search:
 
     def _update_best(self) -> None:
         ok = [
-            (r.ratio, i, r.label or "")
-            for i, r in enumerate(self.known.values())
+            (r.ratio, r.label or "")
+            for r in self.known.values()
             if r.status == Status.OK and r.ratio is not None
         ]
         if ok:
-            ratio, _, label = min(ok)
-            self.best = (ratio, label)
+            self.best = min(ok, key=lambda best: best[0])
 
     def _measure(self, trial: Any, config: SessionConfig) -> TrialResult:
         kept = 0
