@@ -32,7 +32,6 @@ from autotune.store.records import (
     KeySummary,
     SearchRecord,
     SearchState,
-    Status,
     StoredChip,
     TrialRecord,
     column_types,
@@ -611,17 +610,16 @@ class Store:
     def summary(self) -> list[KeySummary]:
         """One row per model × chip × ORT version × shapes: trial counts and the latest
         finished search's verdict (its outcome and speed-up; trial estimates are not verdicts)."""
-        groups: dict[tuple[str, str, str, str], dict[str, Any]] = {}
-        rows = _dedupe(self._rows("trials", "1 = 1", []), "trial_uid")
-        for row in rows:
-            k = (row["model_digest"], row["chip"], row["ort_version"], row["shapes"])
-            if not all(isinstance(v, str) for v in k):
+        groups: dict[tuple[str | None, ...], dict[str, Any]] = {}
+        for trial in self.every_trial():
+            k = (trial.model_digest, trial.chip, trial.ort_version, trial.shapes)
+            if None in k:
                 continue
-            g = groups.setdefault(k, {"model": row["model_name"], "trials": 0, "failed": 0})
+            g = groups.setdefault(k, {"model": trial.model_name, "trials": 0, "failed": 0})
             g["trials"] += 1
-            if row["status"] not in (Status.OK, Status.PRUNED):
+            if not trial.measured:
                 g["failed"] += 1
-            g["last"] = max(g.get("last", ""), row["created_at"] or "")
+            g["last"] = max(g.get("last", ""), trial.created_at or "")
         # each search once (its copy in the first layer holding it), then applied from the last
         # layer to the first, each layer's oldest first: the latest verdict of the first layer
         # holding one stays (the personal layer's verdicts come first, as in lookups)
@@ -642,7 +640,7 @@ class Store:
                 groups[k]["pick"] = verdict.pick_label
                 groups[k]["speedup"] = verdict.speedup
         out = [
-            KeySummary(model_digest=d, chip=c, ort_version=v, shapes=sh, **g)
+            KeySummary(model_digest=str(d), chip=str(c), ort_version=str(v), shapes=str(sh), **g)
             for (d, c, v, sh), g in groups.items()
         ]
         return sorted(out, key=lambda g: (g.model or "", g.chip, g.shapes))
