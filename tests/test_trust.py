@@ -613,7 +613,7 @@ def test_a_line_of_unknown_keys_prints_a_short_summary(tmp_path: Path) -> None:
 
 def test_readme_names_the_check_that_runs() -> None:
     readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
-    source = (Path(__file__).parent.parent / "autotune" / "store" / "sharing.py").read_text()
+    source = (Path(__file__).parent.parent / "autotune" / "store" / "rows.py").read_text()
     assert "PRAGMA quick_check" in source and "integrity_check" not in source
     trust = readme[readme.index("## Trust") :]
     assert "quick_check" in trust and "integrity check" not in readme.lower().replace(

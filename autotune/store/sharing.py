@@ -30,15 +30,9 @@ from typing import Any, Literal
 
 from autotune.errors import AutotuneError, DatabaseError
 from autotune.paths import database_paths
-from autotune.store.database import (
-    COLUMNS,
-    JSON_COLUMNS,
-    Store,
-    open_readonly,
-    open_writable,
-    write_transaction,
-)
+from autotune.store.database import COLUMNS, JSON_COLUMNS, Store
 from autotune.store.records import SearchState, Status
+from autotune.store.rows import RowWriter, printable, read_source, writing
 
 # export order of the tables, their keys, and the stable order of their rows (append-friendly:
 # new results sort last, so a re-export diffs as added lines)
@@ -351,18 +345,11 @@ def _write_sqlite(out: Path, schema: Schema, rows: dict[str, list[Row]]) -> None
     tmp = _temporary(out)
     _remove(tmp)
     try:
-        conn = open_writable(tmp).conn
-        try:
-            with write_transaction(conn):
-                for table in TABLES:
-                    columns = list(schema[table])
-                    sql = _insert_sql(table, columns)
-                    for row in rows[table]:
-                        conn.execute(sql, [row.get(c) for c in columns])
-            # one self-contained file: no -wal/-shm beside it, opens in read-only directories
-            conn.execute("PRAGMA journal_mode = DELETE")
-        finally:
-            conn.close()
+        with writing(tmp, KEYS, self_contained=True) as writer:
+            for table in TABLES:
+                columns = list(schema[table])
+                for row in rows[table]:
+                    writer.insert(table, columns, row)
         for suffix in ("-wal", "-shm", "-journal"):  # stale companions of an overwritten file
             _remove(Path(f"{out}{suffix}"))
         os.replace(tmp, out)
@@ -421,61 +408,44 @@ def merge(
             rows = _read_sqlite(path, schema, report, missing="merge")
         loaded.append((rows, report))
     target = Path(into) if into is not None else database_paths()[0]
-    conn = open_writable(target).conn
     try:
-        with write_transaction(conn):
+        with writing(target, KEYS) as writer:
             for rows, report in loaded:
-                _merge_trials(conn, schema, rows["trials"], report)
-                _merge_searches(conn, schema, rows["searches"], report)
+                _merge_trials(writer, schema, rows["trials"], report)
+                _merge_searches(writer, schema, rows["searches"], report)
     except sqlite3.DatabaseError as exc:
         raise DatabaseError(
             f"database {target} cannot be written ({exc}); nothing was merged"
         ) from None
-    finally:
-        conn.close()
     return [report for _, report in loaded]
 
 
-def _merge_trials(
-    conn: sqlite3.Connection, schema: Schema, rows: list[Row], report: MergeReport
-) -> None:
+def _merge_trials(writer: RowWriter, schema: Schema, rows: list[Row], report: MergeReport) -> None:
     columns = list(schema["trials"])
-    sql = _insert_sql("trials", columns) + " ON CONFLICT(trial_uid) DO NOTHING"
     for row in sorted(rows, key=functools.partial(_sort_key, "trials")):
-        cursor = conn.execute(sql, [row.get(c) for c in columns])
-        if cursor.rowcount == 1:
+        if writer.insert_new("trials", columns, row):
             report.trials_new += 1
         else:
             report.trials_present += 1
 
 
 def _merge_searches(
-    conn: sqlite3.Connection, schema: Schema, rows: list[Row], report: MergeReport
+    writer: RowWriter, schema: Schema, rows: list[Row], report: MergeReport
 ) -> None:
     columns = list(schema["searches"])
-    insert = _insert_sql("searches", columns)
-    update = "UPDATE searches SET {} WHERE search_id = ?".format(
-        ", ".join(f'"{c}" = ?' for c in columns if c != "search_id")
-    )
-    select = "SELECT {} FROM searches WHERE search_id = ?".format(
-        ", ".join(f'"{c}"' for c in columns)
-    )
     for row in sorted(rows, key=functools.partial(_sort_key, "searches")):
-        found = conn.execute(select, [row["search_id"]]).fetchone()
-        if found is None:
-            conn.execute(insert, [row.get(c) for c in columns])
+        old = writer.find("searches", columns, row["search_id"])
+        if old is None:
+            writer.insert("searches", columns, row)
             report.searches_new += 1
-            continue
-        old = dict(zip(columns, found, strict=True))
-        if all(_same(old[c], row.get(c)) for c in columns):
+        elif all(_same(old[c], row.get(c)) for c in columns):
             report.searches_present += 1
         elif old["state"] != SearchState.DONE:
             # no verdict stored yet: a finished row, or one that got further, replaces it
             if _search_rank(row["state"], row["finished_at"]) > _search_rank(
                 old["state"], old["finished_at"]
             ):
-                values = [row.get(c) for c in columns if c != "search_id"]
-                conn.execute(update, [*values, row["search_id"]])
+                writer.replace("searches", columns, row)
                 report.searches_updated += 1
             else:
                 report.searches_present += 1
@@ -484,11 +454,7 @@ def _merge_searches(
         else:
             # two different verdicts of one search id: the stored one stays, this one beside it
             beside = {**row, "search_id": f"{row['search_id'][:200]}~{_row_hash(row)}"}
-            cursor = conn.execute(
-                _insert_sql("searches", columns) + " ON CONFLICT(search_id) DO NOTHING",
-                [beside.get(c) for c in columns],
-            )
-            if cursor.rowcount == 1:
+            if writer.insert_new("searches", columns, beside):
                 report.searches_beside += 1
             else:
                 report.searches_present += 1
@@ -508,12 +474,6 @@ def _row_hash(row: Row) -> str:
 def _search_rank(state: Any, finished_at: Any) -> tuple[bool, str]:
     """Which of two rows of one search to keep: a finished one, then the newest."""
     return (state == SearchState.DONE, finished_at if isinstance(finished_at, str) else "")
-
-
-def _insert_sql(table: str, columns: list[str]) -> str:
-    # table and column names are this schema's own (expected_schema), never a source's
-    names = ", ".join(f'"{c}"' for c in columns)
-    return f'INSERT INTO "{table}" ({names}) VALUES ({", ".join("?" * len(columns))})'
 
 
 # -- reading untrusted sources ------------------------------------------------------------
@@ -547,68 +507,22 @@ def _read_sqlite(
         if missing == "export":
             raise DatabaseError(f"no database at {path}; run a search first or give --db")
         raise DatabaseError(f"{path}: no such file; give an autotune database or a .jsonl export")
-    db = open_readonly(path)  # refuses non-SQLite files, foreign and newer databases
-    if db is None:
+    found = read_source(
+        path, schema, KEYS, max_text_chars=MAX_TEXT_CHARS, ignored_columns=LOCAL_COLUMNS
+    )
+    if found is None:
         raise DatabaseError(
             f"{path} holds no autotune results (empty, or no trials table); give an autotune "
             "database or a .jsonl export"
         )
-    conn = db.conn
+    report.unknown_tables.update(printable(name) for name in found.other_tables)
     rows: dict[str, list[Row]] = {table: [] for table in TABLES}
-    try:
-        conn.execute("PRAGMA trusted_schema = OFF")
-        conn.execute("PRAGMA query_only = ON")
-        check = conn.execute("PRAGMA quick_check").fetchone()
-        if not check or check[0] != "ok":
-            raise DatabaseError(f"database {path} is damaged; restore it from a copy")
-        master = {
-            name: (kind, sql or "")
-            for kind, name, sql in conn.execute(
-                "SELECT type, name, sql FROM sqlite_master WHERE type IN ('table', 'view')"
-            )
-        }
-        for name in master:
-            if name not in schema and name != "_sqlite_migrations" and name[:7] != "sqlite_":
-                report.unknown_tables.add(_printable(name))
-        for table in TABLES:
-            if table not in master:
-                continue  # e.g. an older autotune's database
-            kind, sql = master[table]
-            if kind != "table" or sql.lstrip()[:14].upper() == "CREATE VIRTUAL":
-                raise DatabaseError(
-                    f"{path} is not an autotune database ({table} is not a plain table); "
-                    "give another file"
-                )
-            info = conn.execute(f'PRAGMA table_xinfo("{table}")').fetchall()
-            generated = [r[1] for r in info if r[6] in (2, 3)]
-            if generated:
-                raise DatabaseError(
-                    f"{path} is not an autotune database ({table}.{_printable(generated[0])} "
-                    "is a generated column); give another file"
-                )
-            present = [r[1] for r in info]
-            known = [c for c in schema[table] if c in present]
-            for c in present:
-                if c not in schema[table] and c not in LOCAL_COLUMNS:
-                    report.unknown_columns.add(f"{table}.{_printable(c)}")
-            if KEYS[table] not in known:
-                raise DatabaseError(
-                    f"{path} is not an autotune database ({table} has no {KEYS[table]} "
-                    "column); give another file"
-                )
-            # a blob, or a text longer than MAX_TEXT_CHARS, reads as X'00': the row is refused
-            # as malformed, and a blob is never loaded (typeof() does not read the value)
-            names = ", ".join(
-                f"CASE WHEN typeof(\"{c}\") = 'blob' OR (typeof(\"{c}\") = 'text' AND "
-                f'length("{c}") > {MAX_TEXT_CHARS}) THEN X\'00\' ELSE "{c}" END'
-                for c in known
-            )
-            for values in conn.execute(f'SELECT {names} FROM "{table}"'):
-                _accept(table, dict(zip(known, values, strict=True)), schema, report, rows)
-    except sqlite3.DatabaseError as exc:
-        raise DatabaseError(f"database {path} cannot be read ({exc}); give another file") from None
-    finally:
-        conn.close()
+    for table in TABLES:
+        report.unknown_columns.update(
+            f"{table}.{printable(c)}" for c in found.other_columns.get(table, [])
+        )
+        for row in found.rows[table]:
+            _accept(table, row, schema, report, rows)
     return rows
 
 
@@ -626,11 +540,11 @@ def _read_jsonl(path: Path, schema: Schema, report: MergeReport) -> dict[str, li
         for obj in _json_objects(path, f):
             table = obj.pop("table", None)
             if not isinstance(table, str) or table not in schema:
-                report.unknown_tables.add(_printable(table))
+                report.unknown_tables.add(printable(table))
                 continue
             for c in obj:
                 if c not in schema[table] and c not in LOCAL_COLUMNS:
-                    report.unknown_columns.add(f"{table}.{_printable(c)}")
+                    report.unknown_columns.add(f"{table}.{printable(c)}")
             row = {c: v for c, v in obj.items() if c in schema[table]}
             _accept(table, row, schema, report, rows)
     return rows
@@ -731,13 +645,6 @@ def _is_json(text: str) -> bool:
     except (ValueError, RecursionError):
         return False
     return True
-
-
-def _printable(name: Any) -> str:
-    """A name from a source, safe to print on one line."""
-    text = name if isinstance(name, str) else repr(name)
-    text = "".join(ch if ch.isprintable() else "?" for ch in text)
-    return text if len(text) <= 40 else text[:39] + "…"
 
 
 # -- stats --------------------------------------------------------------------------------
