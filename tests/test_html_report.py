@@ -18,6 +18,7 @@ from autotune.commands.cli_report import report_cmd
 from autotune.errors import AutotuneError, ReportError
 from autotune.output.html_report import format_speedup, pareto_front, write_report
 from autotune.store.database import Store
+from autotune.store.records import TrialRecord
 from autotune.tuning.importances import param_importances
 from autotune.tuning.search import SearchOptions, run_search
 from tests import models
@@ -201,8 +202,12 @@ def test_importances_need_enough_trials(searched: tuple[Path, Path]) -> None:
 
 
 def test_pareto_front_and_speedup_format() -> None:
-    points = [("a", 10.0, 1.0), ("b", 5.0, 1.2), ("c", 20.0, 0.9), ("d", 15.0, 1.1)]
-    assert pareto_front(points) == ["b", "a", "c"]
+    rows = [
+        TrialRecord(trial_uid=uid, ratio=ratio, session_create_ms=load, first_run_ms=0.0)
+        for uid, load, ratio in [("a", 10.0, 1.0), ("b", 5.0, 1.2), ("c", 20.0, 0.9),
+                                 ("d", 15.0, 1.1)]
+    ]  # fmt: skip
+    assert pareto_front(rows) == ["b", "a", "c"]  # d: slower and slower to load than a
     assert format_speedup(0.5) == "2.00×"
     assert format_speedup(1 / 1.07, 0.04 / 1.07) == "1.07× ±0.02"
     assert format_speedup(0.97, 0.001) == "1.03× ±<0.01"

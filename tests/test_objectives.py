@@ -29,6 +29,13 @@ def test_pareto_and_choice() -> None:
     default = _row("default", 1.0, 100, 20)
     rows = [fast, light, both_worse, default]
     assert {r.config_id for r in objectives.pareto(rows)} == {"fast", "light", "default"}
+    # on latency and load time alone, a row kept only for its memory drops out
+    lean = _row("lean", 1.05, 120, 5)
+    assert lean in objectives.pareto([*rows, lean])
+    assert lean not in objectives.pareto([*rows, lean], memory=False)
+    assert {r.config_id for r in objectives.pareto(rows, memory=False)} == {
+        "fast", "light", "default"
+    }  # fmt: skip
     assert objectives.choose(rows, "latency", default)[0] is fast
     assert objectives.choose(rows, "load", default)[0] is light
     assert objectives.choose(rows, "memory", default)[0] is light

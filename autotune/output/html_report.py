@@ -30,6 +30,7 @@ from autotune.errors import AutotuneError, DatabaseError, ReportError
 from autotune.output.tables import ms, ordered_trials, printable
 from autotune.store.database import ResultKey, Store
 from autotune.store.records import Outcome, SearchRecord, Status, TrialRecord
+from autotune.tuning.objectives import pareto
 from autotune.version import __version__
 
 log = logging.getLogger("autotune")
@@ -178,15 +179,11 @@ def format_speedup(ratio: float | None, iqr: float | None = None, *, base: float
     return text
 
 
-def pareto_front(points: Sequence[tuple[str, float, float]]) -> list[str]:
-    """Ids of the (id, load ms, ratio) points no other point beats on both, by load time."""
-    front: list[str] = []
-    best = math.inf
-    for pid, _, ratio in sorted(points, key=lambda p: (p[1], p[2])):
-        if ratio < best:
-            front.append(pid)
-            best = ratio
-    return front
+def pareto_front(rows: Sequence[TrialRecord]) -> list[str]:
+    """Trial ids of the rows no other row beats on both latency ratio and load time
+    (``objectives.pareto`` in two dimensions), by load time."""
+    front = pareto(rows, memory=False)
+    return [str(r.trial_uid) for r in sorted(front, key=lambda r: (r.load_ms or 0.0, r.ratio))]
 
 
 # -- HTML ------------------------------------------------------------------------------------
@@ -464,7 +461,7 @@ def _speed_class(ratio: float | None, base: float | None = None) -> str:
 
 def _trials_table(data: ReportData) -> str:
     rows = []
-    front = set(pareto_front(_points(data)))
+    front = set(pareto_front(_plotted(data)))
     for r in ordered_trials([t for t in data.trials if t.status in (Status.OK, Status.PRUNED)]):
         badges = ""
         if r.config_id == DEFAULT_CONFIG.config_id:
@@ -509,13 +506,20 @@ def _trials_table(data: ReportData) -> str:
     )
 
 
+def _plotted(data: ReportData) -> list[TrialRecord]:
+    """The measured rows the chart can place: a positive, finite load time and ratio."""
+    return [
+        r
+        for r in data.measured
+        if r.load_ms is not None
+        and 0 < r.load_ms < math.inf
+        and r.ratio
+        and r.trial_uid is not None
+    ]
+
+
 def _points(data: ReportData) -> list[tuple[str, float, float]]:
-    out = []
-    for r in data.measured:
-        load = r.load_ms
-        if load is not None and 0 < load < math.inf and r.ratio and r.trial_uid is not None:
-            out.append((r.trial_uid, load, r.ratio))
-    return out
+    return [(str(r.trial_uid), float(r.load_ms or 0), float(r.ratio or 0)) for r in _plotted(data)]
 
 
 def _pareto_section(data: ReportData) -> str:
@@ -523,7 +527,7 @@ def _pareto_section(data: ReportData) -> str:
     head = '<section id="pareto">\n<h2>Speed against load time</h2>\n'
     if not points:
         return head + "<p>No measured configuration to plot.</p>\n</section>"
-    front = pareto_front(points)
+    front = pareto_front(_plotted(data))
     by_uid = {r.trial_uid: r for r in data.measured}
     svg = _scatter_svg(data, points, front)
     items = []
@@ -811,7 +815,7 @@ def write_png(data: ReportData, path: Path) -> Path:
     points = _points(data)
     if not points:
         raise ReportError("no measured configuration to plot; the PNG was not written")
-    front = pareto_front(points)
+    front = pareto_front(_plotted(data))
     by_id = {p[0]: p for p in points}
     rows = {r.trial_uid: r for r in data.measured}
     fig = Figure(figsize=(8, 4.5), dpi=150, layout="constrained")

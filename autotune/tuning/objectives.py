@@ -58,8 +58,9 @@ def _finite(value: Any) -> float | None:
     return value if math.isfinite(value) and value >= 0 else None
 
 
-def pareto(rows: Iterable[TrialRecord]) -> list[TrialRecord]:
-    """Rows not dominated on (latency ratio, load time, memory), in their given order.
+def pareto(rows: Iterable[TrialRecord], *, memory: bool = True) -> list[TrialRecord]:
+    """Rows not dominated on (latency ratio, load time, memory), in their given order; with
+    ``memory=False`` on (latency ratio, load time) alone (the report's chart).
 
     A sort and one sweep, O(n log n) comparisons: in order of (ratio, load, memory), a row is
     dominated exactly when an earlier row with other figures has load and memory no higher; the
@@ -67,13 +68,10 @@ def pareto(rows: Iterable[TrialRecord]) -> list[TrialRecord]:
     bisection. Rows whose figures are missing, negative or not finite are left out."""
     points: list[tuple[tuple[float, float, float], int, TrialRecord]] = []
     for i, row in enumerate(rows):
-        ratio, load, memory = (
-            _finite(row.ratio),
-            _finite(row.load_ms),
-            _finite(row.session_rss_mb),
-        )
-        if ratio is not None and load is not None and memory is not None and ratio > 0:
-            points.append(((ratio, load, memory), i, row))
+        ratio, load = _finite(row.ratio), _finite(row.load_ms)
+        rss = _finite(row.session_rss_mb) if memory else 0.0  # one memory for all: 2-D
+        if ratio is not None and load is not None and rss is not None and ratio > 0:
+            points.append(((ratio, load, rss), i, row))
     points.sort(key=lambda p: (p[0], p[1]))
     loads: list[float] = []  # the staircase: loads ascending ...
     mems: list[float] = []  # ... and the memory of each, strictly descending
@@ -84,15 +82,15 @@ def pareto(rows: Iterable[TrialRecord]) -> list[TrialRecord]:
         end = start
         while end < len(points) and points[end][0] == figures:
             end += 1  # identical figures do not dominate each other
-        _, load, memory = figures
+        _, load, rss = figures
         at = bisect.bisect_right(loads, load)
-        if at == 0 or mems[at - 1] > memory:  # no earlier row has load <= and memory <=
+        if at == 0 or mems[at - 1] > rss:  # no earlier row has load <= and memory <=
             kept += [(i, row) for _, i, row in points[start:end]]
             stop = at
-            while stop < len(loads) and mems[stop] >= memory:
+            while stop < len(loads) and mems[stop] >= rss:
                 stop += 1  # rows this one now covers in (load, memory)
             loads[at:stop] = [load]
-            mems[at:stop] = [memory]
+            mems[at:stop] = [rss]
         start = end
     kept.sort(key=lambda p: p[0])
     return [row for _, row in kept]
