@@ -66,6 +66,27 @@ def test_default_processes_that_disagree_veto_the_pick() -> None:
     assert v.pick_index is None and v.speedup is None
     assert v.aa_spread is not None and v.aa_spread > 0.9
     assert "A/A" in v.reason
+    assert v.resolvable_margin is None and "--min-gain" not in v.reason  # beyond 25%: no hint
+
+
+def test_a_veto_names_the_margin_this_machine_can_resolve_when_a_candidate_clears_it() -> None:
+    """The default's processes disagree by 14% (ORT's two threads on tiny ops, measured on
+    scripts/bench_unseen.py's branches model); the candidate is 1.25x faster in every process.
+    No pick from this run, but the reason names the margin it would clear, and at that margin
+    the same figures (a rerun measures afresh) pass the A/A control and give the pick."""
+    rounds = _rounds([[1.0, 0.8], [1.12, 0.9], [0.98, 0.79]])
+    v = decide(rounds, contenders=2, min_gain=0.03)
+    assert v.outcome == INCONCLUSIVE and v.pick_index is None
+    assert v.aa_spread is not None and 0.13 < v.aa_spread < 0.15
+    assert v.resolvable_margin == 0.15
+    assert "run again with --min-gain 0.15" in v.reason and "1.2" in v.reason
+    assert v.to_dict()["resolvable_margin"] == 0.15
+    wider = decide(rounds, contenders=2, min_gain=0.15)
+    assert wider.outcome == PICK and wider.pick_index == 1
+    # a candidate that does not clear the spread gets no hint
+    small = decide(_rounds([[1.0, 0.92], [1.12, 1.03], [0.98, 0.9]]), contenders=2, min_gain=0.03)
+    assert small.outcome == INCONCLUSIVE and small.resolvable_margin is None
+    assert "--min-gain" not in small.reason
 
 
 def test_a_gain_that_does_not_clear_the_margin_with_confidence_keeps_the_default() -> None:

@@ -70,6 +70,8 @@ class Verdict:
     aa_ratios: list[float]  # each fresh default process against the reference
     rounds_kept: int
     rounds_dropped: int
+    # after an A/A veto: a margin the machine could resolve, which a candidate cleared
+    resolvable_margin: float | None = None
 
     @property
     def speedup(self) -> float | None:
@@ -86,6 +88,7 @@ class Verdict:
             "aa_ratios": self.aa_ratios,
             "rounds_kept": self.rounds_kept,
             "rounds_dropped": self.rounds_dropped,
+            "resolvable_margin": self.resolvable_margin,
         }
 
 
@@ -164,6 +167,45 @@ def _percentile(values: list[float], q: float) -> float | None:
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
 
 
+def _why_not(e: Entry, default: Entry, min_gain: float) -> str | None:
+    """Why a contender cannot be picked at this margin; None when it can."""
+    if e.speedup_low is None or e.speedup is None:
+        return "not measured"
+    if e.speedup_low < 1 / (1 - min_gain):
+        return (
+            f"{e.speedup:.3f}× [{e.speedup_low:.3f}, {e.speedup_high:.3f}]: the interval "
+            f"does not clear the {min_gain:.0%} margin"
+        )
+    if min(e.process_speedups) < 1.0:
+        return "slower than the default in one of its processes"
+    if (
+        e.latency_ms_p50 is not None
+        and default.latency_ms_p50 is not None
+        and e.latency_ms_p50 >= default.latency_ms_p50
+    ):
+        return "its p50 is not below the default's"
+    return None
+
+
+MAX_RESOLVABLE_MARGIN = 0.25
+
+
+def resolvable_margin(entries: list[Entry], aa_spread: float) -> tuple[float, int] | None:
+    """When the A/A control vetoes: the margin this machine can resolve now (the whole A/A
+    spread measured, rounded up to a whole percent, at most 25%), and the contender that would
+    clear it by the same rules, if one does; else None. Only a suggestion for the next run: it
+    measures afresh, and its own A/A control must pass at that margin."""
+    margin = math.ceil(aa_spread * 100 - 1e-9) / 100
+    if margin > MAX_RESOLVABLE_MARGIN:
+        return None
+    passing = [
+        i for i in range(1, len(entries)) if _why_not(entries[i], entries[0], margin) is None
+    ]
+    if not passing:
+        return None
+    return margin, max(passing, key=lambda i: entries[i].speedup_low or 0.0)
+
+
 def decide(
     rounds: list[Round],
     *,
@@ -220,35 +262,30 @@ def decide(
     aa_groups = [[r.medians[0] / r.reference for r in rs] for rs in usable.values()]
     aa_low = spread_lower_bound(aa_groups, seed=seed)
     if aa_low > min_gain:
-        return verdict(
-            INCONCLUSIVE,
+        reason = (
             f"fresh processes of ORT's default configuration disagreed by {aa_spread:.1%} "
             f"(A/A control; by at least {aa_low:.1%} with {CONFIDENCE:.0%} confidence), more "
-            f"than the {min_gain:.0%} margin",
-            None,
+            f"than the {min_gain:.0%} margin"
         )
-    need = 1 / (1 - min_gain)
+        resolvable = resolvable_margin(entries, aa_spread)
+        out = verdict(INCONCLUSIVE, reason, None)
+        if resolvable is not None:
+            margin, i = resolvable
+            e = entries[i]
+            out.resolvable_margin = margin
+            out.reason += (
+                f"; a candidate led by {e.speedup:.3f}× [{e.speedup_low:.3f}, "
+                f"{e.speedup_high:.3f}] in every process, beyond that spread: to ask only for "
+                f"gains this machine can resolve now, run again with --min-gain {margin:.2f}"
+            )
+        return out
     best: int | None = None
     for i in range(1, contenders):
         e = entries[i]
-        if e.speedup_low is None or e.speedup is None:
-            e.why_not = "not measured"
-        elif e.speedup_low < need:
-            e.why_not = (
-                f"{e.speedup:.3f}× [{e.speedup_low:.3f}, {e.speedup_high:.3f}]: the interval "
-                f"does not clear the {min_gain:.0%} margin"
-            )
-        elif min(e.process_speedups) < 1.0:
-            e.why_not = "slower than the default in one of its processes"
-        elif (
-            e.latency_ms_p50 is not None
-            and entries[0].latency_ms_p50 is not None
-            and e.latency_ms_p50 >= entries[0].latency_ms_p50
-        ):
-            e.why_not = "its p50 is not below the default's"
-        else:
+        e.why_not = _why_not(e, entries[0], min_gain)
+        if e.why_not is None:
             e.eligible = True
-            if best is None or (e.speedup_low > (entries[best].speedup_low or 0.0)):
+            if best is None or ((e.speedup_low or 0.0) > (entries[best].speedup_low or 0.0)):
                 best = i
     if best is None:
         return verdict(
