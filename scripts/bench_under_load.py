@@ -96,6 +96,20 @@ def other_load() -> float:
     return LoadMonitor().measure(2.0).other_cores
 
 
+def verdict_of(data: dict[str, Any]) -> dict[str, Any]:
+    """What a benchmark keeps of ``autotune search --json``'s verdict."""
+    return {
+        "outcome": data["outcome"],
+        "pick": data["pick_label"],
+        "pick_config": json.dumps(data["pick"]) if data["pick"] else None,
+        "pick_is_default": data["pick_is_default"],
+        "speedup": data["speedup"],
+        "interval": [data["speedup_low"], data["speedup_high"]],
+        "aa_spread": data["aa_spread"],
+        "reason": data["reason"],
+    }
+
+
 def run_searches(
     model: Path, n: int, trials: int, busy: bool, work: Path, timeout: float
 ) -> list[dict[str, Any]]:
@@ -116,14 +130,7 @@ def run_searches(
         data = json.loads(proc.stdout)
         out.append(
             {
-                "outcome": data["outcome"],
-                "pick": data["pick_label"],
-                "pick_config": json.dumps(data["pick"]) if data["pick"] else None,
-                "pick_is_default": data["pick_is_default"],
-                "speedup": data["speedup"],
-                "interval": [data["speedup_low"], data["speedup_high"]],
-                "aa_spread": data["aa_spread"],
-                "reason": data["reason"],
+                **verdict_of(data),
                 # what other programs used during the head-to-head (cores)
                 "h2h_other_cores": (data.get("busy") or {})
                 .get("head_to_head", {})

@@ -36,6 +36,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 sys.path.insert(0, str(Path(__file__).parent))
+from bench_under_load import verdict_of
 from check_pick import check as interleaved_check
 
 
@@ -124,16 +125,8 @@ def search(
     wall = time.monotonic() - t0
     if proc.returncode != 0:
         return {"error": proc.stderr.strip().splitlines()[-1:], "wall_s": wall}
-    data = json.loads(proc.stdout)
     return {
-        "outcome": data["outcome"],
-        "pick": data["pick_label"],
-        "pick_config": json.dumps(data["pick"]) if data["pick"] else None,
-        "pick_is_default": data["pick_is_default"],
-        "speedup": data["speedup"],
-        "interval": [data["speedup_low"], data["speedup_high"]],
-        "aa_spread": data["aa_spread"],
-        "reason": data["reason"],
+        **verdict_of(json.loads(proc.stdout)),
         "min_gain": min_gain,
         "wall_s": wall,
     }
