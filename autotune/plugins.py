@@ -10,6 +10,12 @@ then appear in ``onnxruntime.get_ep_devices()``; a session uses one with
 Library paths come only from installed packages: a distribution named ``onnxruntime-ep-*``, its
 module's own helper (``get_library_path()``, or ``library_path()`` for the MLX package), and the
 path must be a file that distribution installed. A database or a manifest never names a library.
+
+A library is registered under its EP's name, as the packages' own helpers do
+(``onnxruntime_ep_mlx.register_execution_provider_library(name=EP_NAME)``): ORT hands the
+registration name to the plugin's factory, and MLX's factory names itself, and so every device it
+reports, after it (onnxruntime-mlx ``rust/src/factory.rs``, ``MlxEpFactory::new``). Registered
+under the package name, MLX's devices would be ``onnxruntime-ep-mlx`` devices and never match.
 """
 
 from __future__ import annotations
@@ -31,6 +37,10 @@ from autotune.errors import ConfigError
 log = logging.getLogger("autotune")
 
 PREFIX = "onnxruntime-ep-"
+# the helpers that return a package's library: most have get_library_path(), the MLX package
+# (onnxruntime-ep-mlx 0.31.0, onnxruntime_ep_mlx/__init__.py) only library_path()
+LIBRARY_GETTERS = ("get_library_path", "library_path")
+KNOWN_GETTERS = {"onnxruntime-ep-mlx": "library_path"}
 
 
 class PluginUnavailable(ConfigError):
@@ -51,6 +61,13 @@ class PluginPackage:
     ep_names: tuple[str, ...] = ()
     library: str | None = None
     problem: str | None = None  # why it cannot be used (no library, import failed)
+    getter: str = "get_library_path"  # the module's helper that returns ``library``
+
+    @property
+    def registration_name(self) -> str:
+        """The name the library is registered under: its EP's name (the name MLX's factory
+        gives its devices), or the package's when it provides several EPs."""
+        return self.ep_names[0] if len(self.ep_names) == 1 else self.package
 
 
 def _normalize(name: str) -> str:
@@ -94,7 +111,10 @@ def _inspect(dist: md.Distribution, package: str) -> PluginPackage:
         if isinstance(value, list | tuple) and value:
             names = [str(v) for v in value]
             break
-    getter = getattr(module, "get_library_path", None) or getattr(module, "library_path", None)
+    getter_name = next(
+        (g for g in LIBRARY_GETTERS if callable(getattr(module, g, None))), LIBRARY_GETTERS[0]
+    )
+    getter = getattr(module, getter_name, None)
     if not callable(getter) or not names:
         return PluginPackage(
             package,
@@ -119,7 +139,9 @@ def _inspect(dist: md.Distribution, package: str) -> PluginPackage:
             tuple(names),
             problem=f"its library {library.name} is not a file that {package} installed",
         )
-    return PluginPackage(package, version, module_name, tuple(names), str(library))
+    return PluginPackage(
+        package, version, module_name, tuple(names), str(library), getter=getter_name
+    )
 
 
 @functools.lru_cache(maxsize=1)
@@ -160,7 +182,7 @@ def register(pkg: PluginPackage) -> str | None:
         current_chip()
         error: str | None = None
         try:
-            ort.register_execution_provider_library(pkg.package, pkg.library)
+            ort.register_execution_provider_library(pkg.registration_name, pkg.library)
         except AttributeError:
             error = f"onnxruntime {ort.__version__} has no plugin-EP API (needs >= 1.23)"
         except Exception as exc:  # noqa: BLE001 - ORT raises its own Fail type
@@ -226,7 +248,17 @@ def devices_of(pkg: PluginPackage) -> list[Any]:
         devices = ort.get_ep_devices()
     except Exception:  # noqa: BLE001
         return []
-    return [d for d in devices if d.ep_name in pkg.ep_names]
+    names = {*pkg.ep_names, pkg.registration_name}
+    return [d for d in devices if d.ep_name in names]
+
+
+def library_getter(package: str) -> str:
+    """The helper of ``package``'s module that returns its library (for generated code): the
+    installed package's own, else the one it is known to have."""
+    for pkg in discover():
+        if pkg.package == package and pkg.library is not None:
+            return pkg.getter
+    return KNOWN_GETTERS.get(package, LIBRARY_GETTERS[0])
 
 
 def _cpu_vendor() -> str:

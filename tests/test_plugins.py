@@ -393,3 +393,76 @@ def test_python_snippet_registers_the_plugin_and_builds(mlp_path: Path) -> None:
         code += "print(session.get_providers()[0])\n"
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
         assert out.stdout.strip() == "OpenVINOExecutionProvider", out.stderr[-500:]
+
+
+# -- the registration name (the MLX package's case) -------------------------------------------
+
+
+def test_libraries_are_registered_under_their_ep_name() -> None:
+    # ORT hands the registration name to the plugin's factory; MLX's factory names its devices
+    # after it, so autotune registers under the EP name, as the packages' own helpers do
+    for pkg in plugins.discover():
+        assert plugins.register(pkg) is None
+        assert pkg.registration_name == pkg.ep_names[0]
+        assert pkg.library is not None
+        with pytest.raises(Exception, match=f"already registered under {pkg.ep_names[0]}"):
+            ort.register_execution_provider_library(pkg.ep_names[0], pkg.library)
+
+
+def _mlx_like_package(root: Path) -> md.PathDistribution:
+    """A stand-in for the ``onnxruntime-ep-mlx`` 0.31.0 wheel, whose dylib loads on macOS arm64
+    only: its module's helper shape (``EP_NAME`` and ``library_path()``, no
+    ``get_library_path()``), a placeholder file for the dylib, and a dist-info naming both."""
+    module = root / "onnxruntime_ep_mlx"
+    module.mkdir()
+    (module / "libonnxruntime_mlx_ep.dylib").write_bytes(b"placeholder, not a Mach-O library")
+    (module / "__init__.py").write_text(
+        "import os\n"
+        'EP_NAME = "MLXExecutionProvider"\n'
+        "def library_path():\n"
+        '    return os.path.join(os.path.dirname(__file__), "libonnxruntime_mlx_ep.dylib")\n'
+    )
+    info = root / "onnxruntime_ep_mlx-0.31.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: onnxruntime-ep-mlx\nVersion: 0.31.0\n"
+    )
+    (info / "RECORD").write_text(
+        "onnxruntime_ep_mlx/__init__.py,,\n"
+        "onnxruntime_ep_mlx/libonnxruntime_mlx_ep.dylib,,\n"
+        "onnxruntime_ep_mlx-0.31.0.dist-info/METADATA,,\n"
+    )
+    return md.PathDistribution(info)
+
+
+def test_the_mlx_package_is_found_by_library_path_and_named_by_its_ep(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    from autotune.output.snippets import snippet
+
+    dist = _mlx_like_package(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "onnxruntime_ep_mlx", raising=False)
+    pkg = plugins._inspect(dist, "onnxruntime-ep-mlx")
+    sys.modules.pop("onnxruntime_ep_mlx", None)
+    assert pkg.problem is None, pkg.problem
+    assert pkg.getter == "library_path"
+    assert pkg.library == str(
+        (tmp_path / "onnxruntime_ep_mlx/libonnxruntime_mlx_ep.dylib").resolve()
+    )
+    assert pkg.registration_name == "MLXExecutionProvider"
+
+    config = SessionConfig(
+        providers=(("MLXExecutionProvider", {}),),
+        plugin={"package": "onnxruntime-ep-mlx", "version": "0.31.0", "device": "GPU/4203/0"},
+    ).canonical()
+    code = snippet(config, "python", "model.onnx")
+    assert "import onnxruntime_ep_mlx as plugin  # pip install onnxruntime-ep-mlx==0.31.0" in code
+    assert (
+        'ort.register_execution_provider_library("MLXExecutionProvider", plugin.library_path())'
+        in code
+    )
+    assert "get_library_path" not in code
+    assert 'if d.ep_name == "MLXExecutionProvider"' in code

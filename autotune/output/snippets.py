@@ -200,8 +200,12 @@ def _python_plugin(c: SessionConfig, model_path: str) -> list[str]:
     package = plugin["package"]
     kind, vendor_id, device_id = plugin["device"].split("/")
     name, opts = c.providers[0]
+    from autotune.plugins import library_getter
+
+    # registered under the EP's name, as autotune and the package's own helper register it
+    getter = library_getter(package)
     return [
-        f"ort.register_execution_provider_library({_py_str(package)}, plugin.get_library_path())",
+        f"ort.register_execution_provider_library({_py_str(name)}, plugin.{getter}())",
         "devices = [",
         "    d",
         "    for d in ort.get_ep_devices()",
