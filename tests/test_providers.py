@@ -279,6 +279,7 @@ def test_unsafe_options_are_refused_by_name(space: ProviderSpace, key: str) -> N
         ("CUDAExecutionProvider", "gpu_external_alloc", "pointer"),
         ("TensorrtExecutionProvider", "trt_onnx_bytestream", "pointer"),
         ("OpenVINOExecutionProvider", "context", "pointer"),
+        ("CoreMLExecutionProvider", "ProfileComputePlan", "debug"),
     ],
 )
 def test_known_dangerous_options_carry_their_risk(name: str, key: str, risk: str) -> None:
@@ -359,20 +360,6 @@ CONSTRAINT_CASES: list[tuple[str, str, dict[str, str], dict[str, Any], bool]] = 
         {},
         False,
     ),  # ALL by default
-    (
-        "CoreMLExecutionProvider",
-        "profile_compute_plan_needs_mlprogram",
-        {"ProfileComputePlan": "1"},
-        {},
-        True,
-    ),  # NeuralNetwork by default
-    (
-        "CoreMLExecutionProvider",
-        "profile_compute_plan_needs_mlprogram",
-        {"ProfileComputePlan": "1", "ModelFormat": "MLProgram"},
-        {},
-        False,
-    ),
     (
         "CUDAExecutionProvider",
         "cuda_graph_needs_sequential",
@@ -653,3 +640,72 @@ def test_policy_configuration_builds_a_real_session(tmp_path: Path) -> None:
         assert session.get_providers() == ["CPUExecutionProvider"]  # no NPU here: ORT picks CPU
     else:  # ORT's policy may pick a plugin's CPU device (OpenVINO on an Intel CPU)
         assert session.get_providers()[0] in devices
+
+
+# -- CoreML against the onnxruntime and macOS versions that apply its options -----------------
+
+
+@pytest.mark.parametrize(
+    ("version", "searched"),
+    [("1.20.1", False), ("1.20.0", False), ("1.21.0", True), ("1.22.0.dev20250401", True)],
+)
+def test_coreml_is_searched_only_where_ort_reads_its_options(
+    monkeypatch: pytest.MonkeyPatch, version: str, searched: bool
+) -> None:
+    # ORT 1.20's Python binding reads only a "flags" entry for CoreML (its macOS wheel holds none
+    # of the option names); the stand-in is an ORT build with CoreML, which Linux cannot have
+    monkeypatch.setattr(
+        providers,
+        "installed_providers",
+        lambda: ["CoreMLExecutionProvider", "CPUExecutionProvider"],
+    )
+    monkeypatch.setattr(providers, "plugin_candidates", list)
+    monkeypatch.setattr(ort, "__version__", version)
+    names = [s.name for s in providers.available_spaces()]
+    assert ("CoreMLExecutionProvider" in names) == searched
+    assert "CPUExecutionProvider" in names
+
+
+def test_profile_compute_plan_is_never_applied_from_a_stored_configuration() -> None:
+    config = SessionConfig(
+        providers=(
+            ("CoreMLExecutionProvider", {"ModelFormat": "MLProgram", "ProfileComputePlan": "1"}),
+            ("CPUExecutionProvider", {}),
+        )
+    )
+    with pytest.raises(ConfigError, match="ProfileComputePlan is for debugging only"):
+        validate_config(config)
+    for ctx in CONTEXTS.values():
+        assert all(
+            "ProfileComputePlan" not in o for o in points(SPACES["CoreMLExecutionProvider"], ctx)
+        )
+
+
+@pytest.mark.parametrize(
+    ("macos", "searched"),
+    [
+        ("14.3.1", False),
+        ("14.0", False),
+        ("13.6", False),
+        ("14.4", True),
+        ("15.1", True),
+        ("26", True),
+    ],
+)
+def test_specialization_strategy_is_searched_from_macos_14_4(macos: str, searched: bool) -> None:
+    # Core ML ignores it before macOS 14.4 (ORT's model.mm: "iOS 17.4+/macOS 14.4+ or later is
+    # required to ConfigureOptimizationHints"); the search's context carries platform.mac_ver()
+    ctx = SearchContext(cores=4, system="Darwin", macos_version=macos)
+    found = points(SPACES["CoreMLExecutionProvider"], ctx)
+    assert all(("SpecializationStrategy" in o) == searched for o in found)
+    # ModelFormat x RequireStaticInputShapes x (4 units, low precision on the 2 GPU ones)
+    assert len(found) == 2 * 2 * 6 * (2 if searched else 1)
+
+
+def test_the_search_context_reads_this_macs_version(monkeypatch: pytest.MonkeyPatch) -> None:
+    import platform
+
+    monkeypatch.setattr(platform, "mac_ver", lambda: ("14.2.1", ("", "", ""), "arm64"))
+    assert SearchContext().macos_version == "14.2.1"
+    monkeypatch.setattr(platform, "mac_ver", lambda: ("", ("", "", ""), ""))  # Linux, Windows
+    assert SearchContext().macos_version is None

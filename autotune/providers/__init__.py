@@ -122,8 +122,12 @@ def device_policies() -> tuple[str, ...]:
 def available_spaces() -> list[ProviderSpace]:
     """The spaces of providers available here, CPU first (cheapest), then by compile cost; plugin
     EPs once per device they report (their packages are registered in this process)."""
+    import onnxruntime as ort
+
     here = set(installed_providers())
-    spaces: list[ProviderSpace] = [s for s in SPACES.values() if s.name in here]
+    spaces: list[ProviderSpace] = [
+        s for s in SPACES.values() if s.name in here and s.applies_options_in(ort.__version__)
+    ]
     spaces += plugin_candidates()
     return sorted(spaces, key=lambda s: (s.compile_cost, s.name != "CPUExecutionProvider", s.name))
 

@@ -8,6 +8,7 @@ it follows, and docs/providers.md lists them); booleans are written the way each
 
 from __future__ import annotations
 
+import platform
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -16,7 +17,7 @@ from typing import Any, Literal, Protocol
 
 from autotune.errors import ConfigError
 
-Risk = Literal["safe", "writes_files", "reads_files", "loads_library", "pointer"]
+Risk = Literal["safe", "writes_files", "reads_files", "loads_library", "pointer", "debug"]
 
 
 class TrialLike(Protocol):
@@ -69,6 +70,7 @@ _RISK_TEXT = {
     "reads_files": "reads files",
     "loads_library": "loads a library",
     "pointer": "takes a raw pointer",
+    "debug": "is for debugging only",
 }
 
 
@@ -83,6 +85,8 @@ class SearchContext:
     free_dims: Mapping[str, int] = field(default_factory=dict)
     system: str = "Linux"
     op_types: frozenset[str] = frozenset()  # op types in the model (e.g. to offer GELU options)
+    # this Mac's macOS version (``14.3.1``), None elsewhere: CoreML options that need a newer one
+    macos_version: str | None = field(default_factory=lambda: platform.mac_ver()[0] or None)
 
 
 # A named rule over (provider options, session settings): returns why the pair is invalid, or None.
@@ -107,6 +111,13 @@ class ProviderSpace:
     pip_package: str = "onnxruntime"
     # adds autotune-owned cache paths where an EP takes them inside another option's value
     runtime_hook: Callable[[dict[str, str], Path | None], dict[str, str]] | None = None
+    # the oldest onnxruntime (major, minor) that applies these options (older ones ignore them)
+    min_ort: tuple[int, int] = (0, 0)
+
+    def applies_options_in(self, ort_version: str) -> bool:
+        """Whether onnxruntime ``ort_version`` (``1.21.0``, ``1.22.0.dev…``) reads the options."""
+        parts = re.findall(r"\d+", ort_version)[:2]
+        return len(parts) < 2 or (int(parts[0]), int(parts[1])) >= self.min_ort
 
     @property
     def ort_name(self) -> str:
