@@ -33,10 +33,10 @@ from autotune import defaults
 from autotune.chip import current_chip, current_descriptor, provenance
 from autotune.config import DEFAULT_CONFIG, SessionConfig
 from autotune.ladder import roles_of
-from autotune.measure.load import LoadMonitor
 from autotune.measure.manager import MeasuringWorker, Protocol, WorkerLost, WorkerSetup
-from autotune.measure.verdict import INCONCLUSIVE, Verdict, decide, unless_busy
+from autotune.measure.verdict import INCONCLUSIVE, Verdict
 from autotune.store.records import SearchRecord, SearchState, Status, TrialRecord
+from autotune.tuning import head_to_head
 
 DEFAULT_BUDGET_S = 30.0
 DEFAULT_TOP = 3
@@ -136,16 +136,20 @@ def adapt(
             worker = MeasuringWorker(setup, startup_timeout=max(30.0, budget_s))
         except WorkerLost as exc:
             return _failed(chip.chip_id, started, f"the default cannot be measured here ({exc})")
-        monitor = LoadMonitor()  # what other programs use while it measures
         try:
             # the search's head-to-head, bounded by the budget: fewer rounds per process are
             # planned to fit, and it stops at the deadline with what it has
-            h2h = worker.compare(
+            result = head_to_head.run(
+                worker,
                 contenders,
-                base.final_rounds,
-                timeout=max(10.0, budget_s),
-                generations=max(2, min(base.generations, 3)),
-                deadline=started + budget_s,
+                head_to_head.Plan(
+                    min_gain=min_gain,
+                    rounds=base.final_rounds,
+                    generations=max(2, min(base.generations, 3)),
+                    timeout=max(10.0, budget_s),
+                    deadline=started + budget_s,
+                    extra_seconds=0.0,
+                ),
             )
         except (WorkerLost, OSError) as exc:  # OSError: a pipe to a lost process
             return _failed(
@@ -153,19 +157,10 @@ def adapt(
             )
         finally:
             worker.close()
-        load = monitor.sample()
     finally:
         shutil.rmtree(root, ignore_errors=True)
         lock.release()
-    verdict = decide(
-        h2h.rounds,
-        contenders=len(contenders),
-        min_gain=min_gain,
-        latencies=h2h.latencies,
-        rounds_dropped=h2h.rounds_dropped,
-        complete=h2h.complete,
-    )
-    verdict = unless_busy(verdict, load.text() if load.busy else None)
+    verdict, h2h = result.verdict, result.measured
     if verdict.outcome == INCONCLUSIVE or verdict.pick_index is None:
         # same rule as the search: no verdict, nothing stored; the borrowed choice stays
         within = "" if h2h.complete else f" within the {budget_s:g} s budget"
@@ -325,7 +320,19 @@ def start_background(
     min_gain: float = DEFAULT_MIN_GAIN,
 ) -> subprocess.Popen[bytes] | None:
     """Start ``autotune adapt`` in its own low-priority process and return at once (None if it
-    cannot be started). Its output goes nowhere; its verdict goes to the database."""
+    cannot be started). Its output goes nowhere; its verdict goes to the database.
+
+    Not in a frozen app (py2app, PyInstaller, Briefcase): there ``sys.executable`` is the app's
+    own launcher, so this would start a second instance of the app, and so would every measuring
+    process adapt spawns. Such an app ships results measured elsewhere (``AUTOTUNE_DB``)."""
+    if getattr(sys, "frozen", False):
+        import logging
+
+        logging.getLogger("autotune").warning(
+            "autotune: adapt='background' is skipped in a frozen app (it would relaunch the "
+            "app); run `autotune adapt MODEL` where autotune is installed and ship its database"
+        )
+        return None
     command = [
         sys.executable,
         "-m",

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import sqlite3
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -147,3 +149,17 @@ def test_adapt_stops_at_its_budget_and_stores_nothing(mlp_path: Path, tmp_path: 
     assert result.status == "failed" and "budget" in result.message, result.message
     after = autotune.best_config(mlp_path)
     assert after is not None and after.borrowed and after.key.chip == sibling
+
+
+def test_a_frozen_app_is_never_relaunched_to_adapt(
+    mlp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # sys.frozen is what py2app, PyInstaller and Briefcase set; this interpreter is not one, so
+    # the attribute is injected, and Popen is watched to prove nothing is started
+    started: list[Any] = []
+    monkeypatch.setattr(sys, "frozen", True, raising=False)
+    monkeypatch.setattr(adapt_module.subprocess, "Popen", lambda *a, **k: started.append(a))
+    with caplog.at_level(logging.WARNING, logger="autotune"):
+        assert adapt_module.start_background(mlp_path) is None
+    assert started == []
+    assert "skipped in a frozen app" in caplog.text
