@@ -246,8 +246,9 @@ def test_rank_over_five_is_not_counted_as_a_dynamic_shape_loss(tmp_path: Path) -
     assert found.has_subgraphs
     pred = _coreml(found)
     nn, ml = pred["NeuralNetwork"], pred["MLProgram"]
-    # 5 main-graph nodes + Relu (then) + Neg (else); the If itself is unsupported.
-    assert (nn.supported_nodes, nn.total_nodes, nn.partition_sizes) == (5, 7, (4, 1))
+    # 5 main-graph nodes + Relu (then) + Neg (else); the If itself is unsupported, and so is
+    # the constant Pad without a constant_value in NeuralNetwork.
+    assert (nn.supported_nodes, nn.total_nodes, nn.partition_sizes) == (4, 7, (3, 1))
     assert (ml.supported_nodes, ml.total_nodes, ml.partition_sizes) == (3, 7, (2, 1))
     for p in (nn, ml):
         # Statically only Relu(a0) and the then-branch Relu remain; the rank-6 nodes are lost
@@ -286,7 +287,7 @@ def test_checker_error_is_reported_not_raised(
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("boom\nsecond line")
 
-    monkeypatch.setattr(uc, "check_coreml_partitions", broken)
+    monkeypatch.setattr(uc, "check_partitioning", broken)
     found = inspect_model(conv_model(tmp_path / "conv.onnx"))
     assert found.coreml_unavailable == (
         "onnxruntime's usability checker failed (RuntimeError: boom)"
@@ -301,13 +302,13 @@ def test_checker_logging_is_silenced(
 ) -> None:
     from onnxruntime.tools.mobile_helpers import usability_checker as uc
 
-    real = uc.check_coreml_partitions
+    real = uc.check_partitioning
 
     def chatty(*args: Any, **kwargs: Any) -> Any:
         logging.getLogger("usability_checker").warning("checker noise")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(uc, "check_coreml_partitions", chatty)
+    monkeypatch.setattr(uc, "check_partitioning", chatty)
     caplog.set_level(logging.DEBUG)
     result = CliRunner().invoke(inspect_cmd, [str(conv_model(tmp_path / "conv.onnx"))])
     assert result.exit_code == 0, result.output
@@ -400,3 +401,156 @@ def test_bad_models_print_one_error_line_under_the_group(tmp_path: Path) -> None
         lines = result.output.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
         assert "Traceback" not in result.output
+
+
+# -- ORT's op lists, corrected against the CoreML EP's builders (autotune.output.coreml_ops) ----
+
+
+def _const(name: str, values: Any, dtype: Any = np.int64) -> onnx.TensorProto:
+    return numpy_helper.from_array(np.array(values, dtype), name)
+
+
+def _op_model(
+    path: Path,
+    nodes: list[onnx.NodeProto],
+    inputs: list[tuple[str, int, list[int]]],
+    output: tuple[str, int, list[int]],
+    initializers: list[onnx.TensorProto] = (),  # type: ignore[assignment]
+) -> Path:
+    graph = helper.make_graph(
+        nodes,
+        path.stem,
+        [helper.make_tensor_value_info(n, t, s) for n, t, s in inputs],
+        [helper.make_tensor_value_info(*output)],
+        list(initializers),
+    )
+    return _save(graph, path)
+
+
+F, I64 = TensorProto.FLOAT, TensorProto.INT64
+X4 = ("x", F, [1, 2, 4, 4])
+# name: (nodes, inputs, output, initializers, {format: the op under test is taken})
+OP_CASES: dict[str, tuple[Any, ...]] = {
+    # MLProgram's list spells it "Argmax", which never matches
+    "ArgMax": (
+        [helper.make_node("ArgMax", ["x"], ["y"], axis=1)],
+        [X4],
+        ("y", I64, [1, 1, 4, 4]),
+        [],
+        {"MLProgram": True, "NeuralNetwork": True},
+    ),
+    "Gather": (
+        [helper.make_node("Gather", ["x", "i"], ["y"], axis=1)],
+        [X4],
+        ("y", F, [1, 2, 4, 4]),
+        [_const("i", [1, 0])],
+        {"MLProgram": True, "NeuralNetwork": True},
+    ),
+    "BatchNormalization": (
+        [helper.make_node("BatchNormalization", ["x", "s", "b", "m", "v"], ["y"])],
+        [X4],
+        ("y", F, [1, 2, 4, 4]),
+        [_const(n, [1.0, 0.5], np.float32) for n in ("s", "b", "m", "v")],
+        {"MLProgram": True, "NeuralNetwork": True},
+    ),
+    "ReduceMin": (
+        [helper.make_node("ReduceMin", ["x"], ["y"], axes=[1])],
+        [X4],
+        ("y", F, [1, 1, 4, 4]),
+        [],
+        {"MLProgram": True, "NeuralNetwork": False},
+    ),
+    "ReduceProd": (
+        [helper.make_node("ReduceProd", ["x"], ["y"], axes=[1])],
+        [X4],
+        ("y", F, [1, 1, 4, 4]),
+        [],
+        {"MLProgram": True, "NeuralNetwork": False},
+    ),
+    # NeuralNetwork's list writes "ai.onnx.ReduceSum" (no colon), which the checker skips
+    "ReduceSum": (
+        [helper.make_node("ReduceSum", ["x", "axes"], ["y"])],
+        [X4],
+        ("y", F, [1, 1, 4, 4]),
+        [_const("axes", [1])],
+        {"MLProgram": True, "NeuralNetwork": True},
+    ),
+    "ReduceSum, runtime axes": (
+        [helper.make_node("ReduceSum", ["x", "axes"], ["y"])],
+        [X4, ("axes", I64, [1])],
+        ("y", F, [1, 1, 4, 4]),
+        [],
+        {"NeuralNetwork": False},
+    ),
+    "ReduceMean": (
+        [helper.make_node("ReduceMean", ["x"], ["y"], axes=[1])],
+        [X4],
+        ("y", F, [1, 1, 4, 4]),
+        [],
+        {"MLProgram": True, "NeuralNetwork": True},
+    ),
+    "Tile": (
+        [helper.make_node("Tile", ["x", "r"], ["y"])],
+        [X4],
+        ("y", F, [1, 2, 4, 8]),
+        [_const("r", [1, 1, 1, 2])],
+        {"MLProgram": True, "NeuralNetwork": True},
+    ),
+    "Tile, runtime repeats": (
+        [helper.make_node("Tile", ["x", "r"], ["y"])],
+        [X4, ("r", I64, [4])],
+        ("y", F, [None, None, None, None]),
+        [],
+        {"MLProgram": True, "NeuralNetwork": False},
+    ),
+    # NeuralNetwork takes a Cast only right after an ArgMax, to int32
+    "Cast": (
+        [
+            helper.make_node("Relu", ["x"], ["r"]),
+            helper.make_node("Cast", ["r"], ["y"], to=TensorProto.INT32),
+        ],
+        [X4],
+        ("y", TensorProto.INT32, [1, 2, 4, 4]),
+        [],
+        {"MLProgram": True, "NeuralNetwork": False},
+    ),
+    "Cast after ArgMax": (
+        [
+            helper.make_node("ArgMax", ["x"], ["a"], axis=1),
+            helper.make_node("Cast", ["a"], ["y"], to=TensorProto.INT32),
+        ],
+        [X4],
+        ("y", TensorProto.INT32, [1, 1, 4, 4]),
+        [],
+        {"MLProgram": True, "NeuralNetwork": True},
+    ),
+    # NeuralNetwork's constant Pad needs a constant_value input (MLProgram's list omits Pad:
+    # PAD_CONSTANT_NOTE says so)
+    "Pad": (
+        [helper.make_node("Pad", ["x", "pads"], ["y"])],
+        [X4],
+        ("y", F, [1, 2, 6, 6]),
+        [_const("pads", [0, 0, 1, 1, 0, 0, 1, 1])],
+        {"NeuralNetwork": False},
+    ),
+    "Pad with a constant_value": (
+        [helper.make_node("Pad", ["x", "pads", "value"], ["y"])],
+        [X4],
+        ("y", F, [1, 2, 6, 6]),
+        [_const("pads", [0, 0, 1, 1, 0, 0, 1, 1]), _const("value", 0.5, np.float32)],
+        {"NeuralNetwork": True},
+    ),
+}
+
+
+@pytest.mark.parametrize("case", OP_CASES, ids=list(OP_CASES))
+def test_coreml_op_lists_are_corrected_per_op(tmp_path: Path, case: str) -> None:
+    nodes, inputs, output, initializers, expected = OP_CASES[case]
+    path = _op_model(tmp_path / "op.onnx", nodes, inputs, output, initializers)
+    pred = _coreml(inspect_model(path))
+    op = nodes[-1].op_type
+    for model_format, taken in expected.items():
+        p = pred[model_format]
+        assert (op not in p.unsupported_ops) == taken, (model_format, p.unsupported_ops)
+        others = len(nodes) - 1  # the ops before it (Relu, ArgMax) are in both lists
+        assert p.supported_nodes == others + taken, (model_format, p)

@@ -3,8 +3,9 @@
 The CoreML prediction comes from onnxruntime's own offline checker
 (``onnxruntime.tools.mobile_helpers.usability_checker``), which reads the op lists shipped in the
 wheel and works on any machine. It is a pre-filter: it checks op types, input shapes and rank,
-not attributes, and the lists lag the EP's code. Where the checker is known to be wrong, the
-inspection carries a note saying so.
+not attributes, and the lists lag the EP's code. The lists are corrected against the EP's
+builders first (:mod:`autotune.output.coreml_ops`); where the checker is still known to be wrong,
+the inspection carries a note saying so.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from autotune.model import Dim, TensorSpec, load_model_info
+from autotune.output.coreml_ops import CorrectedOps
 
 COREML_FORMATS = {
     "MLProgram": "coreml_supported_mlprogram_ops.md",
@@ -181,14 +183,15 @@ def _predict_coreml(path: Path) -> tuple[tuple[CoreMLPrediction, ...], list[str]
     predictions = []
     notes: list[str] = []
     for model_format, config in COREML_FORMATS.items():
+        # ORT's list for the format, corrected against the EP's builders (coreml_ops), then the
+        # checker's own partitioning, as check_coreml_partitions runs it on the list alone
+        ops = CorrectedOps(
+            uc._SupportedOpsChecker(Path(uc.__file__).parent / config), model_format, model.graph
+        )
         # The checker only looks at shapes when asked to require fixed input sizes, so running
         # it both ways separates the nodes RequireStaticInputShapes=1 would lose.
-        dynamic = uc.check_coreml_partitions(
-            model, require_fixed_input_sizes=False, config_filename=config
-        )
-        static = uc.check_coreml_partitions(
-            model, require_fixed_input_sizes=True, config_filename=config
-        )
+        dynamic = uc.check_partitioning(model.graph, ops, False, _COREML_MAX_RANK)
+        static = uc.check_partitioning(model.graph, ops, True, _COREML_MAX_RANK)
         static_ids = {id(n) for group in static.supported_groups for n in group}
         lost = [n for group in dynamic.supported_groups for n in group if id(n) not in static_ids]
         dynamic_only = sum(1 for n in lost if not _rank_over(n, ranks))
