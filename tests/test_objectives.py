@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import logging
+import os
+from collections import namedtuple
 from pathlib import Path
+from typing import Any
 
+import numpy as np
+import psutil
 import pytest
 
 import autotune
 from autotune.config import DEFAULT_CONFIG, SessionConfig
 from autotune.errors import SearchError
+from autotune.measure import worker
+from autotune.measure.messages import ProcessSetup
 from autotune.store.database import Store
 from autotune.store.records import SearchRecord, TrialRecord
 from autotune.tuning import objectives
@@ -46,8 +53,9 @@ def test_pareto_and_choice() -> None:
         objectives.check("speed")
 
 
+@pytest.mark.parametrize("memory", [5.0, None], ids=["memory", "memory unknown (macOS before)"])
 def test_best_session_prefers_load_when_asked(
-    mlp_path: Path, caplog: pytest.LogCaptureFixture
+    mlp_path: Path, caplog: pytest.LogCaptureFixture, memory: float | None
 ) -> None:
     from autotune.chip import current_chip
     from autotune.digest import model_digest
@@ -56,7 +64,7 @@ def test_best_session_prefers_load_when_asked(
     fast_run = SessionConfig(intra_op_num_threads=1).canonical()
     base = {"model_digest": model_digest(mlp_path), "chip": current_chip().chip_id,
             "ort_version": current_chip().ort_version, "shapes": "x=1x16", "default_shapes": 1,
-            "status": "ok", "first_run_ms": 1.0, "session_rss_mb": 5.0}  # fmt: skip
+            "status": "ok", "first_run_ms": 1.0, "session_rss_mb": memory}  # fmt: skip
     with Store.open(write=True) as store:
         # the trials of a finished latency search whose head-to-head picked fast_run
         store.upsert_search(SearchRecord.from_row(
@@ -93,3 +101,113 @@ def test_search_for_load_time(mlp_path: Path) -> None:
         default = next(r for r in rows if r.config_id == DEFAULT_CONFIG.config_id)
         picked = next(r for r in rows if r.config_id == outcome.pick.config_id)
         assert picked.load_ms < default.load_ms  # type: ignore[operator]
+
+
+# -- memory that could not be measured (macOS before the footprint was read) -------------------
+
+
+def _no_memory(cid: str, ratio: float, load: float) -> TrialRecord:
+    return TrialRecord(config_id=cid, ratio=ratio, session_create_ms=load - 1, first_run_ms=1.0)
+
+
+def test_rows_without_memory_are_ranked_on_latency_and_load() -> None:
+    fast = _no_memory("fast", 0.8, 300)
+    light = _no_memory("light", 1.1, 40)
+    worse = _no_memory("worse", 1.2, 400)
+    default = _no_memory("default", 1.0, 100)
+    rows = [fast, light, worse, default]
+    assert objectives.pareto(rows) == [fast, light, default]
+    assert objectives.choose(rows, "load", default)[0] is light
+    assert objectives.choose(rows, "balanced", default)[0] is light
+    assert objectives.choose(rows, "latency", default)[0] is fast
+    assert objectives.choose(rows, "memory", default) == []  # nothing to rank memory by
+
+
+def test_a_missing_memory_figure_compares_on_the_figures_both_rows_have() -> None:
+    lean = _row("lean", 1.0, 100, 5)  # kept: the least memory
+    unknown_beaten = _no_memory("unknown beaten", 1.1, 120)  # lean is faster and loads sooner
+    unknown_fast = _no_memory("unknown fast", 0.7, 90)
+    known_beaten = _row("known beaten", 0.9, 95, 3)  # unknown_fast beats it on both it has
+    rows = [lean, unknown_beaten, unknown_fast, known_beaten]
+    assert objectives.pareto(rows) == [unknown_fast]
+    assert objectives.pareto([lean, unknown_beaten]) == [lean]
+    same = _no_memory("same figures", 1.0, 100)  # equal on both figures: neither dominates
+    assert objectives.pareto([lean, same]) == [lean, same]
+
+
+def _dominates(a: TrialRecord, b: TrialRecord) -> bool:
+    figures = [(a.ratio, b.ratio), (a.load_ms, b.load_ms)]
+    if a.session_rss_mb is not None and b.session_rss_mb is not None:
+        figures.append((a.session_rss_mb, b.session_rss_mb))
+    return all(x <= y for x, y in figures) and any(x < y for x, y in figures)  # type: ignore[operator]
+
+
+def test_pareto_matches_the_pairwise_definition() -> None:
+    rng = np.random.default_rng(7)
+    for trial in range(200):
+        n = int(rng.integers(1, 25))
+        rows = [
+            TrialRecord(
+                config_id=f"{trial}-{i}",
+                ratio=float(rng.choice([0.8, 0.9, 1.0, 1.1])),
+                session_create_ms=float(rng.choice([10.0, 20.0, 30.0])),
+                first_run_ms=1.0,
+                session_rss_mb=None if rng.random() < 0.3 else float(rng.choice([5.0, 9.0])),
+            )
+            for i in range(n)
+        ]
+        expected = [b for b in rows if not any(_dominates(a, b) for a in rows)]
+        assert objectives.pareto(rows) == expected
+
+
+# the session process on macOS, injected on Linux: no /proc, the footprint from proc_pid_rusage
+
+
+class _MacLibproc:
+    """Stands in for macOS's libSystem, which Linux lacks: ``proc_pid_rusage`` fills
+    ``ri_phys_footprint`` with the next of ``footprints`` (bytes), or fails (-1) when None."""
+
+    def __init__(self, *footprints: int | None) -> None:
+        self.footprints = list(footprints)
+
+    def proc_pid_rusage(self, pid: int, flavor: int, info: Any) -> int:
+        assert pid == os.getpid() and flavor == worker.RUSAGE_INFO_V0
+        footprint = self.footprints.pop(0)
+        if footprint is None:
+            return -1
+        info.contents.ri_phys_footprint = footprint
+        return 0
+
+
+_MacMemory = namedtuple("_MacMemory", "rss vms pfaults pageins")
+
+
+class _MacProcess:
+    """Stands in for psutil.Process on macOS: ``memory_info()`` is (rss, vms, pfaults,
+    pageins) there (psutil 7.2 ``_psosx.py``)."""
+
+    def memory_info(self) -> Any:
+        return _MacMemory(123 * 2**20, 400 * 2**30, 9000, 12)
+
+
+def test_session_memory_on_macos_is_its_footprint(
+    mlp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(worker, "_MACOS", True)
+    libproc = _MacLibproc(100 * 2**20, 160 * 2**20)
+    monkeypatch.setattr(worker, "_libproc", lambda: libproc)
+    feeds = {"x": np.ones((1, 16), np.float32)}
+    session, built = worker._build(ProcessSetup(str(mlp_path), feeds, DEFAULT_CONFIG.to_json()))
+    assert built.session_rss_mb == pytest.approx(60.0)
+    del session
+    # a sandbox refusing proc_pid_rusage: psutil's resident set size, as macOS reports it
+    libproc.footprints = [None]
+    monkeypatch.setattr(psutil, "Process", _MacProcess)
+    assert worker._rss_mb() == pytest.approx(123.0)
+
+
+def test_session_memory_is_measured_here(mlp_path: Path) -> None:
+    feeds = {"x": np.ones((1, 16), np.float32)}
+    _, built = worker._build(ProcessSetup(str(mlp_path), feeds, DEFAULT_CONFIG.to_json()))
+    assert built.session_rss_mb is not None and built.session_rss_mb >= 0
+    assert worker._rss_mb() == pytest.approx(psutil.Process().memory_info().rss / 2**20, rel=0.1)
