@@ -58,6 +58,13 @@ def test_readme_opens_with_install_and_test_commands() -> None:
     assert "scripts/check" in ci  # CI runs the README's test command
 
 
+def test_ci_runs_the_fast_and_the_full_check() -> None:
+    steps = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()]
+    assert "scripts/check --fast" in steps and "scripts/check" in steps
+    check = (ROOT / "scripts" / "check").read_text()
+    assert '-m "not slow"' in check and "cog --check" in check
+
+
 def test_readme_is_read_in_five_minutes() -> None:
     assert len(README.splitlines()) < 200
 

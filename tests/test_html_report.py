@@ -7,6 +7,7 @@ import json
 import re
 import shutil
 import sqlite3
+import struct
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from autotune.store.database import Store
 from autotune.store.records import TrialRecord
 from autotune.tuning.importances import param_importances
 from autotune.tuning.search import SearchOptions, run_search
-from tests import models
+from tests import browser, models
 from tests.conftest import FAST
 
 HOSTILE = "<script>alert(1)</script>"
@@ -212,3 +213,39 @@ def test_pareto_front_and_speedup_format() -> None:
     assert format_speedup(1 / 1.07, 0.04 / 1.07) == "1.07× ±0.02"
     assert format_speedup(0.97, 0.001) == "1.03× ±<0.01"
     assert format_speedup(None) == "-"
+
+
+LAPTOP_WIDTH = 1366  # CSS pixels: the most common laptop screen
+
+
+def test_report_renders_in_a_real_browser(searched: tuple[Path, Path], tmp_path: Path) -> None:
+    """autotune report's page in headless Chromium at a laptop's width: no console errors, every
+    section laid out, the chart wide enough to read and not wider than the window."""
+    binary = browser.find_chromium()
+    if binary is None:
+        pytest.skip(
+            "no Chromium binary on PATH (chromium, chromium-browser, google-chrome): "
+            "install Debian's package with apt-get install chromium, as .ci/run does"
+        )
+    model, db = searched
+    result = CliRunner().invoke(
+        report_cmd, [str(model), "--db", str(db), "-o", str(tmp_path / "r.html")]
+    )
+    assert result.exit_code == 0, result.output
+
+    page = browser.render(binary, tmp_path / "r.html", width=LAPTOP_WIDTH)
+    (tmp_path / "report-screenshot.png").write_bytes(page.png)  # kept for a person to look at
+
+    assert page.errors == []
+    assert page.viewport == LAPTOP_WIDTH
+    assert page.scroll_width <= LAPTOP_WIDTH  # nothing makes the page scroll sideways
+    for section in ("verdict", "placement", "failures"):
+        assert section in page.sections
+    charts = {chart["id"]: chart for chart in page.charts}
+    pareto = charts["pareto-chart"]
+    assert 600 <= pareto["width"] <= LAPTOP_WIDTH
+    assert pareto["height"] >= 300
+    assert pareto["smallestFontPx"] >= 11  # the axis labels, as rendered
+    assert page.png.startswith(b"\x89PNG\r\n\x1a\n")
+    width, height = struct.unpack(">II", page.png[16:24])  # the PNG's IHDR
+    assert (width, height) == (LAPTOP_WIDTH, page.height) and height > 900
