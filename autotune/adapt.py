@@ -148,7 +148,8 @@ def adapt(
                     generations=max(2, min(base.generations, 3)),
                     timeout=max(10.0, budget_s),
                     deadline=started + budget_s,
-                    extra_seconds=0.0,
+                    max_generations=base.max_generations,
+                    extra_seconds=0.0,  # within the budget: the deadline bounds it
                 ),
             )
         except (WorkerLost, OSError) as exc:  # OSError: a pipe to a lost process

@@ -1,12 +1,18 @@
 """Turn a SessionConfig into ``onnxruntime.SessionOptions`` and an ``InferenceSession``.
 
 Shared by the measuring worker and the run-time resolver, so what was measured is exactly what an
-app gets. Cache directories for compiling EPs are added here, under autotune's own cache.
+app gets. Cache directories for compiling EPs are added here, under autotune's own cache
+(``autotune.compile_cache`` keys, locks and prunes them).
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +20,7 @@ from autotune.config import CPU, SessionConfig
 from autotune.errors import ConfigError
 
 RECORD_PLACEMENT = "session.record_ep_graph_assignment_info"
+log = logging.getLogger("autotune")
 
 
 def session_options(config: SessionConfig, *, record_placement: bool = False) -> Any:
@@ -71,11 +78,65 @@ def provider_list(
     return out
 
 
-def model_cache_dir(digest: str, config: SessionConfig) -> Path:
-    """Persistent compile cache for one model version and one configuration."""
-    from autotune.paths import cache_dir
+def build_cached_session(
+    model_path: str | os.PathLike[str], config: SessionConfig, digest: str
+) -> Any:
+    """An ``InferenceSession`` for ``config`` whose compiling EPs load from (or fill) autotune's
+    persistent compile cache (``autotune.compile_cache``: keyed by ORT version, OS build and
+    compile key; locked, kill-safe, pruned). Raises what ``build_session`` raises."""
+    from autotune import compile_cache
 
-    return cache_dir() / "compiled" / digest[:16] / config.config_id
+    if not compile_cache.uses_compile_cache(config):
+        return build_session(model_path, config)
+    built = compile_cache.build_cached(
+        compile_cache.entry_dir(digest, config),
+        lambda directory: build_session(model_path, config, cache_dir=directory),
+    )
+    if built.wiped:
+        log.info("autotune: compile cache of %s rebuilt: %s", os.fspath(model_path), built.wiped)
+    if built.cold:
+        compile_cache.prune()
+    return built.session
+
+
+def build_trial_session(
+    model_path: str, config: SessionConfig, cache_dir: str | None
+) -> tuple[Any, float, float | None]:
+    """A trial's session, its cold build in milliseconds, and its load from the compile cache
+    (None when ``config`` compiles nothing or no cache was given).
+
+    The trials of a search that share a compile key share one directory: the first compiles
+    (its build is the key's cold compile, recorded once) and has its cached load measured in a
+    fresh process, as an app's next launch would pay it; the others load from the cache in
+    their own fresh session process and report the key's recorded cold compile beside it."""
+    from autotune import compile_cache
+
+    if cache_dir is None or not compile_cache.uses_compile_cache(config):
+        t0 = time.perf_counter()
+        session = build_session(model_path, config, record_placement=True)
+        return session, (time.perf_counter() - t0) * 1000.0, None
+    built = compile_cache.build_cached(
+        Path(cache_dir),
+        lambda directory: build_session(
+            model_path, config, cache_dir=directory, record_placement=True
+        ),
+    )
+    if not built.cold:
+        return built.session, built.cold_ms or built.build_ms, built.build_ms
+    return built.session, built.build_ms, cached_load_ms(model_path, config, Path(cache_dir))
+
+
+def cached_load_ms(model_path: str, config: SessionConfig, cache_dir: Path) -> float | None:
+    """The build of ``config`` from its filled compile cache in a fresh Python process (Core ML
+    keeps state in the process that compiled), or None if that process failed."""
+    command = [sys.executable, "-m", "autotune.compile_cache", model_path, config.to_json()]
+    try:
+        done = subprocess.run(
+            [*command, str(cache_dir)], capture_output=True, text=True, timeout=600, check=True
+        )
+        return float(json.loads(done.stdout.strip().splitlines()[-1])["build_ms"])
+    except (OSError, subprocess.SubprocessError, ValueError, KeyError, IndexError):
+        return None
 
 
 def build_session(
@@ -91,6 +152,12 @@ def build_session(
     from autotune.plugins import is_plugin_ep
 
     so = session_options(config, record_placement=record_placement)
+    if config.device_policy and cache_dir is not None:
+        from autotune.compile_cache import policy_cache_options
+
+        for key, value in policy_cache_options(cache_dir).items():
+            Path(value).mkdir(parents=True, exist_ok=True)
+            so.add_session_config_entry(key, value)
     if config.plugin or config.device_policy:
         add_plugin_devices(so, config, cache_dir)
     if config.plugin:

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from autotune import ladder
-from autotune.build import build_session, dropped_providers, model_cache_dir
+from autotune.build import build_cached_session, build_session, dropped_providers
 from autotune.chip import current_chip, current_descriptor
 from autotune.config import DEFAULT_CONFIG, SessionConfig
 from autotune.descriptor import stored_descriptor
@@ -542,11 +542,7 @@ def best_session(
     try:
         for choice in found:
             try:
-                session = build_session(
-                    path,
-                    choice.config,
-                    cache_dir=model_cache_dir(choice.key.model_digest, choice.config),
-                )
+                session = build_cached_session(path, choice.config, choice.key.model_digest)
             except PluginUnavailable as exc:  # a plugin package missing here: warn once
                 if strict:
                     raise SessionBuildError(str(exc)) from None

@@ -17,6 +17,8 @@ FAST = Protocol(
     final_rounds=6,
     generations=2,
     small_generations=2,
+    max_generations=3,
+    extra_seconds=5.0,
     guard=2.0,
 )
 

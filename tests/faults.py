@@ -75,7 +75,8 @@ class _SlowSession:
 def slow_default_worker(conn: Any, setup: ProcessSetup) -> None:
     """Every fresh process of ORT's default configuration runs slower than the reference
     process (which runs the same configuration): the per-process disagreement seen on busy
-    machines, made certain. The A/A control must veto the verdict."""
+    machines, made certain. The verdict must see the reference far outside its own fresh
+    processes and issue none."""
     real_build = worker.build_session
     slow = not setup.reference_outputs and SessionConfig.from_json(setup.config).is_default()
 

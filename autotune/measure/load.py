@@ -3,13 +3,23 @@
 A timing is only worth its paired comparison if nothing else competes for the cores in a way
 that changes between processes. This module measures what other programs use: the CPU time of
 the whole machine minus this process tree's (psutil's counters, on macOS and Linux alike),
-the hypervisor's steal time where the OS reports it, and the load average. Imported by the
-search only (psutil is not needed at run time).
+the hypervisor's steal time where the OS reports it, and the load average; the level (quiet,
+light, heavy) is judged against this machine's cores and the sessions' threads
+(``autotune.measure.conditions``). Imported by the search only (psutil is not needed at run
+time).
+
+This process tree's CPU includes the session processes it has already reaped. psutil reports
+those (``children_user``/``children_system``) on Linux only; on macOS and Windows they read 0,
+and a head-to-head's finished processes would count as "other programs". So reaped children
+are counted with ``resource.getrusage(RUSAGE_CHILDREN)`` where it exists (POSIX: the kernel's
+own total for waited-for children), and, where it does not (Windows), each child's CPU is
+remembered while it lives and kept after it exits.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -17,7 +27,12 @@ from typing import Any
 
 import psutil
 
-BUSY_CORES = 0.25  # other programs using more than this share of a core make the machine busy
+from autotune.measure.conditions import LoadLevel, classify
+
+try:
+    import resource
+except ImportError:  # Windows
+    resource = None  # type: ignore[assignment]
 
 
 @dataclass(frozen=True)
@@ -29,10 +44,22 @@ class Load:
     load_avg: float  # the 1-minute load average
     seconds: float  # the interval
     top: str = ""  # the busiest other process, e.g. "python (pid 123) 0.9 cores"
+    cores: int = 1  # this machine's logical cores
+    threads: int | None = None  # the sessions' threads (None: as many as cores)
+
+    @property
+    def level(self) -> LoadLevel:
+        return classify(self.other_cores, self.steal, self.cores, self.threads)
 
     @property
     def busy(self) -> bool:
-        return self.other_cores + self.steal > BUSY_CORES
+        """Heavy load: the search waits for quiet (or goes on with --allow-busy)."""
+        return self.level == LoadLevel.HEAVY
+
+    @property
+    def loaded(self) -> bool:
+        """Not quiet: what is measured now is marked."""
+        return self.level != LoadLevel.QUIET
 
     def text(self) -> str:
         parts = [f"other programs use {self.other_cores:.2f} cores"]
@@ -43,24 +70,43 @@ class Load:
         return ", ".join(parts)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "level": self.level.value}
 
 
-def _tree_cpu(root: psutil.Process) -> float:
+def _reaped_cpu() -> float | None:
+    """CPU seconds of this process's waited-for children (and theirs), from the kernel; None
+    where the platform has no getrusage (Windows)."""
+    if resource is None:
+        return None
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+class _TreeCpu:
     """CPU seconds used by this process, its live children and the children it has reaped."""
-    total = 0.0
-    try:
-        t = root.cpu_times()
-        total += t.user + t.system + t.children_user + t.children_system
-        for child in root.children(recursive=True):
-            try:
-                c = child.cpu_times()
-                total += c.user + c.system
-            except psutil.Error:
-                continue
-    except psutil.Error:
-        pass
-    return total
+
+    def __init__(self, root: psutil.Process) -> None:
+        self.root = root
+        self.seen: dict[tuple[int, float], float] = {}  # (pid, create time) -> last CPU seen
+
+    def __call__(self) -> float:
+        live: dict[tuple[int, float], float] = {}
+        own = 0.0
+        with contextlib.suppress(psutil.Error):
+            t = self.root.cpu_times()
+            own = t.user + t.system
+            for child in self.root.children(recursive=True):
+                try:
+                    c = child.cpu_times()
+                    live[(child.pid, child.create_time())] = c.user + c.system
+                except psutil.Error:
+                    continue
+        reaped = _reaped_cpu()
+        if reaped is None:
+            # no kernel total: the children gone since the last look keep what was last seen
+            self.seen.update(live)
+            reaped = sum(v for k, v in self.seen.items() if k not in live)
+        return own + reaped + sum(live.values())
 
 
 def _machine_cpu() -> tuple[float, float]:
@@ -75,14 +121,20 @@ def _machine_cpu() -> tuple[float, float]:
 class LoadMonitor:
     """Measures other programs' CPU use between two calls of :meth:`sample`."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, clock: Callable[[], float] = time.monotonic, threads: int | None = None
+    ) -> None:
         self.clock = clock
         self.root = psutil.Process()
+        self.cores = psutil.cpu_count() or 1
+        # ORT's default intra-op pool: one thread per physical core
+        self.threads = threads or psutil.cpu_count(logical=False) or self.cores
+        self._tree_cpu = _TreeCpu(self.root)
         self._last = self._snapshot()
 
     def _snapshot(self) -> tuple[float, float, float, float]:
         busy, steal = _machine_cpu()
-        return self.clock(), busy, steal, _tree_cpu(self.root)
+        return self.clock(), busy, steal, self._tree_cpu()
 
     def sample(self) -> Load:
         """Load since the previous sample (or since the monitor was made)."""
@@ -99,6 +151,8 @@ class LoadMonitor:
             steal=max(0.0, steal1 - steal0) / seconds,
             load_avg=load_avg,
             seconds=seconds,
+            cores=self.cores,
+            threads=self.threads,
         )
 
     def measure(self, seconds: float = 1.0) -> Load:
@@ -112,7 +166,7 @@ class LoadMonitor:
                 continue
         time.sleep(seconds)
         load = self.sample()
-        if not load.busy:
+        if not load.loaded:
             return load
         top = ""
         best = 0.0
@@ -123,7 +177,7 @@ class LoadMonitor:
                     best, top = share, f"{p.name()} (pid {p.pid}) {share:.2f} cores"
             except psutil.Error:
                 continue
-        return Load(load.other_cores, load.steal, load.load_avg, load.seconds, top)
+        return dataclasses.replace(load, top=top)
 
     def wait_for_quiet(
         self, max_wait: float, on_wait: Callable[[Load, float], None] | None = None

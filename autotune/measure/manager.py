@@ -31,7 +31,6 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -590,9 +589,8 @@ class MeasuringWorker:
 
 def trial_dir_for(root: str | None, config: SessionConfig) -> str | None:
     """The compile-cache directory of one configuration during a search (kept until the search
-    ends, so the final head-to-head loads compiled models from it instead of compiling again)."""
-    if root is None:
-        return None
-    path = Path(root) / config.config_id
-    path.mkdir(parents=True, exist_ok=True)
-    return str(path)
+    ends, so the final head-to-head loads compiled models from it instead of compiling again),
+    shared by the configurations with its compile key (``autotune.compile_cache``)."""
+    from autotune.compile_cache import trial_dir
+
+    return trial_dir(root, config)

@@ -1,44 +1,54 @@
-"""The head-to-head's verdict: one statistic, with its uncertainty, and an A/A control that can
-veto.
+"""The head-to-head's verdict: each candidate's speed-up with an interval that holds the
+variation between processes, and a decision that says what the data can support.
 
-What is measured (``autotune.measure.manager.MeasuringWorker.compare``): several *generations*; in
-each, every contender (ORT's default configuration first) runs in a fresh process, and rounds
-time one block of each process and of the reference process (also ORT's defaults, alive for the
-whole search) in random order. Two processes of one configuration can differ by far more than
-the decision margin (the scheduler's placement of ORT's threads, memory layout), so the process
-is the unit that is replicated, not the round.
+What is measured (``autotune.measure.manager.MeasuringWorker.compare``): *generations*; in each,
+every contender still in question (ORT's default configuration always, first) runs in a fresh
+process, and rounds time one block of each process and of the reference process (also ORT's
+defaults, alive for the whole search) in random order. Two processes of one configuration can
+differ by more than the margin for their whole life, so the process is the unit replicated.
 
-The statistic: a contender's speed-up is the median over all kept rounds of the paired ratio
-*default block / contender block*, both measured in the same round. Its interval is a two-level
-bootstrap: resample generations (processes), then rounds within each. A contender is picked only
-when the lower end of that interval clears the margin, when it is faster in every process, and
-when its p50 agrees in direction. The A/A control: the default's fresh processes, each against
-the reference. When they disagree by more than the margin (a one-sided 95% lower bound of their
-spread, so that the sampling noise of a few rounds per process is not taken for disagreement),
-no pick is issued: the machine cannot resolve the margin right now, and the verdict is
-"inconclusive".
+The statistic (a random-effects design): in generation *g*, a candidate's value is the median
+over its rounds of log(default block / candidate block); the speed-up is exp of the mean over
+generations. Its variance between processes is estimated from its own generations, pooled with
+the A/A control (each fresh default process against the reference, doubled: a candidate's value
+involves two fresh processes), and its interval is a Student-t interval on that pooled variance.
+Process-to-process disagreement therefore widens the interval instead of vetoing the verdict: a
+3× candidate under a 10% A/A spread is picked, a 1.02× candidate under it is not.
+
+The decision, with ``threshold`` = 1 / (1 - margin):
+- **pick** a candidate whose lower bound clears the threshold (widened by the load's measured
+  effect when other programs used the CPU; held instead when it changes thread settings and
+  was measured under load), faster than the default in most processes, p50 agreeing;
+- **default** when no candidate's upper bound reaches the threshold: no gain of that size is
+  possible, and the verdict states the largest gain still possible (its resolution);
+- **inconclusive** otherwise: an interval still straddles the threshold. The replication loop
+  (``autotune.tuning.head_to_head``) adds processes while a decision is open (``open``) and the
+  budget allows; what remains open then is stated with the resolution reached.
 """
 
 from __future__ import annotations
 
 import math
-import random
 import statistics
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from autotune.measure.conditions import QUIET, Conditions, LoadLevel
 
 PICK = "pick"
 DEFAULT = "default"
 INCONCLUSIVE = "inconclusive"
 
 CONFIDENCE = 0.95
-BOOTSTRAP = 1000
 MIN_ROUNDS_PER_PROCESS = 2
+MIN_GENERATIONS = 3  # processes per configuration before any decision
 
 
 @dataclass(frozen=True)
 class Round:
-    """One kept round of a head-to-head: each contender's block median and the reference's."""
+    """One kept round of a head-to-head: each contender's block median and the reference's
+    (``math.nan`` for a contender not measured in that generation: its decision was closed)."""
 
     generation: int
     medians: tuple[float, ...]  # per contender, in contender order (the default first)
@@ -58,6 +68,7 @@ class Entry:
     latency_ms_p90: float | None = None
     eligible: bool = False
     why_not: str | None = None
+    state: str = "open"  # eligible, below, held, load, dominated, inconsistent or open
 
 
 @dataclass
@@ -70,8 +81,12 @@ class Verdict:
     aa_ratios: list[float]  # each fresh default process against the reference
     rounds_kept: int
     rounds_dropped: int
-    # after an A/A veto: a margin the machine could resolve, which a candidate cleared
-    resolvable_margin: float | None = None
+    # the largest gain over ORT's defaults the data still allows (max upper bound - 1)
+    resolution: float | None = None
+    open: list[int] = field(default_factory=list)  # contenders whose decision is still open
+    held: int | None = None  # a thread-setting pick held because it was measured under load
+    generations: int = 0
+    conditions: Conditions = QUIET
 
     @property
     def speedup(self) -> float | None:
@@ -88,74 +103,45 @@ class Verdict:
             "aa_ratios": self.aa_ratios,
             "rounds_kept": self.rounds_kept,
             "rounds_dropped": self.rounds_dropped,
-            "resolvable_margin": self.resolvable_margin,
+            "resolution": self.resolution,
+            "held": self.held,
+            "generations": self.generations,
+            "load": self.conditions.to_dict(),
         }
 
 
-def unless_busy(verdict: Verdict, busy: str | None) -> Verdict:
-    """No pick from a head-to-head run while other programs kept the CPU busy (``busy``: what
-    they used, or None when the machine was quiet): a configuration that wins under load (fewer
-    threads, when another program holds a core) can lose on a quiet machine, where the app may
-    run. The verdict becomes inconclusive; ORT's defaults winning stays a verdict."""
-    if busy is None or verdict.outcome != PICK:
-        return verdict
-    verdict.outcome, verdict.pick_index = INCONCLUSIVE, None
-    verdict.reason = (
-        f"the machine was busy during the head-to-head ({busy}): a configuration that wins "
-        "under load can lose on a quiet machine; run again when other programs are closed"
-    )
-    return verdict
+def t_quantile(p: float, df: float) -> float:
+    """Student's t quantile (exact for 1 and 2 degrees of freedom, a Cornish-Fisher expansion
+    beyond, within 0.3% of scipy's from 3 on; standard library only)."""
+    if df <= 0:
+        return math.inf
+    if df < 1.5:
+        return math.tan(math.pi * (p - 0.5))
+    if df < 2.5:
+        return (2 * p - 1) / math.sqrt(2 * p * (1 - p))
+    z = statistics.NormalDist().inv_cdf(p)
+    g1 = (z**3 + z) / 4
+    g2 = (5 * z**5 + 16 * z**3 + 3 * z) / 96
+    g3 = (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / 384
+    g4 = (79 * z**9 + 776 * z**7 + 1482 * z**5 - 1920 * z**3 - 945 * z) / 92160
+    return z + g1 / df + g2 / df**2 + g3 / df**3 + g4 / df**4
 
 
-def _by_generation(rounds: list[Round]) -> dict[int, list[Round]]:
-    out: dict[int, list[Round]] = {}
+def _variance(values: list[float]) -> tuple[float, int]:
+    """Sample variance and its degrees of freedom (0, 0 for fewer than two values)."""
+    if len(values) < 2:
+        return 0.0, 0
+    return statistics.variance(values), len(values) - 1
+
+
+def _per_generation(rounds: list[Round], value: Any) -> list[float]:
+    """The median of ``value(round)`` in each generation with enough rounds (NaN skipped)."""
+    by_gen: dict[int, list[float]] = {}
     for r in rounds:
-        out.setdefault(r.generation, []).append(r)
-    return out
-
-
-def _median(values: list[float]) -> float:
-    return statistics.median(values)
-
-
-def bootstrap_interval(
-    groups: list[list[float]], confidence: float = CONFIDENCE, reps: int = BOOTSTRAP, seed: int = 0
-) -> tuple[float, float]:
-    """Two-level bootstrap interval of the median of pooled values: resample the groups
-    (processes), then the values within each."""
-    rng = random.Random(seed)
-    groups = [g for g in groups if g]
-    if not groups:
-        return math.nan, math.nan
-    estimates = []
-    for _ in range(reps):
-        pooled: list[float] = []
-        for _ in groups:
-            g = groups[rng.randrange(len(groups))]
-            pooled += [g[rng.randrange(len(g))] for _ in g]
-        estimates.append(_median(pooled))
-    estimates.sort()
-    tail = (1 - confidence) / 2
-    low = estimates[int(tail * (reps - 1))]
-    high = estimates[math.ceil((1 - tail) * (reps - 1))]
-    return low, high
-
-
-def spread_lower_bound(
-    groups: list[list[float]], confidence: float = CONFIDENCE, reps: int = BOOTSTRAP, seed: int = 0
-) -> float:
-    """A one-sided lower confidence bound of the A/A spread: (max/min - 1) over the groups'
-    medians and the reference (1.0), with each group's rounds resampled. The spread of a few
-    medians of a few noisy rounds each is biased upward by the noise alone; the veto fires only
-    when the processes disagree beyond that."""
-    rng = random.Random(seed)
-    groups = [g for g in groups if g]
-    spreads = []
-    for _ in range(reps):
-        medians = [_median([g[rng.randrange(len(g))] for _ in g]) for g in groups]
-        spreads.append(max([*medians, 1.0]) / min([*medians, 1.0]) - 1)
-    spreads.sort()
-    return spreads[int((1 - confidence) * (reps - 1))]
+        x = value(r)
+        if not math.isnan(x):
+            by_gen.setdefault(r.generation, []).append(x)
+    return [statistics.median(xs) for xs in by_gen.values() if len(xs) >= MIN_ROUNDS_PER_PROCESS]
 
 
 def _percentile(values: list[float], q: float) -> float | None:
@@ -167,17 +153,31 @@ def _percentile(values: list[float], q: float) -> float | None:
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
 
 
-def _why_not(e: Entry, default: Entry, min_gain: float) -> str | None:
-    """Why a contender cannot be picked at this margin; None when it can."""
-    if e.speedup_low is None or e.speedup is None:
-        return "not measured"
-    if e.speedup_low < 1 / (1 - min_gain):
-        return (
-            f"{e.speedup:.3f}× [{e.speedup_low:.3f}, {e.speedup_high:.3f}]: the interval "
-            f"does not clear the {min_gain:.0%} margin"
-        )
-    if min(e.process_speedups) < 1.0:
-        return "slower than the default in one of its processes"
+@dataclass(frozen=True)
+class _Pool:
+    """The A/A control's variance, the prior every candidate's own variance is pooled with."""
+
+    variance: float  # of one candidate-vs-default value: twice the A/A's (two fresh processes)
+    df: int
+
+
+def _estimate(entry: Entry, values: list[float], pool: _Pool) -> None:
+    own, df_own = _variance(values)
+    df = df_own + pool.df
+    variance = (df_own * own + pool.df * pool.variance) / df if df else math.inf
+    mean = statistics.fmean(values)
+    half = t_quantile(0.5 + CONFIDENCE / 2, df) * math.sqrt(variance / len(values))
+    entry.speedup = math.exp(mean)
+    entry.speedup_low, entry.speedup_high = math.exp(mean - half), math.exp(mean + half)
+    entry.process_speedups = [math.exp(v) for v in values]
+
+
+def _inconsistent(e: Entry, default: Entry) -> str | None:
+    """A reason not to trust a cleared interval: slower than the default in more than one
+    process in five, or a p50 not below the default's."""
+    slower = sum(1 for s in e.process_speedups if s < 1.0)
+    if slower > len(e.process_speedups) // 5:
+        return f"slower than the default in {slower} of its {len(e.process_speedups)} processes"
     if (
         e.latency_ms_p50 is not None
         and default.latency_ms_p50 is not None
@@ -187,23 +187,48 @@ def _why_not(e: Entry, default: Entry, min_gain: float) -> str | None:
     return None
 
 
-MAX_RESOLVABLE_MARGIN = 0.25
-
-
-def resolvable_margin(entries: list[Entry], aa_spread: float) -> tuple[float, int] | None:
-    """When the A/A control vetoes: the margin this machine can resolve now (the whole A/A
-    spread measured, rounded up to a whole percent, at most 25%), and the contender that would
-    clear it by the same rules, if one does; else None. Only a suggestion for the next run: it
-    measures afresh, and its own A/A control must pass at that margin."""
-    margin = math.ceil(aa_spread * 100 - 1e-9) / 100
-    if margin > MAX_RESOLVABLE_MARGIN:
-        return None
-    passing = [
-        i for i in range(1, len(entries)) if _why_not(entries[i], entries[0], margin) is None
-    ]
-    if not passing:
-        return None
-    return margin, max(passing, key=lambda i: entries[i].speedup_low or 0.0)
+def _classify(
+    e: Entry, default: Entry, threshold: float, conditions: Conditions, changes_threads: bool
+) -> None:
+    """Set the entry's state and, when it cannot be picked, why not."""
+    assert e.speedup is not None and e.speedup_low is not None and e.speedup_high is not None
+    figures = f"{e.speedup:.3f}× [{e.speedup_low:.3f}, {e.speedup_high:.3f}]"
+    margin = 1 - 1 / threshold  # the --min-gain asked for
+    if conditions.level == LoadLevel.HEAVY:
+        bar = math.inf  # nothing is picked under heavy load
+    elif conditions.loaded and changes_threads:
+        bar = math.inf  # held: thread settings measured while others used the CPU
+    else:
+        bar = threshold * conditions.widening
+    if e.speedup_low > bar:
+        problem = _inconsistent(e, default)
+        if problem is None:
+            e.state, e.eligible, e.why_not = "eligible", True, None
+        else:
+            e.state, e.why_not = "inconsistent", problem
+        return
+    if e.speedup_high < threshold:
+        e.state = "below"
+        e.why_not = f"{figures}: cannot gain the {margin:.1%} margin"
+        return
+    if e.speedup_low > threshold and bar == math.inf:
+        e.state = "held"
+        e.why_not = (
+            f"a candidate {figures} changes thread settings and was measured under "
+            f"{conditions.describe()}; held until a quieter run confirms it"
+            if conditions.level != LoadLevel.HEAVY
+            else f"{figures}: measured under {conditions.describe()}"
+        )
+        return
+    if bar != math.inf and e.speedup_high < bar:
+        e.state = "load"
+        e.why_not = (
+            f"{figures}: does not clear the margin widened by the load "
+            f"({bar - 1:.1%} under {conditions.describe()})"
+        )
+        return
+    e.state = "open"
+    e.why_not = f"{figures}: the interval straddles the {margin:.1%} margin"
 
 
 def decide(
@@ -214,10 +239,16 @@ def decide(
     latencies: list[list[float]] | None = None,
     rounds_dropped: int = 0,
     complete: bool = True,
-    seed: int = 0,
+    conditions: Conditions = QUIET,
+    changes_threads: Sequence[bool] | None = None,
+    min_generations: int = MIN_GENERATIONS,
 ) -> Verdict:
-    """The verdict of a head-to-head whose contender 0 is ORT's default configuration."""
+    """The verdict of a head-to-head whose contender 0 is ORT's default configuration.
+    ``changes_threads[i]``: contender i differs from the default in a thread setting (held when
+    measured under load). Before ``min_generations`` processes, every decision stays open
+    unless the head-to-head is over (``complete`` False: its time ran out)."""
     latencies = latencies or [[] for _ in range(contenders)]
+    changes_threads = changes_threads or [False] * contenders
     entries = [
         Entry(
             latency_ms_p50=_percentile(latencies[i], 50),
@@ -225,73 +256,154 @@ def decide(
         )
         for i in range(contenders)
     ]
-    entries[0].speedup = entries[0].speedup_low = entries[0].speedup_high = 1.0
-    generations = _by_generation(rounds)
-    usable = {g: rs for g, rs in generations.items() if len(rs) >= MIN_ROUNDS_PER_PROCESS}
-    aa = [_median([r.medians[0] / r.reference for r in rs]) for rs in usable.values()]
+    default = entries[0]
+    default.speedup = default.speedup_low = default.speedup_high = 1.0
+    default.state = "default"
+    aa_logs = _per_generation(rounds, lambda r: math.log(r.medians[0] / r.reference))
+    aa = [math.exp(x) for x in aa_logs]
     aa_spread = (max([*aa, 1.0]) / min([*aa, 1.0]) - 1) if aa else None
-    entries[0].process_speedups = [1 / a for a in aa]  # each default process vs the reference
+    default.process_speedups = [1 / a for a in aa]
+    aa_variance, aa_df = _variance(aa_logs)
+    pool = _Pool(2 * aa_variance, aa_df)
+    generations = len(aa)
+    threshold = 1 / (1 - min_gain)
 
-    def verdict(outcome: str, reason: str, pick: int | None) -> Verdict:
-        return Verdict(outcome, reason, pick, entries, aa_spread, aa, len(rounds), rounds_dropped)
+    def verdict(outcome: str, reason: str, pick: int | None, open_: list[int]) -> Verdict:
+        upper = [e.speedup_high for e in entries[1:] if e.speedup_high is not None]
+        resolution = max([*upper, 1.0]) - 1 if upper else None
+        return Verdict(
+            outcome, reason, pick, entries, aa_spread, aa, len(rounds), rounds_dropped,
+            resolution, open_, None, generations, conditions,
+        )  # fmt: skip
 
+    measured = []
     for i in range(1, contenders):
-        groups = [[math.log(r.medians[0] / r.medians[i]) for r in rs] for rs in usable.values()]
-        if not groups:
-            continue
-        e = entries[i]
-        e.speedup = math.exp(_median([x for g in groups for x in g]))
-        low, high = bootstrap_interval(groups, seed=seed + i)
-        e.speedup_low, e.speedup_high = math.exp(low), math.exp(high)
-        e.process_speedups = [math.exp(_median(g)) for g in groups]
-
-    if len(usable) < 2:
-        if not rounds:
-            why = (
-                "the time limit came before any round was kept"
-                if not complete and not rounds_dropped
-                else "every round ran in a slow phase"
-            )
+        values = _per_generation(rounds, lambda r, i=i: math.log(r.medians[0] / r.medians[i]))
+        if len(values) >= 2:
+            _estimate(entries[i], values, pool)
+            measured.append(i)
         else:
-            kept = "1 round was" if len(rounds) == 1 else f"{len(rounds)} rounds were"
-            why = f"only {kept} kept, too few to compare processes"
-        if not complete and (rounds or rounds_dropped):
-            why += " before the time limit"
-        return verdict(INCONCLUSIVE, why, None)
-    assert aa_spread is not None
-    aa_groups = [[r.medians[0] / r.reference for r in rs] for rs in usable.values()]
-    aa_low = spread_lower_bound(aa_groups, seed=seed)
-    if aa_low > min_gain:
-        reason = (
-            f"fresh processes of ORT's default configuration disagreed by {aa_spread:.1%} "
-            f"(A/A control; by at least {aa_low:.1%} with {CONFIDENCE:.0%} confidence), more "
-            f"than the {min_gain:.0%} margin"
-        )
-        resolvable = resolvable_margin(entries, aa_spread)
-        out = verdict(INCONCLUSIVE, reason, None)
-        if resolvable is not None:
-            margin, i = resolvable
-            e = entries[i]
-            out.resolvable_margin = margin
-            out.reason += (
-                f"; a candidate led by {e.speedup:.3f}× [{e.speedup_low:.3f}, "
-                f"{e.speedup_high:.3f}] in every process, beyond that spread: to ask only for "
-                f"gains this machine can resolve now, run again with --min-gain {margin:.2f}"
-            )
-        return out
-    best: int | None = None
-    for i in range(1, contenders):
+            entries[i].why_not = "measured in fewer than two processes"
+    if not measured:
+        return verdict(INCONCLUSIVE, _too_few(rounds, rounds_dropped, complete), None, [])
+    unstable = _reference_outlier(aa_logs, threshold)
+    if unstable:
+        return verdict(INCONCLUSIVE, unstable, None, [])
+    for i in measured:
+        _classify(entries[i], default, threshold, conditions, changes_threads[i])
+    eligible = [i for i in measured if entries[i].eligible]
+    best = max(eligible, key=lambda i: entries[i].speedup or 0.0) if eligible else None
+    for i in measured:
         e = entries[i]
-        e.why_not = _why_not(e, entries[0], min_gain)
-        if e.why_not is None:
-            e.eligible = True
-            if best is None or ((e.speedup_low or 0.0) > (entries[best].speedup_low or 0.0)):
-                best = i
-    if best is None:
-        return verdict(
-            DEFAULT,
-            f"no candidate beat ORT's defaults by the {min_gain:.0%} margin with "
-            f"{CONFIDENCE:.0%} confidence",
-            0,
+        if (
+            best is not None
+            and e.state == "open"
+            and (e.speedup_high or 0.0) < (entries[best].speedup or 0.0)
+        ):
+            e.state, e.why_not = "dominated", f"below the pick's {entries[best].speedup:.3f}×"
+    early = complete and generations < min_generations
+    open_ = [i for i in measured if _open(entries[i], early)]
+    if early:
+        return verdict(INCONCLUSIVE, f"only {generations} processes so far", None, open_)
+    return _conclude(entries, measured, best, threshold, conditions, open_, verdict)
+
+
+def _open(e: Entry, early: bool) -> bool:
+    """A decision more processes could close."""
+    return e.state == "open" or (early and e.state != "held")
+
+
+def _conclude(
+    entries: list[Entry],
+    measured: list[int],
+    best: int | None,
+    threshold: float,
+    conditions: Conditions,
+    open_: list[int],
+    verdict: Any,
+) -> Verdict:
+    margin = 1 - 1 / threshold  # the --min-gain asked for
+    if best is not None:
+        v: Verdict = verdict(
+            PICK,
+            f"beat ORT's defaults by the {margin:.1%} margin with {CONFIDENCE:.0%} confidence"
+            + (f" under {conditions.describe()}" if conditions.loaded else ""),
+            best,
+            open_,
         )
-    return verdict(PICK, "beat ORT's defaults by the margin in every process", best)
+        return v
+    states = {entries[i].state for i in measured}
+    if states <= {"below"} and len(measured) == len(entries) - 1:
+        v = verdict(DEFAULT, "", 0, open_)
+        v.reason = (
+            f"no candidate can beat ORT's defaults by the {margin:.1%} margin: none gains more "
+            f"than {v.resolution:.1%} with {CONFIDENCE:.0%} confidence"
+        )
+        return v
+    v = verdict(INCONCLUSIVE, "", None, open_)
+    held = [i for i in measured if entries[i].state == "held"]
+    if held:
+        v.held = max(held, key=lambda i: entries[i].speedup or 0.0)
+    v.reason = _inconclusive_reason(entries, measured, conditions, v)
+    return v
+
+
+def _inconclusive_reason(
+    entries: list[Entry], measured: list[int], conditions: Conditions, v: Verdict
+) -> str:
+    parts = []
+    if v.held is not None:
+        parts.append(f"held: {entries[v.held].why_not}")
+    if conditions.level == LoadLevel.HEAVY:
+        parts.append(f"no pick is issued under {conditions.describe()}")
+    for state, text in (
+        ("load", "the load's effect widens the margin"),
+        ("inconsistent", "a candidate cleared the margin but"),
+    ):
+        for i in measured:
+            if entries[i].state == state:
+                parts.append(f"{text}: {entries[i].why_not}")
+    straddling = [i for i in measured if entries[i].state == "open"]
+    if straddling:
+        lows = max(entries[i].speedup_low or 0.0 for i in straddling)
+        parts.append(
+            f"{len(straddling)} candidate(s) still straddle the margin after "
+            f"{v.generations} processes"
+            + (f" (the best gains at least {lows - 1:.1%})" if lows > 1 else "")
+        )
+    resolution = f"no candidate gains more than {v.resolution:.1%}" if v.resolution else ""
+    return "; ".join(p for p in [*parts, resolution] if p)
+
+
+def _reference_outlier(aa_logs: list[float], threshold: float) -> str | None:
+    """The reference process is one more process of ORT's default configuration: when the
+    default's fresh processes all ran beyond the margin from it, further than their own spread
+    predicts (99% prediction interval), the measurement itself is not stable (a process that
+    changes speed as it ages, a fault): no verdict."""
+    if len(aa_logs) < 2:
+        return None
+    mean = statistics.fmean(aa_logs)
+    spread = statistics.stdev(aa_logs)
+    predicted = t_quantile(0.995, len(aa_logs) - 1) * spread * math.sqrt(1 + 1 / len(aa_logs))
+    if abs(mean) <= max(predicted, math.log(threshold)):
+        return None
+    return (
+        f"fresh processes of ORT's default configuration ran {math.exp(mean):.2f}× the time of "
+        "the reference process of the same configuration, beyond their own spread: the "
+        "measurement is not stable here"
+    )
+
+
+def _too_few(rounds: list[Round], rounds_dropped: int, complete: bool) -> str:
+    if not rounds:
+        why = (
+            "the time limit came before any round was kept"
+            if not complete and not rounds_dropped
+            else "every round ran in a slow phase"
+        )
+    else:
+        kept = "1 round was" if len(rounds) == 1 else f"{len(rounds)} rounds were"
+        why = f"only {kept} kept, too few to compare processes"
+    if not complete and (rounds or rounds_dropped):
+        why += " before the time limit"
+    return why

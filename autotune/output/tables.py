@@ -56,6 +56,13 @@ def ms(value: float | None) -> str:
     return f"{value:.2f} ms" if value < 100 else f"{value:.0f} ms"
 
 
+def load_text(load_ms: float | None, cold_ms: float | None) -> str:
+    """A load time, with the cold compile beside it when the compile cache made them differ."""
+    if cold_ms is None or load_ms is None or abs(cold_ms - load_ms) < 0.5:
+        return ms(load_ms)
+    return f"{ms(load_ms)} (cold {ms(cold_ms)})"
+
+
 def speedup(ratio: float | None) -> str:
     return "-" if not ratio else f"{1 / ratio:.2f}×"
 
@@ -121,7 +128,7 @@ def outcome_text(outcome: Any) -> str:
             speedup_text(entry.get("speedup"), entry.get("speedup_low"), entry.get("speedup_high")),
             f"{min(processes):.2f}–{max(processes):.2f}" if processes else "-",
             speedup_text(entry.get("search_speedup")),
-            ms(entry.get("load_ms")),
+            load_text(entry.get("load_ms"), entry.get("cold_load_ms")),
         ]
         if objective == "memory":
             mb = entry.get("session_rss_mb")

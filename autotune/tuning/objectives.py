@@ -1,14 +1,15 @@
 """What "best" means: latency, load time, memory, or a balance, over stored trials.
 
 Latency is the paired ratio to ORT's default configuration (``ratio``); load time is session
-creation plus the first run (CoreML compiles for seconds there); memory is the resident memory
-the session added. Lower is better for all three. No optuna here: the resolver uses it too.
+creation plus the first run; memory is the resident memory the session added. A compiling EP
+(CoreML compiles for seconds) is ranked by its load from autotune's compile cache, measured in a
+fresh process: an app pays the cold compile once per model, configuration and ORT version.
+Lower is better for all three. No optuna here: the resolver uses it too.
 """
 
 from __future__ import annotations
 
 import bisect
-import itertools
 import math
 from collections.abc import Iterable
 from typing import Any
@@ -31,6 +32,14 @@ def _relative(value: float | None, reference: float | None) -> float | None:
     return max(value, 1e-9) / reference
 
 
+def load_ms(row: TrialRecord) -> float | None:
+    """The load time an app pays at each launch: from the compile cache where the trial filled
+    one (``cached_session_create_ms``), else the cold ``row.load_ms``."""
+    if row.cached_session_create_ms is not None and row.first_run_ms is not None:
+        return row.cached_session_create_ms + row.first_run_ms
+    return row.load_ms
+
+
 def score(row: TrialRecord, objective: str, default: TrialRecord | None) -> float | None:
     """The row's figure for ``objective`` relative to the default configuration's (lower is
     better), or None if it was not measured."""
@@ -39,14 +48,14 @@ def score(row: TrialRecord, objective: str, default: TrialRecord | None) -> floa
         return None if ratio is None else float(ratio)
     ref = default
     if objective == "load":
-        return _relative(row.load_ms, ref.load_ms if ref else None)
+        return _relative(load_ms(row), load_ms(ref) if ref else None)
     if objective == "memory":
         # a floor of 1 MB: a session that adds nothing measurable ties with the others
         value, base = row.session_rss_mb, ref.session_rss_mb if ref else None
         if value is None or base is None:
             return None
         return max(value, 1.0) / max(base, 1.0)
-    load = _relative(row.load_ms, ref.load_ms if ref else None)
+    load = _relative(load_ms(row), load_ms(ref) if ref else None)
     if ratio is None or load is None:
         return None
     return float(ratio) * math.sqrt(load)  # balanced: latency first, load time counts half
@@ -63,27 +72,15 @@ def pareto(rows: Iterable[TrialRecord], *, memory: bool = True) -> list[TrialRec
     """Rows not dominated on (latency ratio, load time, memory), in their given order; with
     ``memory=False`` on (latency ratio, load time) alone (the report's chart).
 
-    A missing memory figure is unknown, not a reason to leave the row out (a session process
-    that could not read its memory stored none): two rows are compared on the figures both
-    have, so a row without memory dominates, and is dominated, on latency and load time alone.
-    Rows without a latency ratio or load time, which every measured trial has, are left out;
-    a negative or non-finite figure counts as missing.
-
-    O(n log n) comparisons. Rows with memory: a sort and one sweep; in order of (ratio, load,
-    memory), a row is dominated exactly when an earlier row with other figures has load and
-    memory no higher; the earlier rows are kept as a staircase (load ascending, memory
-    descending) searched by bisection. Then each survivor is checked against the rows without
-    memory, and those against every row, in two dimensions (``_Plane``)."""
-    points: list[_Point] = []
-    unknown: list[_Point] = []  # rows without a memory figure
+    A sort and one sweep, O(n log n) comparisons: in order of (ratio, load, memory), a row is
+    dominated exactly when an earlier row with other figures has load and memory no higher; the
+    earlier rows are kept as a staircase (load ascending, memory descending) searched by
+    bisection. Rows whose figures are missing, negative or not finite are left out."""
+    points: list[tuple[tuple[float, float, float], int, TrialRecord]] = []
     for i, row in enumerate(rows):
-        ratio, load = _finite(row.ratio), _finite(row.load_ms)
-        if ratio is None or load is None or ratio <= 0:
-            continue
-        rss = _finite(row.session_rss_mb) if memory else None  # memory=False: 2-D for all
-        if rss is None:
-            unknown.append(((ratio, load, 0.0), i, row))
-        else:
+        ratio, load = _finite(row.ratio), _finite(load_ms(row))
+        rss = _finite(row.session_rss_mb) if memory else 0.0  # one memory for all: 2-D
+        if ratio is not None and load is not None and rss is not None and ratio > 0:
             points.append(((ratio, load, rss), i, row))
     points.sort(key=lambda p: (p[0], p[1]))
     loads: list[float] = []  # the staircase: loads ascending ...
@@ -105,34 +102,8 @@ def pareto(rows: Iterable[TrialRecord], *, memory: bool = True) -> list[TrialRec
             loads[at:stop] = [load]
             mems[at:stop] = [rss]
         start = end
-    if unknown:
-        without_memory, everyone = _Plane(unknown), _Plane(points + unknown)
-        ratio_load = {i: (ratio, load) for (ratio, load, _), i, _ in points}
-        kept = [(i, row) for i, row in kept if not without_memory.dominates(*ratio_load[i])]
-        kept += [(i, row) for (r, load, _), i, row in unknown if not everyone.dominates(r, load)]
     kept.sort(key=lambda p: p[0])
     return [row for _, row in kept]
-
-
-_Point = tuple[tuple[float, float, float], int, TrialRecord]
-
-
-class _Plane:
-    """Rows' (latency ratio, load time) points, asked whether any dominates another row's:
-    sorted by ratio, with the least load up to each."""
-
-    def __init__(self, points: list[_Point]) -> None:
-        plane = sorted((figures[0], figures[1]) for figures, _, _ in points)
-        self.ratios = [ratio for ratio, _ in plane]
-        self.least_load = list(itertools.accumulate((load for _, load in plane), min))
-
-    def dominates(self, ratio: float, load: float) -> bool:
-        """Whether a point has ratio and load no higher than these, and is not the same."""
-        lower = bisect.bisect_left(self.ratios, ratio)  # points with a lower ratio
-        if lower and self.least_load[lower - 1] <= load:
-            return True
-        no_higher = bisect.bisect_right(self.ratios, ratio)  # ... or an equal one
-        return no_higher > 0 and self.least_load[no_higher - 1] < load
 
 
 def choose(

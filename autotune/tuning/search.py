@@ -44,14 +44,7 @@ from autotune.measure.manager import (
     WorkerTarget,
     trial_dir_for,
 )
-from autotune.measure.verdict import (
-    DEFAULT,
-    INCONCLUSIVE,
-    PICK,
-    Verdict,
-    decide,
-    unless_busy,
-)
+from autotune.measure.verdict import DEFAULT, INCONCLUSIVE, PICK, Verdict, decide
 from autotune.measure.worker import worker_main
 from autotune.model import (
     feeds_digest,
@@ -68,7 +61,7 @@ from autotune.paths import cache_dir
 from autotune.providers import SearchContext, available_spaces, device_policies, validate_config
 from autotune.store.database import ResultKey, Store, now
 from autotune.store.records import SearchRecord, SearchState, Status, TrialRecord
-from autotune.tuning import objectives
+from autotune.tuning import head_to_head, objectives
 from autotune.tuning.points import stored_params, stored_point
 from autotune.tuning.space import DEFAULT_PARAMS, graph_levels, one_knob_variants, suggest_config
 from autotune.version import __version__
@@ -353,8 +346,8 @@ class _Search:
             thread_roles=json.dumps(roles_of(config, current_descriptor())),
             **result.to_dict(),
             load_cores=load.other_cores if load else None,
-            warning=f"machine busy during this trial: {load.text()}"
-            if load and load.busy
+            warning=f"{load.level} load during this trial: {load.text()}"
+            if load and load.loaded
             else None,
         )
         self.store.record_trial(row)
@@ -625,7 +618,7 @@ class _Search:
                     best_ratio=self.best[0] if self.best else None,
                     best_label=self.best[1] if self.best else None,
                     message=f"{config.describe()}: {_result_text(result)}",
-                    load_cores=load.other_cores if load.busy else None,
+                    load_cores=load.other_cores if load.loaded else None,
                 )
             )
         return None
@@ -842,7 +835,7 @@ class _Search:
             status = exc.status if exc.status in (Status.CRASHED, Status.TIMEOUT) else Status.FAILED
             return TrialResult(status=status, error=f"reference process: {exc}")
         finally:
-            if trial_dir and not any(Path(trial_dir).iterdir()):
+            if trial_dir and os.path.isdir(trial_dir) and not any(Path(trial_dir).iterdir()):
                 os.rmdir(trial_dir)  # nothing compiled (CPU): no directory left behind
 
     def _final(self) -> tuple[Verdict, list[dict[str, Any]]]:
@@ -880,28 +873,32 @@ class _Search:
         )
         self._check_load(before="the head-to-head")
         try:
-            worker = self._worker()
-            h2h = worker.compare(
+            result = head_to_head.run(
+                self._worker(),
                 contenders,
-                protocol.final_rounds,
-                timeout=self.options.trial_timeout * len(contenders),
-                generations=self._generations(),
-                deadline=self._deadline(),
+                head_to_head.Plan(
+                    min_gain=self.options.min_gain,
+                    rounds=protocol.final_rounds,
+                    generations=self._generations(),
+                    timeout=self.options.trial_timeout * len(contenders),
+                    deadline=self._deadline(),
+                    max_generations=protocol.max_generations,
+                    extra_seconds=protocol.extra_seconds,
+                ),
+                monitor=self.monitor,
                 on_round=self._h2h_progress,
             )
+            verdict = result.verdict
+            self.busy["head_to_head"] = result.load.to_dict()
         except WorkerLost:
             self._drop_worker()
-            h2h = HeadToHead(contenders=len(contenders), target_rounds=0, complete=False)
-        h2h_load = self.monitor.sample()
-        self.busy["head_to_head"] = h2h_load.to_dict()
-        verdict = decide(
-            h2h.rounds,
-            contenders=len(contenders),
-            min_gain=self.options.min_gain,
-            latencies=h2h.latencies,
-            rounds_dropped=h2h.rounds_dropped,
-            complete=h2h.complete,
-        )
+            empty = HeadToHead(contenders=len(contenders), target_rounds=0, complete=False)
+            verdict = decide(
+                empty.rounds,
+                contenders=len(contenders),
+                min_gain=self.options.min_gain,
+                complete=False,
+            )
         compared = []
         for cfg, entry in zip(contenders, verdict.entries, strict=True):
             stored = self.known.get(cfg.config_id) or TrialRecord()
@@ -920,15 +917,17 @@ class _Search:
                     "search_speedup": 1 / search_ratio if search_ratio else None,
                     "session_create_ms": stored.session_create_ms,
                     "first_run_ms": stored.first_run_ms,
-                    "load_ms": stored.load_ms,
+                    # what each launch pays (from the compile cache), the cold compile beside it
+                    "load_ms": objectives.load_ms(stored),
+                    "cold_load_ms": stored.load_ms,
                     "session_rss_mb": stored.session_rss_mb,
                     "eligible": entry.eligible,
                     "why_not": entry.why_not,
+                    "state": entry.state,
                 }
             )
         if objective != "latency" and verdict.outcome != INCONCLUSIVE:
             verdict = self._objective_verdict(verdict, compared)
-        verdict = unless_busy(verdict, h2h_load.text() if h2h_load.busy else None)
         return verdict, compared
 
     def _objective_verdict(self, verdict: Verdict, compared: list[dict[str, Any]]) -> Verdict:

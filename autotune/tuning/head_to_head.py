@@ -1,0 +1,156 @@
+"""One head-to-head, written once (the search's final step and ``autotune adapt``): ORT's
+defaults and a few candidates in fresh processes, more processes while a decision is open,
+judged under the load it ran with.
+
+The replication adapts: after the planned generations (3; 5 for models under 1 ms), while some
+candidate's interval still straddles the margin (``Verdict.open``), another generation of the
+default and the open candidates runs, up to ``max_generations`` and within the time the plan
+allows (``--timeout`` bounds everything; without it, extra generations may take as long as the
+planned ones did, at least ``Protocol.extra_seconds``). A 0.1 ms model affords 20 processes; a
+40 ms one a few more.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from autotune.config import DEFAULT_CONFIG, SessionConfig
+from autotune.measure.conditions import Conditions
+from autotune.measure.load import Load, LoadMonitor
+from autotune.measure.manager import HeadToHead, HeadToHeadProgress, MeasuringWorker, Protocol
+from autotune.measure.verdict import Verdict, decide
+
+# session entries that are thread settings (a pick changing one is held when measured under load)
+THREAD_ENTRIES = frozenset(
+    {
+        "session.intra_op.allow_spinning",
+        "session.inter_op.allow_spinning",
+        "session.force_spinning_stop",
+        "session.dynamic_block_base",
+    }
+)
+
+
+def changes_threads(config: SessionConfig, default: SessionConfig = DEFAULT_CONFIG) -> bool:
+    """Whether ``config`` differs from ``default`` in a thread setting: intra/inter-op threads,
+    spinning, the execution mode, or a provider's thread or stream count."""
+    if (config.intra_op_num_threads, config.inter_op_num_threads, config.execution_mode) != (
+        default.intra_op_num_threads,
+        default.inter_op_num_threads,
+        default.execution_mode,
+    ):
+        return True
+    for key in THREAD_ENTRIES:
+        if config.session_entries.get(key) != default.session_entries.get(key):
+            return True
+    return any(
+        "thread" in key.lower() or "stream" in key.lower()
+        for _, options in config.providers
+        for key in options
+    )
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How one head-to-head is run and judged."""
+
+    min_gain: float
+    rounds: int  # kept rounds wanted over the planned generations
+    generations: int  # planned generations (fresh processes per configuration), at least
+    timeout: float  # for one process's build and one block
+    deadline: float | None = None  # time.monotonic(): nothing runs past it (--timeout)
+    max_generations: int = Protocol.max_generations
+    extra_seconds: float = Protocol.extra_seconds
+
+
+@dataclass
+class HeadToHeadResult:
+    verdict: Verdict
+    measured: HeadToHead
+    load: Load  # what other programs used over the whole head-to-head
+    wall_s: float
+    samples: list[Load] = field(default_factory=list)
+
+
+class _Judge:
+    """Decides after each generation, from what was measured so far and the load meanwhile."""
+
+    def __init__(
+        self,
+        worker: MeasuringWorker,
+        contenders: list[SessionConfig],
+        plan: Plan,
+        monitor: LoadMonitor,
+    ) -> None:
+        self.worker, self.plan, self.monitor = worker, plan, monitor
+        self.flags = [changes_threads(c) for c in contenders]
+        self.samples: list[Load] = []
+        monitor.sample()  # the head-to-head's load starts now
+
+    def load(self) -> Load:
+        """Other programs' use over the head-to-head so far (time-weighted)."""
+        self.samples.append(self.monitor.sample())
+        seconds = sum(s.seconds for s in self.samples) or 1e-6
+        last = self.samples[-1]
+
+        def mean(attr: str) -> float:
+            return float(sum(getattr(s, attr) * s.seconds for s in self.samples) / seconds)
+
+        top = max(self.samples, key=lambda s: s.other_cores).top
+        self.last = Load(
+            mean("other_cores"), mean("steal"), last.load_avg, seconds, top,
+            last.cores, last.threads,
+        )  # fmt: skip
+        return self.last
+
+    def __call__(self, measured: HeadToHead) -> Verdict:
+        load = self.load()
+        conditions = Conditions.measured(
+            load.other_cores,
+            load.steal,
+            load.cores,
+            load.threads,
+            self.worker.slowdown([r.reference for r in measured.rounds]),
+            load.text(),
+        )
+        return decide(
+            measured.rounds,
+            contenders=measured.contenders,
+            min_gain=self.plan.min_gain,
+            latencies=measured.latencies,
+            rounds_dropped=measured.rounds_dropped,
+            complete=measured.complete,
+            conditions=conditions,
+            changes_threads=self.flags,
+            min_generations=self.plan.generations,
+        )
+
+
+def run(
+    worker: MeasuringWorker,
+    contenders: list[SessionConfig],
+    plan: Plan,
+    *,
+    monitor: LoadMonitor | None = None,
+    on_round: Callable[[HeadToHeadProgress], None] | None = None,
+) -> HeadToHeadResult:
+    """Measure ``contenders`` (ORT's default configuration first) and decide."""
+    started = time.monotonic()
+    judge = _Judge(worker, contenders, plan, monitor or LoadMonitor())
+    measured = worker.compare(
+        contenders,
+        plan.rounds,
+        timeout=plan.timeout,
+        generations=plan.generations,
+        deadline=plan.deadline,
+        on_round=on_round,
+        still_open=lambda measured: judge(measured).open,
+        max_generations=plan.max_generations,
+        extra_seconds=plan.extra_seconds,
+    )
+    verdict = judge(measured)
+    return HeadToHeadResult(
+        verdict, measured, judge.last, time.monotonic() - started, judge.samples
+    )
