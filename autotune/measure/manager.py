@@ -21,6 +21,7 @@ abort) or a hang kills only the candidate's process; the trial is recorded as cr
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import math
 import multiprocessing
@@ -49,6 +50,8 @@ from autotune.measure.verdict import Round
 from autotune.measure.worker import worker_main
 from autotune.store.records import Status
 
+RECENT_BLOCKS = 15  # reference blocks the slow-phase guard's level is the median of
+
 
 @dataclass(frozen=True)
 class Protocol:
@@ -63,7 +66,9 @@ class Protocol:
     final_rounds: int = defaults.FINAL_ROUNDS_PER_ROUND * defaults.ROUNDS
     generations: int = 3  # fresh processes per configuration in the head-to-head
     small_generations: int = 5  # the same, for models that run in under 1 ms
-    guard: float = 1.25  # drop a round whose reference block is this much slower than the floor
+    max_generations: int = 20  # while a decision is open, more processes, up to this many
+    extra_seconds: float = 30.0  # ... taking at least this long (or as long as the planned)
+    guard: float = 1.25  # drop a round whose reference block is this much slower than the level
     rtol: float | None = None  # None: per output dtype (fp32 1e-3, fp16 1e-2)
     atol: float | None = None
 
@@ -346,7 +351,12 @@ class MeasuringWorker:
             statistics.median(self.baseline.block(self.runs_per_block, startup_timeout))
             for _ in range(3)
         )
-        self.floor_ms = min(floor, setup.floor_ms) if setup.floor_ms else floor
+        # a stored floor from earlier runs counts only where it is plausible (this machine
+        # does not run twice as fast as it does now): a forged or foreign one cannot make
+        # every round look slow
+        stored = setup.floor_ms
+        self.floor_ms = min(floor, stored) if stored and stored >= 0.5 * floor else floor
+        self.recent: collections.deque[float] = collections.deque([floor], maxlen=RECENT_BLOCKS)
         self.info = {
             "latency_ms": self.latency_estimate_ms,
             "runs_per_block": self.runs_per_block,
@@ -354,8 +364,19 @@ class MeasuringWorker:
         }
 
     def _kept(self, reference_block_ms: float) -> bool:
+        """The slow-phase guard follows the current level (the median of the last reference
+        blocks): a burst is dropped, steady load is not (its effect is judged by the verdict,
+        from :meth:`slowdown`)."""
         self.floor_ms = min(self.floor_ms, reference_block_ms)
-        return reference_block_ms <= self.protocol.guard * self.floor_ms
+        self.recent.append(reference_block_ms)
+        return reference_block_ms <= self.protocol.guard * statistics.median(self.recent)
+
+    def slowdown(self, reference_blocks_ms: list[float]) -> float:
+        """How much slower the reference ran in these blocks than its floor (the fastest block
+        this machine has measured for the model): the load's measured effect."""
+        if not reference_blocks_ms:
+            return 1.0
+        return max(1.0, statistics.median(reference_blocks_ms) / self.floor_ms)
 
     def measure(
         self,
@@ -489,14 +510,21 @@ class MeasuringWorker:
         *,
         deadline: float | None = None,
         on_round: Callable[[HeadToHeadProgress], None] | None = None,
+        still_open: Callable[[HeadToHead], list[int]] | None = None,
+        max_generations: int | None = None,
+        extra_seconds: float = 0.0,
     ) -> HeadToHead:
         """Head-to-head of several configurations (ORT's default first) against the reference.
 
-        Each configuration runs in ``generations`` successive fresh processes, a share of the
-        rounds each: two processes of one configuration can differ by more than the decision
-        margin, so the verdict (``autotune.measure.verdict``) replicates processes, not only rounds.
-        ``deadline`` (time.monotonic) bounds the whole comparison: fewer rounds per process are
-        planned to fit, and it stops at the deadline with what it has (``complete`` False)."""
+        Each configuration runs in at least ``generations`` successive fresh processes, a share
+        of the rounds each: two processes of one configuration can differ by more than the
+        decision margin, so the verdict (``autotune.measure.verdict``) replicates processes, not
+        only rounds. After those, while ``still_open`` names contenders whose decision is open,
+        more generations of the default and those contenders run, up to ``max_generations`` and
+        while one fits in the time the planned ones took (at least ``extra_seconds``) and
+        before ``deadline``. ``deadline`` (time.monotonic)
+        bounds the whole comparison: fewer rounds per process are planned to fit, and it stops
+        at the deadline with what it has (``complete`` False)."""
         per_generation = max(1, math.ceil(rounds / generations))
         if deadline is not None:
             spawn = 0.5 * len(configs)  # starting the processes, building their sessions
@@ -504,80 +532,38 @@ class MeasuringWorker:
             per_generation = max(
                 2, min(per_generation, int(fits / self.round_seconds(len(configs))))
             )
-        target = per_generation * generations
-        out = HeadToHead(contenders=len(configs), target_rounds=target)
-        started = time.monotonic()
-        rng = random.Random()
-        for generation in range(generations):
+        out = HeadToHead(contenders=len(configs), target_rounds=per_generation * generations)
+        run = _Generations(self, configs, per_generation, timeout, out, on_round)
+        active = list(range(len(configs)))
+        generation = 0
+        started, extra_until = time.monotonic(), math.inf
+        while True:
             if deadline is not None and time.monotonic() >= deadline:
                 out.complete = False
                 break
-            # each generation gets its share of the time left: slow phases (dropped rounds)
-            # in one process must not leave the others unmeasured
+            # each planned generation gets its share of the time left: slow phases (dropped
+            # rounds) in one process must not leave the others unmeasured
+            left = generations - generation
             share = (
                 None
                 if deadline is None
-                else time.monotonic() + (deadline - time.monotonic()) / (generations - generation)
+                else time.monotonic() + (deadline - time.monotonic()) / max(left, 1)
             )
-            procs: list[SessionProcess] = []
-            try:
-                for cfg in configs:
-                    procs.append(
-                        SessionProcess(
-                            ProcessSetup(
-                                self.setup.model_path,
-                                self.setup.feeds,
-                                cfg.to_json(),
-                                trial_dir_for(self.setup.cache_root, cfg),
-                            ),
-                            self.target,
-                            timeout,
-                        )
-                    )
-                for proc in procs:
-                    proc.block(self.runs_per_block, timeout)  # warm-up, discarded
-                kept = attempts = 0
-                # a slow phase can last minutes: keep trying (bounded), never judge on few rounds
-                while attempts < per_generation * 6 and kept < per_generation:
-                    if share is not None and time.monotonic() >= share:
-                        out.complete = False
-                        break
-                    attempts += 1
-                    order = [*range(len(procs)), -1]
-                    rng.shuffle(order)
-                    medians: dict[int, float] = {}
-                    blocks: dict[int, list[float]] = {}
-                    for i in order:
-                        proc = self.baseline if i < 0 else procs[i]
-                        blocks[i] = proc.block(self.runs_per_block, timeout)
-                        medians[i] = statistics.median(blocks[i])
-                    if self._kept(medians[-1]):
-                        kept += 1
-                        out.rounds.append(
-                            Round(
-                                generation,
-                                tuple(medians[i] for i in range(len(procs))),
-                                medians[-1],
-                            )
-                        )
-                        for i in range(len(procs)):
-                            out.latencies[i] += blocks[i]
-                    else:
-                        out.rounds_dropped += 1
-                        # give the slow phase a moment to pass (up to 1 s; less for short rounds)
-                        time.sleep(min(1.0, 10 * self.round_seconds(len(procs))))
-                    if on_round is not None:
-                        done = len(out.rounds)
-                        elapsed = time.monotonic() - started
-                        rate = elapsed / max(done + out.rounds_dropped, 1)
-                        on_round(
-                            HeadToHeadProgress(
-                                done, out.rounds_dropped, target, rate * (target - done)
-                            )
-                        )
-            finally:
-                for proc in procs:
-                    proc.close()
+            seconds = run.generation(generation, active, share)
+            generation += 1
+            if generation < generations:
+                continue
+            if still_open is None or generation >= (max_generations or generation):
+                break
+            if generation == generations:
+                now = time.monotonic()
+                extra_until = now + max(extra_seconds, now - started)
+            open_ = still_open(out)
+            end = min(extra_until, deadline if deadline is not None else math.inf)
+            if not open_ or time.monotonic() + seconds > end:
+                break
+            active = [0, *open_]
+            out.target_rounds += per_generation
         return out
 
     def kill(self) -> None:
@@ -585,6 +571,88 @@ class MeasuringWorker:
 
     def close(self) -> None:
         self.baseline.close()
+
+
+class _Generations:
+    """One head-to-head's generations: fresh processes of the active contenders, timed in
+    rounds against the reference."""
+
+    def __init__(
+        self,
+        worker: MeasuringWorker,
+        configs: list[SessionConfig],
+        per_generation: int,
+        timeout: float,
+        out: HeadToHead,
+        on_round: Callable[[HeadToHeadProgress], None] | None,
+    ) -> None:
+        self.worker, self.configs, self.per_generation = worker, configs, per_generation
+        self.timeout, self.out, self.on_round = timeout, out, on_round
+        self.started = time.monotonic()
+        self.rng = random.Random()
+
+    def generation(self, generation: int, active: list[int], share: float | None) -> float:
+        """Measure one generation of the ``active`` contenders; its wall time in seconds."""
+        began = time.monotonic()
+        worker, setup, out = self.worker, self.worker.setup, self.out
+        procs: dict[int, SessionProcess] = {}
+        try:
+            for i in active:
+                cfg = self.configs[i]
+                procs[i] = SessionProcess(
+                    ProcessSetup(
+                        setup.model_path,
+                        setup.feeds,
+                        cfg.to_json(),
+                        trial_dir_for(setup.cache_root, cfg),
+                    ),
+                    worker.target,
+                    self.timeout,
+                )
+            for proc in procs.values():
+                proc.block(worker.runs_per_block, self.timeout)  # warm-up, discarded
+            kept = attempts = 0
+            # a slow phase can last minutes: keep trying (bounded), never judge on few rounds
+            while attempts < self.per_generation * 6 and kept < self.per_generation:
+                if share is not None and time.monotonic() >= share:
+                    out.complete = False
+                    break
+                attempts += 1
+                kept += self._round(generation, procs)
+        finally:
+            for proc in procs.values():
+                proc.close()
+        return time.monotonic() - began
+
+    def _round(self, generation: int, procs: dict[int, SessionProcess]) -> int:
+        worker, out = self.worker, self.out
+        order = [*procs, -1]
+        self.rng.shuffle(order)
+        blocks: dict[int, list[float]] = {}
+        for i in order:
+            proc = worker.baseline if i < 0 else procs[i]
+            blocks[i] = proc.block(worker.runs_per_block, self.timeout)
+        medians = {i: statistics.median(b) for i, b in blocks.items()}
+        kept = worker._kept(medians[-1])
+        if kept:
+            row = tuple(medians.get(i, math.nan) for i in range(out.contenders))
+            out.rounds.append(Round(generation, row, medians[-1]))
+            for i in procs:
+                out.latencies[i] += blocks[i]
+        else:
+            out.rounds_dropped += 1
+            # give the slow phase a moment to pass (up to 1 s; less for short rounds)
+            time.sleep(min(1.0, 10 * worker.round_seconds(len(procs))))
+        if self.on_round is not None:
+            done = len(out.rounds)
+            elapsed = time.monotonic() - self.started
+            rate = elapsed / max(done + out.rounds_dropped, 1)
+            self.on_round(
+                HeadToHeadProgress(
+                    done, out.rounds_dropped, out.target_rounds, rate * (out.target_rounds - done)
+                )
+            )
+        return int(kept)
 
 
 def trial_dir_for(root: str | None, config: SessionConfig) -> str | None:

@@ -153,16 +153,18 @@ def outcome_text(outcome: Any) -> str:
 
 
 def _busy_text(busy: dict[str, Any]) -> str:
+    """One line on the load, when others used the CPU (judged against this machine's cores)."""
     worst = max(
         [v.get("other_cores", 0.0) for v in busy.values() if isinstance(v, dict)]
         + [busy.get("trials_max_cores", 0.0)],
         default=0.0,
     )
-    from autotune.measure.load import BUSY_CORES
-
-    if worst <= BUSY_CORES:
+    h2h = busy.get("head_to_head")
+    level = h2h.get("level") if isinstance(h2h, dict) else None
+    if level in (None, "quiet") and worst <= 0.25:
         return ""
-    return f"\nthe machine was busy: other programs used up to {worst:.2f} cores meanwhile"
+    during = f"; the head-to-head ran under {level} load" if level else ""
+    return f"\nother programs used up to {worst:.2f} cores meanwhile{during}"
 
 
 def verdict_text(outcome: Any) -> str:
@@ -170,9 +172,9 @@ def verdict_text(outcome: Any) -> str:
     if outcome.outcome == "inconclusive":
         return (
             f"Inconclusive: {outcome.reason}. Nothing new reaches apps: best_session() keeps "
-            "what it used before (or ORT's defaults). To get a verdict: close other programs, "
-            "give more rounds (--rounds), or run the same command again (measured trials are "
-            "kept)."
+            "what it used before (or ORT's defaults). To decide it: run the same command again "
+            "on a quieter machine (measured trials are kept), give it a longer --timeout, or "
+            "ask only for gains this machine resolves (--min-gain)."
         )
     if outcome.pick is None or outcome.pick.is_default():
         return (
@@ -198,7 +200,8 @@ def verdict_text(outcome: Any) -> str:
     return (
         f"Picked: {outcome.pick.describe()}, "
         f"{speedup_text(outcome.speedup, outcome.speedup_low, outcome.speedup_high)} the speed "
-        "of ORT's defaults (95% interval), faster in every process. Apps get it with "
+        "of ORT's defaults (95% interval, the spread between processes included). Apps get "
+        "it with "
         "autotune.best_session(path)."
     )
 
