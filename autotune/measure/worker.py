@@ -5,6 +5,7 @@ never optuna; the messages it exchanges are ``autotune.measure.messages``.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import resource
 import signal
@@ -144,11 +145,62 @@ def one_line(exc: BaseException) -> str:
 
 
 def _rss_mb() -> float | None:
+    """The memory this process holds, in MB: on macOS its physical footprint, elsewhere psutil's
+    resident set size; None when neither can be read.
+
+    The footprint is what Activity Monitor shows as Memory: it also counts the Metal and
+    IOSurface buffers a Core ML model on the GPU or Neural Engine holds, which RSS misses.
+    psutil 7.2 does not report it (its macOS ``memory_full_info()`` adds only ``uss``), so it is
+    read with ``proc_pid_rusage``, as ``top`` does."""
+    if _MACOS:
+        footprint = _phys_footprint()
+        if footprint is not None:
+            return footprint / 2**20
+    import psutil
+
     try:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-    except (OSError, ValueError, IndexError):
+        return float(psutil.Process().memory_info().rss) / 2**20
+    except (psutil.Error, OSError):
         return None
+
+
+_MACOS = sys.platform == "darwin"
+RUSAGE_INFO_V0 = 0  # the flavor of proc_pid_rusage that fills a struct rusage_info_v0
+
+
+class _RusageInfoV0(ctypes.Structure):
+    """``struct rusage_info_v0`` of macOS's <sys/resource.h>."""
+
+    _fields_ = [("ri_uuid", ctypes.c_uint8 * 16)] + [
+        (name, ctypes.c_uint64)
+        for name in (
+            "ri_user_time",
+            "ri_system_time",
+            "ri_pkg_idle_wkups",
+            "ri_interrupt_wkups",
+            "ri_pageins",
+            "ri_wired_size",
+            "ri_resident_size",
+            "ri_phys_footprint",
+            "ri_proc_start_abstime",
+            "ri_proc_exit_abstime",
+        )
+    ]
+
+
+def _libproc() -> Any:
+    return ctypes.CDLL("/usr/lib/libSystem.B.dylib", use_errno=True)
+
+
+def _phys_footprint() -> int | None:
+    """``ri_phys_footprint`` of ``proc_pid_rusage(getpid(), RUSAGE_INFO_V0)`` in bytes (macOS),
+    or None when the call fails (a sandbox that refuses it)."""
+    info = _RusageInfoV0()
+    try:
+        failed = _libproc().proc_pid_rusage(os.getpid(), RUSAGE_INFO_V0, ctypes.pointer(info))
+    except (OSError, AttributeError):
+        return None
+    return None if failed else int(info.ri_phys_footprint)
 
 
 def _peak_rss_mb() -> float:

@@ -10,6 +10,7 @@ Lower is better for all three. No optuna here: the resolver uses it too.
 from __future__ import annotations
 
 import bisect
+import itertools
 import math
 from collections.abc import Iterable
 from typing import Any
@@ -72,15 +73,27 @@ def pareto(rows: Iterable[TrialRecord], *, memory: bool = True) -> list[TrialRec
     """Rows not dominated on (latency ratio, load time, memory), in their given order; with
     ``memory=False`` on (latency ratio, load time) alone (the report's chart).
 
-    A sort and one sweep, O(n log n) comparisons: in order of (ratio, load, memory), a row is
-    dominated exactly when an earlier row with other figures has load and memory no higher; the
-    earlier rows are kept as a staircase (load ascending, memory descending) searched by
-    bisection. Rows whose figures are missing, negative or not finite are left out."""
-    points: list[tuple[tuple[float, float, float], int, TrialRecord]] = []
+    A missing memory figure is unknown, not a reason to leave the row out (a session process
+    that could not read its memory stored none): two rows are compared on the figures both
+    have, so a row without memory dominates, and is dominated, on latency and load time alone.
+    Rows without a latency ratio or load time, which every measured trial has, are left out;
+    a negative or non-finite figure counts as missing.
+
+    O(n log n) comparisons. Rows with memory: a sort and one sweep; in order of (ratio, load,
+    memory), a row is dominated exactly when an earlier row with other figures has load and
+    memory no higher; the earlier rows are kept as a staircase (load ascending, memory
+    descending) searched by bisection. Then each survivor is checked against the rows without
+    memory, and those against every row, in two dimensions (``_Plane``)."""
+    points: list[_Point] = []
+    unknown: list[_Point] = []  # rows without a memory figure
     for i, row in enumerate(rows):
         ratio, load = _finite(row.ratio), _finite(load_ms(row))
-        rss = _finite(row.session_rss_mb) if memory else 0.0  # one memory for all: 2-D
-        if ratio is not None and load is not None and rss is not None and ratio > 0:
+        if ratio is None or load is None or ratio <= 0:
+            continue
+        rss = _finite(row.session_rss_mb) if memory else None  # memory=False: 2-D for all
+        if rss is None:
+            unknown.append(((ratio, load, 0.0), i, row))
+        else:
             points.append(((ratio, load, rss), i, row))
     points.sort(key=lambda p: (p[0], p[1]))
     loads: list[float] = []  # the staircase: loads ascending ...
@@ -102,8 +115,34 @@ def pareto(rows: Iterable[TrialRecord], *, memory: bool = True) -> list[TrialRec
             loads[at:stop] = [load]
             mems[at:stop] = [rss]
         start = end
+    if unknown:
+        without_memory, everyone = _Plane(unknown), _Plane(points + unknown)
+        ratio_load = {i: (ratio, load) for (ratio, load, _), i, _ in points}
+        kept = [(i, row) for i, row in kept if not without_memory.dominates(*ratio_load[i])]
+        kept += [(i, row) for (r, load, _), i, row in unknown if not everyone.dominates(r, load)]
     kept.sort(key=lambda p: p[0])
     return [row for _, row in kept]
+
+
+_Point = tuple[tuple[float, float, float], int, TrialRecord]
+
+
+class _Plane:
+    """Rows' (latency ratio, load time) points, asked whether any dominates another row's:
+    sorted by ratio, with the least load up to each."""
+
+    def __init__(self, points: list[_Point]) -> None:
+        plane = sorted((figures[0], figures[1]) for figures, _, _ in points)
+        self.ratios = [ratio for ratio, _ in plane]
+        self.least_load = list(itertools.accumulate((load for _, load in plane), min))
+
+    def dominates(self, ratio: float, load: float) -> bool:
+        """Whether a point has ratio and load no higher than these, and is not the same."""
+        lower = bisect.bisect_left(self.ratios, ratio)  # points with a lower ratio
+        if lower and self.least_load[lower - 1] <= load:
+            return True
+        no_higher = bisect.bisect_right(self.ratios, ratio)  # ... or an equal one
+        return no_higher > 0 and self.least_load[no_higher - 1] < load
 
 
 def choose(
