@@ -23,17 +23,26 @@ import ctypes
 import time
 from typing import Any
 
+from autotune import build as _build_module
 from autotune.config import SessionConfig
 from autotune.measure import worker as _worker_module
 from autotune.measure.messages import ProcessSetup
 
-worker: Any = _worker_module  # its build_session is swapped for a faulty one in the child
+worker: Any = _worker_module  # the session process's entry point
+build: Any = _build_module  # its build_session is swapped for a faulty one in the child
+
+
+def _swap(faulty: Any) -> None:
+    """Every session the child builds goes through ``faulty`` (the trial's build, through
+    ``autotune.build``, and the worker's own name for it)."""
+    build.build_session = faulty
+    worker.build_session = faulty
 
 
 def _inject(fault: str) -> None:
-    real_build = worker.build_session
+    real_build = build.build_session
 
-    def build(path: Any, config: SessionConfig, **kwargs: Any) -> Any:
+    def faulty(path: Any, config: SessionConfig, **kwargs: Any) -> Any:
         if config.intra_op_num_threads == 1:
             if fault == "crash":
                 ctypes.string_at(0)  # a real segmentation fault in the worker process
@@ -41,7 +50,7 @@ def _inject(fault: str) -> None:
                 time.sleep(3600)  # a hang
         return real_build(path, config, **kwargs)
 
-    worker.build_session = build
+    _swap(faulty)
 
 
 def crashing_worker(conn: Any, setup: ProcessSetup) -> None:
@@ -77,12 +86,12 @@ def slow_default_worker(conn: Any, setup: ProcessSetup) -> None:
     process (which runs the same configuration): the per-process disagreement seen on busy
     machines, made certain. The verdict must see the reference far outside its own fresh
     processes and issue none."""
-    real_build = worker.build_session
+    real_build = build.build_session
     slow = not setup.reference_outputs and SessionConfig.from_json(setup.config).is_default()
 
-    def build(path: Any, config: SessionConfig, **kwargs: Any) -> Any:
+    def faulty(path: Any, config: SessionConfig, **kwargs: Any) -> Any:
         session = real_build(path, config, **kwargs)
         return _SlowSession(session, 0.0005) if slow else session
 
-    worker.build_session = build
+    _swap(faulty)
     worker.worker_main(conn, setup)
