@@ -30,11 +30,13 @@ from autotune.errors import DatabaseError
 from autotune.paths import database_paths
 from autotune.store.records import (
     KeySummary,
+    PipelineRecord,
     SearchRecord,
     SearchState,
     StoredChip,
     TrialRecord,
     column_types,
+    current_verdict,
     json_columns,
 )
 
@@ -47,6 +49,9 @@ KNOWN_MIGRATIONS = frozenset(
         "m003_verdict",
         "m005_chip_descriptor",
         "m007_inputs_digest",
+        "m008_serving",
+        "m009_pipelines",
+        "m010_apple_chip_ids",
     }
 )
 SQLITE_HEADER = b"SQLite format 3\x00"
@@ -249,6 +254,7 @@ def _tables(conn: sqlite3.Connection) -> set[str]:
 COLUMNS: dict[str, dict[str, type]] = {
     "trials": column_types(TrialRecord),
     "searches": column_types(SearchRecord),
+    "pipelines": column_types(PipelineRecord),  # type: ignore[arg-type]
 }
 # A layer without one of these columns is not an autotune database: it is skipped.
 REQUIRED_COLUMNS = {
@@ -256,6 +262,7 @@ REQUIRED_COLUMNS = {
                "config", "status"),
     "searches": ("search_id", "model_digest", "chip", "ort_version", "shapes", "state",
                  "pick_config"),
+    "pipelines": ("pipeline_id", "pipeline_key", "chip", "ort_version"),
 }  # fmt: skip
 MAX_VALUE_CHARS = 65536  # a longer text value (or any blob) reads as None
 MAX_ROWS_PER_KEY = 2000  # lookups consider at most this many rows per key and layer, newest first
@@ -410,7 +417,27 @@ class Store:
             )
             return int(cursor.rowcount)
 
+    def record_pipeline(self, record: PipelineRecord) -> None:
+        """Insert one pipeline verdict (``autotune.pipeline``) in its own short transaction."""
+        with self._write() as db:
+            db["pipelines"].insert(record.to_row())  # type: ignore[union-attr]
+
     # -- reading ---------------------------------------------------------------------------
+    def pipeline_verdicts(
+        self, pipeline_key: str, chip: str, ort_version: str | None = None
+    ) -> list[PipelineRecord]:
+        """Verdicts of this pipeline on this chip (of this ORT version, when given): layer by
+        layer, the personal one first, each layer's newest first."""
+        where, params = "pipeline_key = ? and chip = ?", [pipeline_key, chip]
+        if ort_version is not None:
+            where += " and ort_version = ?"
+            params.append(ort_version)
+        rows: list[dict[str, Any]] = []
+        for layer in list(self.layers):
+            found = self._rows("pipelines", where, params, "created_at", layer=layer.index)
+            rows += reversed(found)
+        return [PipelineRecord.from_row(r) for r in rows]
+
     def _select(
         self,
         layer: Layer,
@@ -484,8 +511,9 @@ class Store:
         limit: int | None = None,
     ) -> list[TrialRecord]:
         """Trials of ``key`` (of any ORT version if asked), over every layer or one.
-        ``own``: only this machine's own measurements (the writable layer, this host's id),
-        the only ones a search lets set its slow-phase floor or skip configurations.
+        ``own``: only this machine's own measurements (the writable layer, this host's id;
+        a merged row's host id is marked ``merged:``, so it never is one), the only ones a
+        search lets set its slow-phase floor or skip configurations.
         ``search_ids``: only trials of these searches. ``limit``: the newest per layer."""
         where, params = _key_filter(key, any_ort)
         if search_ids is not None:
@@ -538,8 +566,9 @@ class Store:
         return [SearchRecord.from_row(r) for r in rows]
 
     def latest_search(self, model_digest: str, chip: str) -> SearchRecord | None:
-        """The most recently finished search of this model on this chip (any shapes), from the
-        first layer that has one: the personal layer's verdicts come first, as in lookups."""
+        """The finished search of this model on this chip (any shapes) whose verdict ``show``
+        reports, from the first layer that has one (the personal layer's verdicts come first,
+        as in lookups), chosen by the lookup's rule (``records.current_verdict``)."""
         for layer in list(self.layers):
             rows = self._rows(
                 "searches",
@@ -547,8 +576,9 @@ class Store:
                 [model_digest, chip, SearchState.DONE.value],
                 layer=layer.index,
             )
-            if rows:
-                return SearchRecord.from_row(max(rows, key=lambda r: r["finished_at"] or ""))
+            found = current_verdict(SearchRecord.from_row(r) for r in rows)
+            if found is not None:
+                return found
         return None
 
     def shape_signatures(self, model_digest: str, chip: str) -> list[tuple[str, int]]:
@@ -620,25 +650,27 @@ class Store:
             if not trial.measured:
                 g["failed"] += 1
             g["last"] = max(g.get("last", ""), trial.created_at or "")
-        # each search once (its copy in the first layer holding it), then applied from the last
-        # layer to the first, each layer's oldest first: the latest verdict of the first layer
-        # holding one stays (the personal layer's verdicts come first, as in lookups)
+        # each search once (its copy in the first layer holding it); per key, the verdict of
+        # the first layer holding one (the personal layer's verdicts come first, as in
+        # lookups), chosen by the lookup's rule (``records.current_verdict``)
         seen: set[str] = set()
-        by_layer = []
+        reported: set[tuple[Any, ...]] = set()
         for layer in list(self.layers):
-            rows = self._rows(
-                "searches", "state = ?", [SearchState.DONE.value], "finished_at", layer=layer.index
-            )
-            by_layer.append([r for r in _dedupe(rows, "search_id") if r["search_id"] not in seen])
-            seen.update(r["search_id"] for r in by_layer[-1])
-        searches = [r for rows in reversed(by_layer) for r in rows]
-        for search in searches:
-            k = (search["model_digest"], search["chip"], search["ort_version"], search["shapes"])
-            verdict = SearchRecord.from_row(search).stored_verdict
-            if k in groups and verdict is not None:
-                groups[k]["outcome"] = verdict.outcome
-                groups[k]["pick"] = verdict.pick_label
-                groups[k]["speedup"] = verdict.speedup
+            rows = self._rows("searches", "state = ?", [SearchState.DONE.value], layer=layer.index)
+            by_key: dict[tuple[Any, ...], list[SearchRecord]] = {}
+            for r in _dedupe(rows, "search_id"):
+                if r["search_id"] not in seen:
+                    k = (r["model_digest"], r["chip"], r["ort_version"], r["shapes"])
+                    by_key.setdefault(k, []).append(SearchRecord.from_row(r))
+            seen.update(r["search_id"] for r in rows if r["search_id"] is not None)
+            for k, searches in by_key.items():
+                current = current_verdict(searches)
+                verdict = current.stored_verdict if current else None
+                if k in groups and k not in reported and verdict is not None:
+                    reported.add(k)
+                    groups[k]["outcome"] = verdict.outcome
+                    groups[k]["pick"] = verdict.pick_label
+                    groups[k]["speedup"] = verdict.speedup
         out = [
             KeySummary(model_digest=str(d), chip=str(c), ort_version=str(v), shapes=str(sh), **g)
             for (d, c, v, sh), g in groups.items()

@@ -13,9 +13,14 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
+
+from autotune.config import DEFAULT_CONFIG, SessionConfig
+from autotune.errors import ConfigError
 
 
 class Status(StrEnum):
@@ -51,6 +56,14 @@ class Outcome(StrEnum):
     DEFAULT = "default"  # nothing did: ORT's defaults are the choice
     INCONCLUSIVE = "inconclusive"  # the machine could not resolve the margin: no choice
 
+
+# A row that arrived by ``db merge`` carries this before the host id it was exported with: it is
+# never this machine's own measurement, whatever host id it claims (an export carries every
+# host's id, so a forged row can claim any).
+MERGED = "merged:"
+# A verdict that finished later than now plus this is from the future: never served (a clock a
+# day off is allowed; a row claiming 9999 would otherwise stay "the newest" forever).
+CLOCK_SKEW = timedelta(days=1)
 
 # A column of free-form JSON text: the record holds it decoded.
 _JSON = {"json": True}
@@ -185,28 +198,51 @@ class SearchRecord:
     @property
     def stored_verdict(self) -> StoredVerdict | None:
         """The verdict of a finished search (None while it is not done), read one way for every
-        output: rows from before outcomes were stored are a pick when they hold one, else
-        inconclusive; their speed-up comes from ``pick_ratio``."""
+        output and for apps: rows from before outcomes were stored are a pick when they hold
+        one, else inconclusive (so is an outcome this autotune does not know); their speed-up
+        comes from ``pick_ratio``. What it serves follows the outcome, whatever else the row
+        holds: a pick's configuration, ORT's defaults for a default verdict, nothing when
+        inconclusive; its label and id are the served configuration's own (a row's stored
+        label is never shown for it). A verdict finished in the future is refused."""
         if not self.done:
             return None
         outcome = self.outcome or (Outcome.PICK if self.pick_config else Outcome.INCONCLUSIVE)
+        if outcome not in tuple(Outcome):
+            outcome = Outcome.INCONCLUSIVE
         speedup = None
         for value, invert in ((self.speedup, False), (self.pick_ratio, True)):
             if isinstance(value, float) and 0 < value < math.inf:
                 speedup = 1 / value if invert else value
                 break
+        served = {Outcome.PICK: self.pick_config, Outcome.DEFAULT: DEFAULT_CONFIG.to_json()}
+        config = served.get(Outcome(outcome))
+        label, config_id = None, None
+        if config is not None:
+            try:
+                parsed = SessionConfig.from_json(config)
+                label, config_id = parsed.describe(), parsed.config_id
+            except ConfigError:
+                label = "a configuration autotune refuses"
+        finished = finished_time(self.finished_at)
+        refusal = None
+        if finished is not None and finished > datetime.now(UTC) + CLOCK_SKEW:
+            refusal = (
+                f"the verdict of search {self.search_id!s:.80} finished in the future "
+                f"({self.finished_at:.40}); not served"
+            )
         reason = self.verdict.get("reason") if isinstance(self.verdict, dict) else None
         return StoredVerdict(
             outcome=outcome,
-            pick_label=self.pick_label,
-            pick_config=self.pick_config,
-            pick_config_id=self.pick_config_id,
+            pick_label=label,
+            pick_config=config,
+            pick_config_id=config_id,
             speedup=speedup if outcome != Outcome.INCONCLUSIVE else None,
             speedup_low=self.speedup_low,
             speedup_high=self.speedup_high,
             aa_spread=self.aa_spread,
             finished_at=self.finished_at,
             reason=reason if isinstance(reason, str) else None,
+            refusal=refusal,
         )
 
     @classmethod
@@ -221,12 +257,13 @@ class SearchRecord:
 @dataclass(frozen=True)
 class StoredVerdict:
     """A finished search's head-to-head verdict, as stored (``SearchRecord.stored_verdict``):
-    what ``list``, ``show``, ``best`` and the report print. The decision itself is made by
+    what ``list``, ``show``, ``best``, the report and the resolver read, by one rule
+    (:func:`served_verdicts`, :func:`current_verdict`). The decision itself is made by
     ``autotune.measure.verdict``."""
 
     outcome: str  # an Outcome value
-    pick_label: str | None
-    pick_config: str | None  # NULL: no pick (inconclusive)
+    pick_label: str | None  # the served configuration's label
+    pick_config: str | None  # what apps get: the pick, ORT's defaults, or None (inconclusive)
     pick_config_id: str | None
     speedup: float | None  # ORT's default latency / the pick's (higher is better)
     speedup_low: float | None  # its 95% interval
@@ -234,6 +271,64 @@ class StoredVerdict:
     aa_spread: float | None  # how far the default's fresh processes disagreed
     finished_at: str | None
     reason: str | None
+    refusal: str | None = None  # why it is never served (it finished in the future)
+
+    @property
+    def served(self) -> bool:
+        """Apps may get this verdict's configuration."""
+        return self.refusal is None and self.pick_config is not None
+
+
+def finished_time(value: Any) -> datetime | None:
+    """A stored ISO timestamp as an aware UTC time (a naive one is UTC); None if unreadable."""
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _newest_first(searches: Iterable[SearchRecord]) -> list[SearchRecord]:
+    """Finished searches, newest first by their parsed finish time (unreadable: oldest)."""
+    oldest = datetime.min.replace(tzinfo=UTC)
+    done = [s for s in searches if s.done]
+    return sorted(done, key=lambda s: finished_time(s.finished_at) or oldest, reverse=True)
+
+
+def served_verdicts(searches: Iterable[SearchRecord]) -> list[SearchRecord]:
+    """The searches of one layer whose verdict apps may get, in the order they are served:
+    the one rule ``best_session``, ``best``, ``show``, ``list`` and the report share. Only
+    finished searches with a pick or a default verdict, none finished in the future; the
+    newest (by time, not by text) first."""
+    out = []
+    for search in _newest_first(searches):
+        verdict = search.stored_verdict
+        if verdict is not None and verdict.served:
+            out.append(search)
+    return out
+
+
+def current_verdict(searches: Iterable[SearchRecord]) -> SearchRecord | None:
+    """The search whose verdict ``show`` and ``list`` report for one layer: the first one
+    :func:`served_verdicts` serves; with none, the newest finished one that is not from the
+    future (an inconclusive verdict, which serves nothing)."""
+    searches = list(searches)
+    served = served_verdicts(searches)
+    if served:
+        return served[0]
+    for search in _newest_first(searches):
+        verdict = search.stored_verdict
+        if verdict is not None and verdict.refusal is None:
+            return search
+    return None
+
+
+def merged_host_id(host_id: Any) -> str:
+    """The host id a row arriving by merge is stored with: its own, marked :data:`MERGED`."""
+    text = host_id if isinstance(host_id, str) else ""
+    return text if text.startswith(MERGED) else MERGED + text
 
 
 _PYTHON_TYPES = {"int | None": int, "float | None": float, "str | None": str, "Any": str}
@@ -320,3 +415,82 @@ class StoredChip:
     chip: str
     os: str | None
     chip_descriptor: str | None
+
+
+@dataclass(frozen=True)
+class ServingRecord:
+    """One verdict of a serving objective (a row of ``serving``, m008): throughput at a
+    concurrency, cold start, or a long run. ``pick`` is the picked arrangement or cold-start
+    choice as JSON text (read by ``autotune.serving``); ``flags`` the long-run flags."""
+
+    id: int | None = None
+    search_id: str | None = None
+    model_digest: str | None = None
+    model_name: str | None = None
+    chip: str | None = None
+    ort_version: str | None = None
+    os_build: str | None = None
+    shapes: str | None = None
+    objective: str | None = None  # throughput, coldstart, sustained or soak
+    concurrency: int | None = None
+    arrival: str | None = None  # closed, or poisson at ``qps``
+    qps: float | None = None
+    budget_ms: float | None = None  # the p99 budget (throughput) or warm-latency bound
+    outcome: str | None = None  # an Outcome value
+    pick: str | None = None  # JSON of what was picked (NULL: inconclusive)
+    pick_label: str | None = None
+    speedup: float | None = None  # the baseline's figure / the pick's (higher is better)
+    speedup_low: float | None = None
+    speedup_high: float | None = None
+    aa_spread: float | None = None
+    value: float | None = None  # the pick's figure: requests/s, or cold start in ms
+    baseline_value: float | None = None
+    flags: Any = field(default=None, metadata=_JSON)  # {label: [flag, ...]}
+    details: Any = field(default=None, metadata=_JSON)  # every contender's figures, the reason
+    created_at: str | None = None
+    autotune_version: str | None = None
+
+    def __post_init__(self) -> None:
+        _decode_fields(self)  # type: ignore[arg-type]
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> ServingRecord:
+        return cls(**{f.name: row.get(f.name) for f in fields(cls)})
+
+    def to_row(self) -> dict[str, Any]:
+        return _encoded(self)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class PipelineRecord:
+    """One pipeline search's verdict (a row of ``pipelines``, m009): keyed by the pipeline's
+    key (its stages' model digests and call pattern), chip and ORT version. ``arrangement`` is
+    what apps get (JSON: a configuration per stage, the thread pool); NULL when inconclusive.
+    ``outcome``: pick (a joint arrangement beat both baselines), stage_picks, default or
+    inconclusive."""
+
+    pipeline_id: str | None = None
+    pipeline_key: str | None = None
+    name: str | None = None
+    chip: str | None = None
+    ort_version: str | None = None
+    pattern: Any = field(default=None, metadata=_JSON)  # stages, digests, steps
+    outcome: str | None = None
+    arrangement: str | None = None
+    label: str | None = None
+    speedup_vs_defaults: float | None = None
+    speedup_vs_picks: float | None = None
+    details: Any = field(default=None, metadata=_JSON)  # every contender's figures and memory
+    created_at: str | None = None
+    autotune_version: str | None = None
+    host_id: str | None = None
+
+    def __post_init__(self) -> None:
+        _decode_fields(self)  # type: ignore[arg-type]
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> PipelineRecord:
+        return cls(**{f.name: row.get(f.name) for f in fields(cls)})
+
+    def to_row(self) -> dict[str, Any]:
+        return _encoded(self)  # type: ignore[arg-type]

@@ -171,3 +171,100 @@ def m007_inputs_digest(db: sqlite_utils.Database) -> None:
     so results on real data are told apart from results on synthetic inputs."""
     for table in ("trials", "searches"):
         db[table].add_column("inputs_digest", str)  # type: ignore[union-attr]
+
+
+@migrations()
+def m008_serving(db: sqlite_utils.Database) -> None:
+    """Verdicts of the serving objectives (``autotune.serving``): throughput at a concurrency
+    (and arrival), cold start, and long runs, keyed like a search plus ``objective``,
+    ``concurrency``, ``arrival`` and ``qps``; ``pick`` the arrangement (or cold-start choice)
+    as JSON, ``flags`` the drift and memory-growth flags of long runs, ``details`` every
+    contender's figures."""
+    db["serving"].create(  # type: ignore[union-attr]
+        {
+            "id": int,
+            "search_id": str,
+            "model_digest": str,
+            "model_name": str,
+            "chip": str,
+            "ort_version": str,
+            "os_build": str,
+            "shapes": str,
+            "objective": str,
+            "concurrency": int,
+            "arrival": str,
+            "qps": float,
+            "budget_ms": float,
+            "outcome": str,
+            "pick": str,
+            "pick_label": str,
+            "speedup": float,
+            "speedup_low": float,
+            "speedup_high": float,
+            "aa_spread": float,
+            "value": float,
+            "baseline_value": float,
+            "flags": str,
+            "details": str,
+            "created_at": str,
+            "autotune_version": str,
+        },
+        pk="id",
+        not_null={"model_digest", "chip", "ort_version", "shapes", "objective"},
+    )
+    db["serving"].create_index(  # type: ignore[union-attr]
+        ["model_digest", "chip", "ort_version", "shapes", "objective", "concurrency"]
+    )
+
+
+@migrations()
+def m009_pipelines(db: sqlite_utils.Database) -> None:
+    """Verdicts of pipeline searches (``autotune.pipeline``): the models of one app tuned
+    together, keyed by ``pipeline_key`` (the stages' model digests and the call pattern), chip
+    and ORT version; ``arrangement`` the configurations and thread pool apps get (JSON),
+    ``details`` every contender's figures against both baselines, and its memory."""
+    db["pipelines"].create(  # type: ignore[union-attr]
+        {
+            "pipeline_id": str,
+            "pipeline_key": str,
+            "name": str,
+            "chip": str,
+            "ort_version": str,
+            "pattern": str,
+            "outcome": str,
+            "arrangement": str,
+            "label": str,
+            "speedup_vs_defaults": float,
+            "speedup_vs_picks": float,
+            "details": str,
+            "created_at": str,
+            "autotune_version": str,
+            "host_id": str,
+        },
+        pk="pipeline_id",
+        not_null={"pipeline_key", "chip", "ort_version"},
+    )
+    db["pipelines"].create_index(  # type: ignore[union-attr]
+        ["pipeline_key", "chip", "ort_version"]
+    )
+
+
+@migrations()
+def m010_apple_chip_ids(db: sqlite_utils.Database) -> None:
+    """Apple Silicon chip ids as autotune.chip now writes them: the GPU and Neural Engine from
+    the hardware (an older ORT reported neither, ORT 1.32 both, so an upgrade hid every result),
+    and ``x86_64 under Rosetta`` on rows an x86_64 Python wrote on an Apple chip (their ``os``
+    column says so), which shared the native id until now. The descriptors follow."""
+    from autotune.descriptor import canonical_row
+
+    for table, pk in (("trials", "id"), ("searches", "search_id")):
+        rows = db.execute(
+            f"SELECT {pk}, chip, os, chip_descriptor FROM {table} WHERE chip LIKE 'Apple %'"
+        ).fetchall()
+        for pk_value, chip, os_text, descriptor in rows:
+            changed = canonical_row(chip, os_text, descriptor)
+            if changed is not None:
+                db.execute(
+                    f"UPDATE {table} SET chip = ?, chip_descriptor = ? WHERE {pk} = ?",
+                    [*changed, pk_value],
+                )

@@ -1,0 +1,30 @@
+"""A bound on a second figure (the p99 under load, the warm latency after a cold start): the
+head-to-head picks by the first, and a pick that misses the bound gives way."""
+
+from __future__ import annotations
+
+from autotune.measure.verdict import DEFAULT, PICK, Verdict
+
+
+def within(value: float | None, bound: float | None) -> bool:
+    """No bound, or a measured value at or under it."""
+    return bound is None or (value is not None and value <= bound)
+
+
+def apply_bound(
+    verdict: Verdict, values: list[float | None], bound: float | None, what: str
+) -> None:
+    """A pick whose ``values[pick]`` misses ``bound`` gives way to the eligible contender within
+    it with the best lower speed-up bound, else to the baseline (``what`` names the figure in
+    the reason, e.g. "p99")."""
+    if bound is None or verdict.outcome != PICK or verdict.pick_index is None:
+        return
+    if within(values[verdict.pick_index], bound):
+        return
+    ok = [i for i, e in enumerate(verdict.entries) if i and e.eligible and within(values[i], bound)]
+    if ok:
+        verdict.pick_index = max(ok, key=lambda i: verdict.entries[i].speedup_low or 0.0)
+        verdict.reason += f"; the fastest missed the {bound:g} ms {what} bound"
+        return
+    verdict.outcome, verdict.pick_index = DEFAULT, 0
+    verdict.reason = f"no contender that beat the baseline kept its {what} within {bound:g} ms"
