@@ -1,8 +1,13 @@
 """Which machine this is, as far as performance is concerned.
 
-The chip id is stable and readable: the processor model (``Apple M3 Max`` from sysctl on macOS,
-the ``model name`` of /proc/cpuinfo on Linux), the number of cores this process may use, and any
-GPU or NPU that ONNX Runtime can see. Results are keyed by it.
+The chip id is stable and readable: the processor model (``Apple M3 Max`` from the
+``machdep.cpu.brand_string`` sysctl on macOS, the ``model name`` of /proc/cpuinfo on Linux), the
+number of cores this process may use, and its GPUs and NPUs. Results are keyed by it.
+
+Accelerators are the ones ONNX Runtime can see, except on Apple Silicon, where they come from
+the hardware (an Apple GPU and a Neural Engine, always): ORT 1.32 reports them and older ORTs do
+not, and a key that changed with an ORT upgrade would hide every stored result. An x86_64 Python
+under Rosetta on Apple Silicon gets a chip id of its own (``…, x86_64 under Rosetta``).
 """
 
 from __future__ import annotations
@@ -13,10 +18,16 @@ import hashlib
 import os
 import platform
 import socket
-import subprocess
 from dataclasses import dataclass
 
-from autotune.descriptor import ChipDescriptor, describe
+from autotune.descriptor import (
+    APPLE_SILICON_ACCELERATORS,
+    ChipDescriptor,
+    describe,
+    format_chip_id,
+    is_apple_silicon,
+    read_sysctl,
+)
 
 
 @dataclass(frozen=True)
@@ -29,14 +40,12 @@ class Chip:
     system: str
     ort_version: str
     providers: tuple[str, ...]
+    translated: bool = False  # an x86_64 process under Rosetta on Apple Silicon
 
     @property
     def chip_id(self) -> str:
-        """E.g. ``AMD EPYC (2 cores)`` or ``Apple M3 Max (14 cores)``."""
-        text = f"{self.cpu} ({self.cores} cores)"
-        if self.accelerators:
-            text += " + " + " + ".join(self.accelerators)
-        return text
+        """E.g. ``AMD EPYC (2 cores)`` or ``Apple M3 Max (14 cores) + GPU Apple + NPU Apple``."""
+        return format_chip_id(self.cpu, self.cores, self.accelerators, translated=self.translated)
 
 
 def usable_cores() -> int:
@@ -47,21 +56,11 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
-def _cpu_model() -> str:
-    system = platform.system()
+def _cpu_model(system: str) -> str:
     if system == "Darwin":
-        try:
-            out = subprocess.run(
-                ["sysctl", "-n", "machdep.cpu.brand_string"],
-                capture_output=True,
-                text=True,
-                timeout=5,
-                check=False,
-            )
-            if out.stdout.strip():
-                return out.stdout.strip()
-        except OSError:
-            pass
+        brand = read_sysctl("machdep.cpu.brand_string")
+        if brand:
+            return brand
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
             for line in f:
@@ -100,14 +99,25 @@ def current_chip() -> Chip:
     """This machine (computed once per process)."""
     import onnxruntime as ort
 
+    system = platform.system()
+    cpu = _cpu_model(system)
+    apple = is_apple_silicon(cpu, system)
     return Chip(
-        cpu=_cpu_model(),
+        cpu=cpu,
         cores=usable_cores(),
-        accelerators=_accelerators(),
-        system=f"{platform.system()} {platform.release()}",
+        accelerators=APPLE_SILICON_ACCELERATORS if apple else _accelerators(),
+        system=f"{system} {platform.release()}",
         ort_version=ort.__version__,
         providers=tuple(ort.get_available_providers()),
+        translated=apple and _translated(),
     )
+
+
+def _translated() -> bool:
+    """Whether this process runs under Rosetta (``sysctl.proc_translated`` is 1; an x86_64
+    Python on an Apple chip, should the sysctl be unreadable)."""
+    value = read_sysctl("sysctl.proc_translated")
+    return value == "1" if value is not None else platform.machine() == "x86_64"
 
 
 @functools.lru_cache(maxsize=1)

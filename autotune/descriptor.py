@@ -19,11 +19,11 @@ database or a manifest is validated by :meth:`ChipDescriptor.from_dict`.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import platform
 import re
-import subprocess
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -31,7 +31,15 @@ from typing import Any
 
 MAX_CORES = 4096
 _TEXT_RE = re.compile(r"[A-Za-z0-9 ()+.,_\-/@:]{1,160}")
-_CHIP_ID_RE = re.compile(r"^(?P<cpu>.*?) \((?P<cores>\d{1,4}) cores\)(?P<acc>(?: \+ .+)?)$")
+_CHIP_ID_RE = re.compile(
+    r"^(?P<cpu>.*?) \((?P<cores>\d{1,4}) cores(?P<rosetta>, x86_64 under Rosetta)?\)"
+    r"(?P<acc>(?: \+ .+)?)$"
+)
+# Every Apple Silicon Mac has an Apple GPU and a Neural Engine. ORT >= 1.32 reports them (its
+# CoreML factory's GPU and NPU devices, labelled by vendor); older ones report neither. The chip
+# id takes them from the hardware, so it does not change with the installed onnxruntime.
+APPLE_SILICON_ACCELERATORS = ("GPU Apple", "NPU Apple")
+ROSETTA = ", x86_64 under Rosetta"
 
 
 @dataclass(frozen=True)
@@ -263,6 +271,18 @@ def _snapdragon(text: str) -> ChipDescriptor:
     return base
 
 
+def format_chip_id(
+    cpu: str, cores: int, accelerators: tuple[str, ...] = (), *, translated: bool = False
+) -> str:
+    """``Apple M3 Max (16 cores) + GPU Apple + NPU Apple``; an x86_64 process under Rosetta on
+    an Apple Silicon Mac reads ``Apple M3 Max (16 cores, x86_64 under Rosetta) + …``: it runs
+    another ORT build on another instruction set, so its results are its own."""
+    text = f"{cpu} ({cores} cores{ROSETTA if translated else ''})"
+    if accelerators:
+        text += " + " + " + ".join(accelerators)
+    return text
+
+
 def split_chip_id(chip_id: str) -> tuple[str, int | None, tuple[str, ...]]:
     """``Apple M3 Max (16 cores) + GPU Apple`` -> (brand, cores, accelerators)."""
     m = _CHIP_ID_RE.match(chip_id)
@@ -272,13 +292,32 @@ def split_chip_id(chip_id: str) -> tuple[str, int | None, tuple[str, ...]]:
     return m["cpu"], int(m["cores"]), acc
 
 
+def is_apple_silicon(brand: str, system: str | None) -> bool:
+    """An Apple M-series chip (the brand string of every Apple Silicon Mac starts ``Apple``)."""
+    return system == "Darwin" and brand.startswith("Apple ")
+
+
+def canonical_chip_id(chip_id: str, os_text: str | None) -> str:
+    """A stored chip id as this autotune writes it (the store's migration of older rows): an
+    Apple Silicon Mac's accelerators from the hardware, whatever ORT then reported, and the
+    Rosetta mark where the row's os column says the process was x86_64."""
+    m = _CHIP_ID_RE.match(chip_id)
+    system = os_text.split()[0] if os_text and os_text.split() else None
+    if not m or not is_apple_silicon(m["cpu"], system):
+        return chip_id
+    translated = bool(m["rosetta"]) or "(x86_64)" in (os_text or "")
+    return format_chip_id(
+        m["cpu"], int(m["cores"]), APPLE_SILICON_ACCELERATORS, translated=translated
+    )
+
+
 def from_chip_id(chip_id: str, os_text: str | None = None) -> ChipDescriptor:
     """What can be known of a chip from its stored id alone (and a stored ``os`` column): the
     migration of rows written before descriptors were stored. Core splits are unknown."""
     brand, cores, acc = split_chip_id(chip_id)
     desc = parse_brand(brand)
     system = os_text.split()[0] if os_text and os_text.split() else None
-    arch = desc.arch
+    arch = "x86_64" if ROSETTA in chip_id else desc.arch
     if os_text:
         m = re.search(r"\((x86_64|AMD64|amd64|arm64|aarch64|ARM64)\)", os_text)
         if m:
@@ -309,16 +348,54 @@ def _norm_arch(machine: str) -> str:
 Sysctl = Callable[[str], str | None]
 
 
-def _sysctl(name: str) -> str | None:
+# sysctls read as integers (int32 in the kernel); every other one is read as a string
+INTEGER_SYSCTLS = frozenset(
+    {
+        "hw.perflevel0.physicalcpu",
+        "hw.perflevel1.physicalcpu",
+        "hw.physicalcpu",
+        "hw.logicalcpu",
+        "sysctl.proc_translated",
+    }
+)
+
+
+# int sysctlbyname(const char *name, void *oldp, size_t *oldlenp, void *newp, size_t newlen)
+SYSCTLBYNAME = ctypes.CFUNCTYPE(
+    ctypes.c_int,
+    ctypes.c_char_p,
+    ctypes.c_void_p,
+    ctypes.POINTER(ctypes.c_size_t),
+    ctypes.c_void_p,
+    ctypes.c_size_t,
+)
+
+
+def read_sysctl(name: str, *, libc: Any = None) -> str | None:
+    """A macOS sysctl by name, through libc's ``sysctlbyname`` (no ``sysctl`` process: a
+    sandboxed app cannot run one, and it is faster at app start); None where there is none.
+    Integers (:data:`INTEGER_SYSCTLS`) come back as their decimal text. ``libc`` is for tests."""
     try:
-        out = subprocess.run(
-            ["sysctl", "-n", name], capture_output=True, text=True, timeout=5, check=False
-        )
-    except (OSError, subprocess.SubprocessError):
+        lib = libc if libc is not None else ctypes.CDLL(None, use_errno=True)
+        address = ctypes.cast(lib.sysctlbyname, ctypes.c_void_p).value
+    except (OSError, AttributeError):  # not macOS (glibc has no sysctlbyname)
         return None
-    if out.returncode != 0:
+    if not address:
         return None
-    return out.stdout.strip() or None
+    function = SYSCTLBYNAME(address)
+    key = name.encode()
+    size = ctypes.c_size_t(0)
+    if function(key, None, ctypes.pointer(size), None, 0) != 0 or not 0 < size.value <= 4096:
+        return None
+    buffer = ctypes.create_string_buffer(size.value)
+    if function(key, buffer, ctypes.pointer(size), None, 0) != 0:
+        return None
+    raw = buffer.raw[: size.value]
+    if name in INTEGER_SYSCTLS:
+        if len(raw) not in (4, 8):
+            return None
+        return str(int.from_bytes(raw, "little", signed=True))
+    return raw.split(b"\0", 1)[0].decode("utf-8", "replace").strip() or None
 
 
 def parse_cpu_list(text: str) -> set[int]:
@@ -356,7 +433,7 @@ def core_split(
     usable: set[int],
     *,
     sys_root: Path = Path("/sys"),
-    sysctl: Sysctl = _sysctl,
+    sysctl: Sysctl = read_sysctl,
 ) -> tuple[int | None, int | None]:
     """(performance cores, efficiency cores) this process may use, from the OS sources."""
     if system == "Darwin":
@@ -403,7 +480,7 @@ def describe(
     system: str | None = None,
     machine: str | None = None,
     sys_root: Path = Path("/sys"),
-    sysctl: Sysctl = _sysctl,
+    sysctl: Sysctl = read_sysctl,
 ) -> ChipDescriptor:
     """This machine's descriptor from its brand string, core count, accelerators and OS."""
     system = system or platform.system()
@@ -418,6 +495,21 @@ def describe(
         accelerators=tuple(accelerators),
         os=system,
     )
+
+
+def canonical_row(
+    chip: str, os_name: str | None, descriptor_text: str | None
+) -> tuple[str, str] | None:
+    """The (chip id, descriptor JSON) a stored row gets from :func:`canonical_chip_id`, or None
+    when the row is already canonical."""
+    canonical = canonical_chip_id(chip, os_name)
+    if canonical == chip:
+        return None
+    _, _, accelerators = split_chip_id(canonical)
+    desc = replace(stored_descriptor(chip, os_name, descriptor_text), accelerators=accelerators)
+    if ROSETTA in canonical:
+        desc = replace(desc, arch="x86_64")
+    return canonical, desc.to_json()
 
 
 def stored_descriptor(chip: str, os_name: str | None, text: str | None) -> ChipDescriptor:

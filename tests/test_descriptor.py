@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import json
+import platform
 import sqlite3
+import subprocess
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from autotune.descriptor import (
+    SYSCTLBYNAME,
     ChipDescriptor,
+    canonical_chip_id,
     core_split,
     describe,
     from_chip_id,
     parse_brand,
     parse_cpu_list,
+    read_sysctl,
     split_chip_id,
 )
 
@@ -214,3 +222,166 @@ def test_migration_describes_existing_rows(tmp_path: Path) -> None:
         "intra_op_num_threads": "performance",
         "inter_op_num_threads": "default",
     }
+
+
+# -- macOS: sysctls through sysctlbyname, the chip id from the hardware -----------------------
+
+M3_MAX = "Apple M3 Max (16 cores) + GPU Apple + NPU Apple"
+
+
+class FakeDarwinLibc:
+    """Stands in for macOS's libc, which Linux cannot load: ``sysctlbyname`` as a C function
+    with the kernel's calling convention (a NULL buffer asks for the size; -1 for an unknown
+    name), called through ctypes as the real one is. Strings are NUL-terminated, integers int32
+    little-endian, as an Apple Silicon kernel returns them."""
+
+    def __init__(self, values: Mapping[str, str | int]) -> None:
+        self.values = values
+        self.sysctlbyname = SYSCTLBYNAME(self._sysctlbyname)  # kept alive with the fake
+
+    def _sysctlbyname(self, name: bytes, old: Any, size: Any, new: Any, new_size: int) -> int:
+        value = self.values.get(name.decode())
+        if value is None:
+            return -1
+        data = (
+            value.to_bytes(4, "little", signed=True)
+            if isinstance(value, int)
+            else (value.encode() + b"\0")
+        )
+        if old is not None:
+            if size.contents.value < len(data):
+                return -1
+            ctypes.memmove(old, data, len(data))
+        size.contents.value = len(data)
+        return 0
+
+
+MAC: dict[str, str | int] = {
+    "machdep.cpu.brand_string": "Apple M3 Max",
+    "hw.perflevel0.physicalcpu": 12,
+    "hw.perflevel1.physicalcpu": 4,
+    "sysctl.proc_translated": 0,
+}
+
+
+def test_sysctls_are_read_through_sysctlbyname() -> None:
+    libc = FakeDarwinLibc(MAC)
+    assert read_sysctl("machdep.cpu.brand_string", libc=libc) == "Apple M3 Max"
+    assert read_sysctl("hw.perflevel0.physicalcpu", libc=libc) == "12"
+    assert read_sysctl("sysctl.proc_translated", libc=libc) == "0"
+    assert read_sysctl("hw.nosuchthing", libc=libc) is None
+    # the real libc here (glibc) has no sysctlbyname: None, not an error
+    assert read_sysctl("machdep.cpu.brand_string") is None
+
+
+def _mac_chip(
+    monkeypatch: pytest.MonkeyPatch, values: Mapping[str, str | int], machine: str, ort_sees: Any
+) -> Any:
+    """current_chip() as a Mac computes it: platform.system()/machine() and the sysctls are
+    injected (this is Linux), and ``ort_sees`` is what this onnxruntime's get_ep_devices gives."""
+    import autotune.chip as chip_module
+
+    def no_process(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError(f"a subprocess was started: {args}")
+
+    monkeypatch.setattr(platform, "system", lambda: "Darwin")
+    monkeypatch.setattr(platform, "machine", lambda: machine)
+    monkeypatch.setattr(subprocess, "Popen", no_process)
+    monkeypatch.setattr(
+        chip_module, "read_sysctl", functools.partial(read_sysctl, libc=FakeDarwinLibc(values))
+    )
+    monkeypatch.setattr(chip_module, "_accelerators", lambda: ort_sees)
+    monkeypatch.setattr(chip_module, "usable_cores", lambda: 16)
+    return chip_module.current_chip.__wrapped__()
+
+
+def test_apple_silicon_chip_id_does_not_change_with_the_ort_version(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    older = _mac_chip(monkeypatch, MAC, "arm64", ())  # ORT < 1.32 lists no GPU or NPU device
+    newer = _mac_chip(monkeypatch, MAC, "arm64", ("GPU Apple", "NPU Apple"))  # ORT 1.32
+    assert older.chip_id == newer.chip_id == M3_MAX
+    assert not older.translated
+
+
+def test_rosetta_has_a_chip_id_of_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    rosetta = _mac_chip(monkeypatch, {**MAC, "sysctl.proc_translated": 1}, "x86_64", ())
+    assert rosetta.chip_id == (
+        "Apple M3 Max (16 cores, x86_64 under Rosetta) + GPU Apple + NPU Apple"
+    )
+    assert split_chip_id(rosetta.chip_id) == ("Apple M3 Max", 16, ("GPU Apple", "NPU Apple"))
+    d = from_chip_id(rosetta.chip_id, "Darwin 24.1.0 (x86_64)")
+    assert (d.arch, d.generation, d.tier) == ("x86_64", "M3", "Max")
+    # no sysctl answer at all: an x86_64 Python on an Apple chip is taken as translated
+    no_sysctl = {k: v for k, v in MAC.items() if k != "sysctl.proc_translated"}
+    assert _mac_chip(monkeypatch, no_sysctl, "x86_64", ()).translated
+    assert not _mac_chip(monkeypatch, no_sysctl, "arm64", ()).translated
+
+
+def test_a_sandboxed_mac_without_sysctl_still_reads_its_brand(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # the brand comes from sysctlbyname: no sysctl binary, no PATH, no process (Popen raises)
+    monkeypatch.setenv("PATH", "")
+    assert _mac_chip(monkeypatch, MAC, "arm64", ()).cpu == "Apple M3 Max"
+
+
+def test_stored_apple_chip_ids_are_made_canonical() -> None:
+    for old, os_text in (
+        ("Apple M3 Max (16 cores)", "Darwin 24.1.0 (arm64)"),  # an ORT before 1.32
+        ("Apple M3 Max (16 cores) + GPU Apple", "Darwin 24.1.0 (arm64)"),
+        (M3_MAX, "Darwin 25.0.0 (arm64)"),  # ORT 1.32: unchanged
+    ):
+        assert canonical_chip_id(old, os_text) == M3_MAX
+    assert canonical_chip_id("Apple M3 Max (16 cores)", "Darwin 24.1.0 (x86_64)") == (
+        "Apple M3 Max (16 cores, x86_64 under Rosetta) + GPU Apple + NPU Apple"
+    )
+    other_os: str | None
+    for other, other_os in (
+        ("AMD EPYC 9654 96-Core Processor (96 cores)", "Linux 6.8 (x86_64)"),
+        ("Intel(R) Core(TM) i9-9880H CPU @ 2.30GHz (16 cores)", "Darwin 23.0 (x86_64)"),
+        ("Apple M3 Max (16 cores)", None),  # no os column: not known to be a Mac
+    ):
+        assert canonical_chip_id(other, other_os) == other
+
+
+def test_migration_makes_apple_chip_ids_canonical(tmp_path: Path) -> None:
+    import sqlite_utils
+
+    from autotune.store.database import open_writable
+    from autotune.store.schema import migrations
+
+    path = tmp_path / "old.db"
+    db = sqlite_utils.Database(path)
+    migrations.apply(db, stop_before="m010_apple_chip_ids")
+    rows = {
+        "old-ort": ("Apple M3 Max (16 cores)", "Darwin 24.1.0 (arm64)"),
+        "rosetta": ("Apple M3 Max (16 cores)", "Darwin 24.1.0 (x86_64)"),
+        "ort-1.32": (M3_MAX, "Darwin 25.0.0 (arm64)"),
+        "epyc": ("AMD EPYC 9654 96-Core Processor (16 cores)", "Linux 6.8 (x86_64)"),
+    }
+    for uid, (chip, os_text) in rows.items():
+        desc = from_chip_id(chip, os_text).to_json()
+        common = {"model_digest": "d", "chip": chip, "ort_version": "1.22.0", "shapes": "x=1"}
+        db["trials"].insert(  # type: ignore[union-attr]
+            {**common, "trial_uid": uid, "config_id": "c", "os": os_text, "chip_descriptor": desc}
+        )
+        db["searches"].insert(  # type: ignore[union-attr]
+            {**common, "search_id": uid, "os": os_text, "chip_descriptor": desc}
+        )
+    db.conn.close()
+    open_writable(path).conn.close()
+    conn = sqlite3.connect(path)
+    for table, key in (("trials", "trial_uid"), ("searches", "search_id")):
+        found = {
+            uid: (chip, ChipDescriptor.from_json(text))
+            for uid, chip, text in conn.execute(f"SELECT {key}, chip, chip_descriptor FROM {table}")
+        }
+        assert found["old-ort"][0] == found["ort-1.32"][0] == M3_MAX
+        assert found["old-ort"][1].accelerators == ("GPU Apple", "NPU Apple")
+        assert found["rosetta"][0] == (
+            "Apple M3 Max (16 cores, x86_64 under Rosetta) + GPU Apple + NPU Apple"
+        )
+        assert found["rosetta"][1].arch == "x86_64"
+        assert found["epyc"][0] == rows["epyc"][0]
+    conn.close()

@@ -49,6 +49,7 @@ KNOWN_MIGRATIONS = frozenset(
         "m003_verdict",
         "m005_chip_descriptor",
         "m007_inputs_digest",
+        "m010_apple_chip_ids",
         "m008_serving",
         "m009_pipelines",
         "m010_apple_chip_ids",
