@@ -475,10 +475,12 @@ def _register() -> None:
     from autotune.commands.cli_db import db
     from autotune.commands.cli_inspect import inspect_cmd
     from autotune.commands.cli_report import report_cmd
+    from autotune.commands.cli_serving import register as register_serving
 
     cli.add_command(inspect_cmd)
     cli.add_command(report_cmd)
     cli.add_command(db)
+    register_serving(cli)
 
 
 _register()

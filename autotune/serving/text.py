@@ -1,0 +1,50 @@
+"""Terminal text of the serving objectives' outcomes and of a soak."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from autotune.serving.soak import SoakResult
+
+
+def _f(value: float | None, fmt: str) -> str:
+    return "-" if value is None else format(value, fmt)
+
+
+def throughput_text(details: dict[str, Any], pick_label: str | None, outcome: str) -> str:
+    lines = [f"{'arrangement':58} {'req/s':>9} {'p99 ms':>8} {'speed-up':>22}"]
+    for c in details["contenders"]:
+        interval = (
+            f"{_f(c['speedup'], '.3f')} [{_f(c['speedup_low'], '.2f')}, "
+            f"{_f(c['speedup_high'], '.2f')}]"
+        )
+        lines.append(
+            f"{c['label'][:58]:58} {_f(c['throughput'], '9.0f')} "
+            f"{_f(c['latency_ms_p99'], '8.2f')} {interval:>22}"
+        )
+    if details.get("unstable"):
+        lines.append("never stable over 3 windows: " + "; ".join(details["unstable"]))
+    lines.append(f"{outcome}: {pick_label or 'no pick'} ({details['reason']})")
+    return "\n".join(lines)
+
+
+def coldstart_text(details: dict[str, Any], pick_label: str | None, outcome: str) -> str:
+    lines = [f"{'configuration':58} {'first ever':>10} {'cached':>8} {'warm p50':>9}  (ms)"]
+    for c in details["contenders"]:
+        lines.append(
+            f"{c['label'][:58]:58} {_f(c['first_ever_ms'], '10.1f')} "
+            f"{_f(c['cached_cold_ms'], '8.1f')} {_f(c['warm_ms_p50'], '9.3f')}"
+        )
+    lines.append(f"{outcome}: {pick_label or 'no pick'} ({details['reason']})")
+    return "\n".join(lines)
+
+
+def soak_text(result: SoakResult) -> str:
+    lines = [result.label, f"{'s':>6} {'runs':>7} {'p50 ms':>9} {'p90 ms':>9} {'RSS MB':>8}"]
+    for w in result.windows:
+        lines.append(
+            f"{w.seconds:6.1f} {w.runs:7d} {w.latency_ms_p50:9.3f} {w.latency_ms_p90:9.3f} "
+            f"{w.rss_mb:8.1f}"
+        )
+    lines += [f"flag: {f}" for f in result.flags] or ["stable: no drift, no memory growth"]
+    return "\n".join(lines)
