@@ -30,7 +30,7 @@ from autotune.errors import AutotuneError, DatabaseError, ReportError
 from autotune.output.tables import ms, ordered_trials, printable
 from autotune.store.database import ResultKey, Store
 from autotune.store.records import Outcome, SearchRecord, Status, TrialRecord
-from autotune.tuning.objectives import pareto
+from autotune.tuning.objectives import load_ms, pareto
 from autotune.version import __version__
 
 log = logging.getLogger("autotune")
@@ -183,7 +183,7 @@ def pareto_front(rows: Sequence[TrialRecord]) -> list[str]:
     """Trial ids of the rows no other row beats on both latency ratio and load time
     (``objectives.pareto`` in two dimensions), by load time."""
     front = pareto(rows, memory=False)
-    return [str(r.trial_uid) for r in sorted(front, key=lambda r: (r.load_ms or 0.0, r.ratio))]
+    return [str(r.trial_uid) for r in sorted(front, key=lambda r: (load_ms(r) or 0.0, r.ratio))]
 
 
 # -- HTML ------------------------------------------------------------------------------------
@@ -481,7 +481,7 @@ def _trials_table(data: ReportData) -> str:
             f'<td class="cfg">{_e(r.label)}{badges}</td>{speed_cell}'
             f'<td class="num">{_e(ms(r.latency_ms_p50))}</td>'
             f'<td class="num">{_e(ms(r.latency_ms_p90))}</td>'
-            f'<td class="num">{_e(ms(r.load_ms))}</td>'
+            f'<td class="num">{_e(ms(load_ms(r)))}</td>'
             f'<td class="num">{_e(_mb(r.peak_rss_mb))}</td>'
             f'<td class="note">{_e(r.error or "")}</td></tr>'
         )
@@ -498,7 +498,8 @@ def _trials_table(data: ReportData) -> str:
         '<section id="trials">\n<h2>Configurations tried</h2>\n'
         "<p>Best first. <em>Speed-up</em> is ORT's default latency divided by this "
         "configuration's, the median over paired rounds; ± is half the spread of the middle half "
-        "of the rounds. <em>Load</em> is session creation plus the first run. <em>Pruned</em> "
+        "of the rounds. <em>Load</em> is session creation plus the first run (for a compiling "
+        "EP, from its compile cache, as each launch after the first pays it). <em>Pruned</em> "
         "configurations were stopped early because they were clearly slower. The ORT default "
         "row measures the default against itself: its distance from 1.00× is the noise of these "
         "measurements.</p>\n"
@@ -511,15 +512,15 @@ def _plotted(data: ReportData) -> list[TrialRecord]:
     return [
         r
         for r in data.measured
-        if r.load_ms is not None
-        and 0 < r.load_ms < math.inf
+        if (load := load_ms(r)) is not None
+        and 0 < load < math.inf
         and r.ratio
         and r.trial_uid is not None
     ]
 
 
 def _points(data: ReportData) -> list[tuple[str, float, float]]:
-    return [(str(r.trial_uid), float(r.load_ms or 0), float(r.ratio or 0)) for r in _plotted(data)]
+    return [(str(r.trial_uid), float(load_ms(r) or 0), float(r.ratio or 0)) for r in _plotted(data)]
 
 
 def _pareto_section(data: ReportData) -> str:
@@ -536,7 +537,7 @@ def _pareto_section(data: ReportData) -> str:
         items.append(
             f'<tr><td class="num">{i}</td><td class="cfg">{_e(r.label)}</td>'
             f'<td class="num">{_e(format_speedup(r.ratio, r.ratio_iqr))}</td>'
-            f'<td class="num">{_e(ms(r.load_ms))}</td></tr>'
+            f'<td class="num">{_e(ms(load_ms(r)))}</td></tr>'
         )
     return (
         head + "<p>Each dot is a measured configuration. Lower is faster to run, further left is "
