@@ -12,40 +12,23 @@ build timed inside its own fresh Python process; medians over the rounds are pri
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import statistics
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
-from autotune import plugins
+from autotune.build import cached_load_ms
 from autotune.config import SessionConfig
 from tests import models
-
-PACKAGE = "onnxruntime-ep-openvino"
-
-
-def openvino_config() -> SessionConfig:
-    pkg = next((p for p in plugins.discover() if p.package == PACKAGE), None)
-    devices = plugins.devices_of(pkg) if pkg else []
-    if pkg is None or not devices:
-        raise SystemExit(f"{PACKAGE} reports no device here (an Intel CPU is needed)")
-    return SessionConfig(
-        providers=(("OpenVINOExecutionProvider", {"load_config": '{"CPU":{"NUM_STREAMS":"1"}}'}),),
-        plugin={
-            "package": PACKAGE,
-            "version": pkg.version,
-            "device": plugins.device_selector(devices[0]),
-        },
-    ).canonical()
+from tests.test_compile_cache import openvino_config
 
 
 def build_ms(model: Path, config: SessionConfig, cache: Path) -> float:
-    command = [sys.executable, "-m", "autotune.compile_cache", str(model), config.to_json()]
-    done = subprocess.run([*command, str(cache)], capture_output=True, text=True, check=True)
-    return float(json.loads(done.stdout.strip().splitlines()[-1])["build_ms"])
+    """One build in a fresh process, timed there: a search's own measurement of a cached load."""
+    value = cached_load_ms(str(model), config, cache)
+    if value is None:
+        raise SystemExit("the build in a fresh process failed")
+    return value
 
 
 def main() -> None:
@@ -54,6 +37,8 @@ def main() -> None:
     parser.add_argument("--layers", type=int, default=8)
     args = parser.parse_args()
     config = openvino_config()
+    if config is None:
+        raise SystemExit("the OpenVINO plugin reports no device here (an Intel CPU is needed)")
     with tempfile.TemporaryDirectory() as tmp:
         model = models.slow(Path(tmp) / "slow.onnx", layers=args.layers)
         cache = Path(tmp) / "cache"

@@ -43,8 +43,9 @@ def _coreml(**options: str) -> SessionConfig:
     return SessionConfig(providers=((COREML, {"ModelFormat": "MLProgram", **options}),))
 
 
-def _openvino(**session: Any) -> SessionConfig | None:
-    """A configuration on the OpenVINO plugin's CPU device, or None where it reports none."""
+def openvino_config(**session: Any) -> SessionConfig | None:
+    """A configuration on the OpenVINO plugin's CPU device, or None where it reports none (also
+    ``scripts/bench_compile_cache.py``'s)."""
     pkg = next((p for p in plugins.discover() if p.package == OPENVINO), None)
     devices = plugins.devices_of(pkg) if pkg else []
     if pkg is None or not devices:
@@ -61,7 +62,7 @@ def _openvino(**session: Any) -> SessionConfig | None:
 
 
 def _need_openvino(**session: Any) -> SessionConfig:
-    config = _openvino(**session)
+    config = openvino_config(**session)
     if config is None:
         pytest.skip("the OpenVINO plugin reports no device on this machine (an AMD CPU)")
     return config
