@@ -4,6 +4,7 @@ load, and what a search then stores."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import random
 from pathlib import Path
@@ -350,3 +351,73 @@ def test_timeout_bounds_a_slow_models_whole_search_and_the_summary_says_why(
     assert "stopped early: --timeout 30 s" in proc.stdout
     # the bound holds within the startup of the processes (imports, the reference session)
     assert wall < 30 + 30, wall
+
+
+def test_best_and_show_say_what_an_inconclusive_search_concluded(mlp_path: Path) -> None:
+    """Not "no tuned configuration; run autotune search": the last search was inconclusive,
+    why, the resolution it reached, and what apps get."""
+    from click.testing import CliRunner
+
+    from autotune.chip import current_chip
+    from autotune.commands.cli import cli
+    from autotune.digest import model_digest
+
+    chip = current_chip()
+    reason = (
+        "1 candidate(s) still straddle the margin after 20 processes; no candidate gains "
+        "more than 6.0%"
+    )
+    with Store.open(write=True) as store:
+        store.upsert_search(
+            SearchRecord.from_row(
+                {
+                    "model_digest": model_digest(mlp_path),
+                    "model_name": mlp_path.name,
+                    "chip": chip.chip_id,
+                    "ort_version": chip.ort_version,
+                    "shapes": "x=1x16",
+                    "default_shapes": 1,
+                    "search_id": "s1",
+                    "state": "done",
+                    "finished_at": "2026-12-01T00:01:00+00:00",
+                    "objective": "latency",
+                    "outcome": INCONCLUSIVE,
+                    "aa_spread": 0.041,
+                    "verdict": json.dumps({"reason": reason, "resolution": 0.06}),
+                }
+            )
+        )
+    runner = CliRunner()
+    best = runner.invoke(cli, ["best", str(mlp_path)])
+    assert best.exit_code == 1
+    assert f"the last search of {mlp_path} here (2026-12-01T00:01:00+00:00): inconclusive: " in (
+        best.output
+    )
+    assert "no candidate gains more than 6.0%" in best.output
+    assert "Apps get ORT's defaults" in best.output and "no tuned configuration" not in best.output
+    shown = runner.invoke(cli, ["show", str(mlp_path)]).output
+    assert f"inconclusive: {reason}, A/A spread 4.1%" in shown
+
+
+def test_inspect_takes_the_shapes_and_inputs_a_search_takes(
+    dynamic_path: Path, tmp_path: Path
+) -> None:
+    """A user copies the search's command line: --shape and --inputs work, and the shapes are
+    fixed before the CoreML prediction."""
+    import numpy as np
+    from click.testing import CliRunner
+
+    from autotune.commands.cli import cli
+
+    runner = CliRunner()
+    flags = ["--shape", "tokens=1x4", "--shape", "x=1x3x8"]
+    out = runner.invoke(cli, ["inspect", str(dynamic_path), *flags, "--json"])
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.output)["shapes"] == {"tokens": [1, 4], "x": [1, 3, 8]}
+    feeds = tmp_path / "feeds.npz"
+    np.savez(feeds, tokens=np.zeros((1, 4), dtype=np.int64), x=np.zeros((1, 3, 8), np.float32))
+    text = runner.invoke(cli, ["inspect", str(dynamic_path), "--inputs", str(feeds)])
+    assert text.exit_code == 0, text.output
+    assert "Shapes     tokens=1x4;x=1x3x8" in text.output
+    bad = runner.invoke(cli, ["inspect", str(dynamic_path), "--shape", "nope=1"])
+    assert bad.exit_code != 0 and "Traceback" not in bad.output

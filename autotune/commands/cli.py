@@ -269,6 +269,10 @@ def best(
         if notes.skipped:  # a search would not repair a broken database: no hint to run one
             raise AutotuneError(f"no usable tuned configuration for {model} on this chip")
         hint = search_hint(model, given)
+        concluded = _last_inconclusive(model, db)
+        if concluded:  # say what the last search concluded, and what apps get
+            click.echo(f"{concluded}\nTo decide it, run again when the machine is quieter: {hint}")
+            sys.exit(1)
         raise AutotuneError(f"no tuned configuration for {model} on this chip; run: {hint}")
     if as_json and not fmt:
         click.echo(json.dumps(choice.to_dict(), indent=2))
@@ -279,6 +283,30 @@ def best(
         click.echo(snippet(choice.config, fmt, model_path=model))
         return
     click.echo(best_text(choice))
+
+
+def _last_inconclusive(model: str, db: str | None) -> str | None:
+    """What the last finished search of MODEL here concluded, when it was inconclusive."""
+    from autotune.chip import current_chip
+    from autotune.digest import model_digest
+    from autotune.output.tables import printable, verdict_line
+    from autotune.store.database import Store
+
+    try:
+        digest = model_digest(model)
+    except (OSError, AutotuneError):
+        return None
+    with Store.open(db, write=False) as store:
+        latest = store.latest_search(digest, current_chip().chip_id)
+    verdict = latest.stored_verdict if latest else None
+    if latest is None or verdict is None or verdict.outcome != "inconclusive":
+        return None
+    return (
+        printable(
+            verdict_line(latest).replace("verdict", f"the last search of {model} here", 1)
+        ).replace("; apps keep", ". Apps get", 1)
+        + " (best_session() returns it)."
+    )
 
 
 @cli.command(name="list")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import tempfile
 import textwrap
 import warnings
 from collections.abc import Iterator
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from autotune.model import Dim, TensorSpec, load_model_info
+from autotune.model import Dim, TensorSpec, load_model_info, resolve_shapes, shape_signature
 from autotune.output.coreml_ops import CorrectedOps
 
 COREML_FORMATS = {
@@ -109,6 +110,7 @@ class Inspection:
     coreml: tuple[CoreMLPrediction, ...]  # empty when the prediction is unavailable
     coreml_unavailable: str | None
     notes: tuple[str, ...]
+    shapes: dict[str, tuple[int, ...]] | None = None  # --shape / --inputs, resolved
 
     @property
     def node_count(self) -> int:
@@ -129,21 +131,27 @@ class Inspection:
             "coreml": {p.model_format: p.to_dict() for p in self.coreml} or None,
             "coreml_unavailable": self.coreml_unavailable,
             "notes": list(self.notes),
+            "shapes": {k: list(v) for k, v in self.shapes.items()} if self.shapes else None,
         }
 
 
-def inspect_model(path: str | os.PathLike[str]) -> Inspection:
-    """Describe the model at ``path`` without running it. Raises ModelError for a bad file; a
-    failing CoreML checker only sets ``coreml_unavailable``."""
+def inspect_model(
+    path: str | os.PathLike[str], shapes: dict[str, tuple[int, ...]] | None = None
+) -> Inspection:
+    """Describe the model at ``path`` without running it; with ``shapes`` (as ``search``'s
+    ``--shape``), its symbolic dimensions are fixed first, so the CoreML prediction sees the
+    static shapes a search would measure. Raises ModelError for a bad file and ShapeError for
+    shapes that do not fit; a failing CoreML checker only sets ``coreml_unavailable``."""
     import onnxruntime
 
     info = load_model_info(path)
+    resolved = resolve_shapes(info, shapes) if shapes else None
     coreml: tuple[CoreMLPrediction, ...] = ()
     unavailable: str | None = None
     notes: list[str] = []
     try:
-        with _quiet():
-            coreml, notes = _predict_coreml(info.path)
+        with _quiet(), _with_fixed_shapes(info.path, resolved) as checked:
+            coreml, notes = _predict_coreml(checked)
     except ImportError as exc:
         unavailable = (
             f"onnxruntime {onnxruntime.__version__} has no usable onnxruntime.tools "
@@ -166,7 +174,26 @@ def inspect_model(path: str | os.PathLike[str]) -> Inspection:
         coreml=coreml,
         coreml_unavailable=unavailable,
         notes=tuple(notes),
+        shapes=resolved,
     )
+
+
+@contextlib.contextmanager
+def _with_fixed_shapes(path: Path, shapes: dict[str, tuple[int, ...]] | None) -> Iterator[Path]:
+    """``path``, or a temporary copy with each input's shape fixed to ``shapes``."""
+    if not shapes:
+        yield path
+        return
+    import onnx
+    from onnxruntime.tools.onnx_model_utils import make_input_shape_fixed
+
+    model = onnx.load(str(path))
+    for name, shape in shapes.items():
+        make_input_shape_fixed(model.graph, name, list(shape))
+    with tempfile.TemporaryDirectory(prefix="autotune-inspect-") as tmp:
+        fixed = Path(tmp) / path.name
+        onnx.save(model, str(fixed))
+        yield fixed
 
 
 def _predict_coreml(path: Path) -> tuple[tuple[CoreMLPrediction, ...], list[str]]:
@@ -350,6 +377,7 @@ def format_inspection(inspection: Inspection) -> str:
         *field("SHA-256", [i.digest]),
         *field("Opset", [str(i.opset)]),
         *field("Inputs", tensors(i.inputs)),
+        *field("Shapes", [shape_signature(i.shapes)] if i.shapes else []),
         *field("Outputs", tensors(i.outputs)),
         *field(
             "Ops",

@@ -311,7 +311,8 @@ def trials_text(
     configuration the latest verdict picked. With no rows, the ``command`` to run (default: a
     plain ``autotune search``)."""
     if not rows:
-        return f"No trials of {model} on this chip; run: {command or f'autotune search {model}'}"
+        none = f"No trials of {model} on this chip; run: {command or f'autotune search {model}'}"
+        return printable(verdict_line(search)) + "\n\n" + none if search else none
     pick_id = search.pick_config_id if search else None
     body = []
     for r in rows:
@@ -339,12 +340,15 @@ def verdict_line(search: SearchRecord) -> str:
     """The latest finished search's verdict in one line, as ``show`` prints it."""
     v = search.stored_verdict
     when = (v.finished_at if v else search.finished_at) or "?"
+    spread = f", A/A spread {v.aa_spread:.1%}" if v and v.aa_spread is not None else ""
     if v is None or v.outcome == Outcome.INCONCLUSIVE:
-        return f"verdict ({when}): inconclusive; apps keep ORT's defaults or an earlier verdict"
-    spread = f", A/A spread {v.aa_spread:.1%}" if v.aa_spread is not None else ""
-    if v.outcome == Outcome.DEFAULT:
+        why = f": {v.reason}" if v and v.reason else ""
         return (
-            f"verdict ({when}): ORT's defaults stay (no candidate beat them by the margin){spread}"
+            f"verdict ({when}): inconclusive{why}{spread}; apps keep ORT's defaults or an "
+            "earlier verdict"
         )
+    if v.outcome == Outcome.DEFAULT:
+        why = f": {v.reason}" if v.reason else " (no candidate beat them by the margin)"
+        return f"verdict ({when}): ORT's defaults stay{why}{spread}"
     figure = speedup_text(v.speedup, v.speedup_low, v.speedup_high)
     return f"verdict ({when}): * {v.pick_label}, {figure} ORT's defaults' speed{spread}"
