@@ -88,10 +88,14 @@ def build_cached_session(
 
     if not compile_cache.uses_compile_cache(config):
         return build_session(model_path, config)
-    built = compile_cache.build_cached(
-        compile_cache.entry_dir(digest, config),
-        lambda directory: build_session(model_path, config, cache_dir=directory),
-    )
+    try:
+        built = compile_cache.build_cached(
+            compile_cache.entry_dir(digest, config),
+            lambda directory: build_session(model_path, config, cache_dir=directory),
+        )
+    except compile_cache.CacheUnavailable as exc:
+        log.warning("autotune: %s; building without a compile cache", exc)
+        return build_session(model_path, config)
     if built.wiped:
         log.info("autotune: compile cache of %s rebuilt: %s", os.fspath(model_path), built.wiped)
     if built.cold:
@@ -111,16 +115,20 @@ def build_trial_session(
     their own fresh session process and report the key's recorded cold compile beside it."""
     from autotune import compile_cache
 
+    t0 = time.perf_counter()
     if cache_dir is None or not compile_cache.uses_compile_cache(config):
-        t0 = time.perf_counter()
         session = build_session(model_path, config, record_placement=True)
         return session, (time.perf_counter() - t0) * 1000.0, None
-    built = compile_cache.build_cached(
-        Path(cache_dir),
-        lambda directory: build_session(
-            model_path, config, cache_dir=directory, record_placement=True
-        ),
-    )
+    try:
+        built = compile_cache.build_cached(
+            Path(cache_dir),
+            lambda directory: build_session(
+                model_path, config, cache_dir=directory, record_placement=True
+            ),
+        )
+    except compile_cache.CacheUnavailable:
+        session = build_session(model_path, config, record_placement=True)
+        return session, (time.perf_counter() - t0) * 1000.0, None
     if not built.cold:
         return built.session, built.cold_ms or built.build_ms, built.build_ms
     return built.session, built.build_ms, cached_load_ms(model_path, config, Path(cache_dir))

@@ -174,6 +174,11 @@ def trial_dir(root: str | None, config: SessionConfig) -> str | None:
     return str(path)
 
 
+class CacheUnavailable(OSError):
+    """The compile cache cannot be written here (a read-only or missing cache directory): the
+    session is then built without one."""
+
+
 @dataclass(frozen=True)
 class CachedBuild:
     """A session built through a compile cache, and what the cache held."""
@@ -191,9 +196,15 @@ def build_cached(directory: Path, build: Callable[[Path], Any]) -> CachedBuild:
     A directory with no marker (a build killed part-way) is wiped first. When the build fails
     on a filled cache, the cache is wiped and the build retried once; a second failure wipes it
     again and raises what the build raised. AutotuneErrors (a missing plugin, a refused
-    option) are raised at once: the cache is not what failed."""
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    with _locked(_lock_path(directory)):
+    option) are raised at once: the cache is not what failed. Raises CacheUnavailable, before
+    building, when the directory or its lock cannot be created."""
+    lock = contextlib.ExitStack()
+    try:
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        lock.enter_context(_locked(_lock_path(directory)))
+    except OSError as exc:
+        raise CacheUnavailable(f"compile cache {directory} unusable: {exc}") from None
+    with lock:
         marker = _read_marker(directory)
         wiped = None
         if marker is None and directory.exists() and any(directory.iterdir()):
@@ -216,7 +227,8 @@ def build_cached(directory: Path, build: Callable[[Path], Any]) -> CachedBuild:
             if marker is None:
                 _write_marker(directory, {"cold_ms": build_ms, "created": time.time()})
                 return CachedBuild(session, build_ms, True, build_ms, wiped)
-            os.utime(directory / MARKER)  # least recently used: the marker's mtime
+            with contextlib.suppress(OSError):
+                os.utime(directory / MARKER)  # least recently used: the marker's mtime
             cold_ms = marker.get("cold_ms")
             cold = float(cold_ms) if isinstance(cold_ms, (int, float)) else None
             return CachedBuild(session, build_ms, False, cold, wiped)
@@ -257,7 +269,8 @@ def _remove_if_free(directory: Path) -> bool:
     try:
         with _locked(lock, wait=False):
             _wipe(directory)
-            lock.unlink()  # inside the lock: a waiter sees the file gone and locks anew
+            with contextlib.suppress(OSError):  # Windows: not while it is open
+                lock.unlink()  # inside the lock: a waiter sees the file gone and locks anew
     except BlockingIOError:
         return False
     return True
@@ -306,6 +319,7 @@ def _lock(handle: IO[bytes], wait: bool) -> None:
         import msvcrt
 
         mode = msvcrt.LK_LOCK if wait else msvcrt.LK_NBLCK
+        handle.seek(0)  # msvcrt locks bytes from the current position
         try:
             msvcrt.locking(handle.fileno(), mode, 1)
         except OSError as exc:
@@ -339,10 +353,15 @@ def _read_marker(directory: Path) -> dict[str, Any] | None:
 
 
 def _write_marker(directory: Path, data: dict[str, Any]) -> None:
-    directory.mkdir(parents=True, exist_ok=True)
+    """Mark ``directory`` complete; if that fails (a full disk), the next build compiles again."""
     tmp = directory / f"{MARKER}.{os.getpid()}"
-    tmp.write_text(json.dumps(data))
-    os.replace(tmp, directory / MARKER)  # complete or absent, never half-written
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(json.dumps(data))
+        os.replace(tmp, directory / MARKER)  # complete or absent, never half-written
+    except OSError:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
 
 
 def _wipe(directory: Path) -> None:

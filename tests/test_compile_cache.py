@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import onnxruntime as ort
 import pytest
 
@@ -383,6 +384,26 @@ def test_device_policy_sessions_get_a_cache_for_coreml(
     entry = directory.parent
     assert entry.name == compile_key(policy) and (entry / compile_cache.MARKER).exists()
     assert ort.__version__ in entry.parent.name
+
+
+def test_an_unusable_cache_directory_builds_without_one(
+    mlp_path: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    policy = SessionConfig(device_policy="PREFER_CPU").canonical()
+    real = ort.get_available_providers()
+    monkeypatch.setattr(ort, "get_available_providers", lambda: [COREML, *real])  # as above
+    _store_pick(mlp_path, policy)
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    monkeypatch.setenv("AUTOTUNE_CACHE_DIR", str(blocker / "cache"))  # mkdir fails for real
+    with caplog.at_level(logging.WARNING, logger="autotune"):
+        session = autotune.best_session(mlp_path, strict=True)  # the pick, not a fallback
+    assert session.run(None, {"x": np.ones((1, 16), np.float32)})
+    (record,) = caplog.records
+    assert "unusable" in record.getMessage() and "without a compile cache" in record.getMessage()
 
 
 def test_best_session_fills_then_reuses_the_cache(
