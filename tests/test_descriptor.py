@@ -345,32 +345,37 @@ def test_stored_apple_chip_ids_are_made_canonical() -> None:
         assert canonical_chip_id(other, other_os) == other
 
 
-def test_migration_makes_apple_chip_ids_canonical(tmp_path: Path) -> None:
+ROSETTA_ID = "Apple M3 Max (16 cores, x86_64 under Rosetta) + GPU Apple + NPU Apple"
+OLD_ROWS = {
+    "old-ort": ("Apple M3 Max (16 cores)", "Darwin 24.1.0 (arm64)"),
+    "rosetta": ("Apple M3 Max (16 cores)", "Darwin 24.1.0 (x86_64)"),
+    "ort-1.32": (M3_MAX, "Darwin 25.0.0 (arm64)"),
+    "epyc": ("AMD EPYC 9654 96-Core Processor (16 cores)", "Linux 6.8 (x86_64)"),
+}
+
+
+def _database_before_m010(path: Path) -> Path:
+    """A database as an autotune before migration m010 left it, with OLD_ROWS' chip ids."""
     import sqlite_utils
 
-    from autotune.store.database import open_writable
     from autotune.store.schema import migrations
 
-    path = tmp_path / "old.db"
     db = sqlite_utils.Database(path)
     migrations.apply(db, stop_before="m010_apple_chip_ids")
-    rows = {
-        "old-ort": ("Apple M3 Max (16 cores)", "Darwin 24.1.0 (arm64)"),
-        "rosetta": ("Apple M3 Max (16 cores)", "Darwin 24.1.0 (x86_64)"),
-        "ort-1.32": (M3_MAX, "Darwin 25.0.0 (arm64)"),
-        "epyc": ("AMD EPYC 9654 96-Core Processor (16 cores)", "Linux 6.8 (x86_64)"),
-    }
-    for uid, (chip, os_text) in rows.items():
+    for uid, (chip, os_text) in OLD_ROWS.items():
         desc = from_chip_id(chip, os_text).to_json()
         common = {"model_digest": "d", "chip": chip, "ort_version": "1.22.0", "shapes": "x=1"}
         db["trials"].insert(  # type: ignore[union-attr]
             {**common, "trial_uid": uid, "config_id": "c", "os": os_text, "chip_descriptor": desc}
         )
         db["searches"].insert(  # type: ignore[union-attr]
-            {**common, "search_id": uid, "os": os_text, "chip_descriptor": desc}
+            {**common, "search_id": uid, "os": os_text, "chip_descriptor": desc, "state": "done"}
         )
     db.conn.close()
-    open_writable(path).conn.close()
+    return path
+
+
+def _assert_canonical(path: Path) -> None:
     conn = sqlite3.connect(path)
     for table, key in (("trials", "trial_uid"), ("searches", "search_id")):
         found = {
@@ -379,9 +384,26 @@ def test_migration_makes_apple_chip_ids_canonical(tmp_path: Path) -> None:
         }
         assert found["old-ort"][0] == found["ort-1.32"][0] == M3_MAX
         assert found["old-ort"][1].accelerators == ("GPU Apple", "NPU Apple")
-        assert found["rosetta"][0] == (
-            "Apple M3 Max (16 cores, x86_64 under Rosetta) + GPU Apple + NPU Apple"
-        )
+        assert found["rosetta"][0] == ROSETTA_ID
         assert found["rosetta"][1].arch == "x86_64"
-        assert found["epyc"][0] == rows["epyc"][0]
+        assert found["epyc"][0] == OLD_ROWS["epyc"][0]
     conn.close()
+
+
+def test_migration_makes_apple_chip_ids_canonical(tmp_path: Path) -> None:
+    from autotune.store.database import open_writable
+
+    path = _database_before_m010(tmp_path / "old.db")
+    open_writable(path).conn.close()
+    _assert_canonical(path)
+
+
+def test_merging_an_older_database_makes_its_apple_chip_ids_canonical(tmp_path: Path) -> None:
+    from autotune.store.sharing import merge
+
+    old = _database_before_m010(tmp_path / "old.db")
+    merge([old], into=tmp_path / "team.db")
+    _assert_canonical(tmp_path / "team.db")
+    # merged again (now as the same rows), nothing is added beside them
+    (report,) = merge([old], into=tmp_path / "team.db")
+    assert (report.trials_new, report.searches_new, report.searches_beside) == (0, 0, 0)

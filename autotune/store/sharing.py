@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from autotune.descriptor import canonical_row
 from autotune.errors import AutotuneError, DatabaseError
 from autotune.paths import database_paths
 from autotune.store.database import COLUMNS, JSON_COLUMNS, Store
@@ -593,8 +594,12 @@ def _accept(
     clean = _validated(table, row, schema[table])
     if clean is None:
         report._skip(table)
-    else:
-        out[table].append(clean)
+        return
+    # an older autotune's Apple Silicon chip ids, as this one writes them (migration m010)
+    canonical = canonical_row(clean["chip"] or "", clean.get("os"), clean.get("chip_descriptor"))
+    if canonical is not None:
+        clean["chip"], clean["chip_descriptor"] = canonical
+    out[table].append(clean)
 
 
 def _validated(table: str, row: Row, columns: dict[str, Kind]) -> Row | None:
