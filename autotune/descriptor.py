@@ -514,10 +514,15 @@ def canonical_row(
 
 def stored_descriptor(chip: str, os_name: str | None, text: str | None) -> ChipDescriptor:
     """The descriptor stored with a row (``text``), or (older or damaged rows) parsed from its
-    chip id and OS."""
-    if isinstance(text, str):
-        try:
-            return ChipDescriptor.from_json(text)
-        except ValueError:
-            pass
-    return from_chip_id(chip, os_name)
+    chip id and OS. An Apple Silicon row stored without accelerators (under an ORT before 1.32)
+    gets the hardware's, as the chip id now says: a row in a read-only layer that migration m010
+    never touched (a team database, one in an app bundle) keeps its old chip id, but is still
+    borrowed by its own chip."""
+    try:
+        desc = ChipDescriptor.from_json(text) if isinstance(text, str) else None
+    except ValueError:
+        desc = None
+    desc = desc or from_chip_id(chip, os_name)
+    if desc.vendor == "Apple" and desc.os == "Darwin" and not desc.accelerators:
+        desc = replace(desc, accelerators=APPLE_SILICON_ACCELERATORS)  # ORT < 1.32 saw none
+    return desc

@@ -9,6 +9,7 @@ import platform
 import sqlite3
 import subprocess
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from autotune.descriptor import (
     parse_cpu_list,
     read_sysctl,
     split_chip_id,
+    stored_descriptor,
 )
 
 # (brand string exactly as sysctl machdep.cpu.brand_string, /proc/cpuinfo or Windows report it,
@@ -407,3 +409,18 @@ def test_merging_an_older_database_makes_its_apple_chip_ids_canonical(tmp_path: 
     # merged again (now as the same rows), nothing is added beside them
     (report,) = merge([old], into=tmp_path / "team.db")
     assert (report.trials_new, report.searches_new, report.searches_beside) == (0, 0, 0)
+
+
+def test_an_unmigrated_read_only_row_is_still_borrowed_by_its_own_chip() -> None:
+    from autotune import ladder
+
+    old_id, old_os = OLD_ROWS["old-ort"]
+    here = replace(
+        from_chip_id(M3_MAX, "Darwin 25.0.0 (arm64)"), performance_cores=12, efficiency_cores=4
+    )
+    stored = stored_descriptor(old_id, old_os, from_chip_id(old_id, old_os).to_json())
+    assert stored.accelerators == ("GPU Apple", "NPU Apple")
+    assert ladder.rung(M3_MAX, here, old_id, stored) == "cores"
+    # a Rosetta row stays another architecture's, never borrowed by a native process
+    rosetta = stored_descriptor(*OLD_ROWS["rosetta"], None)
+    assert ladder.rung(M3_MAX, here, OLD_ROWS["rosetta"][0], rosetta) is None
