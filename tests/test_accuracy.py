@@ -36,6 +36,7 @@ def _worker(path: Path, protocol: Protocol) -> MeasuringWorker:
     return MeasuringWorker(WorkerSetup(str(path), feeds, protocol))
 
 
+@pytest.mark.slow
 def test_gelu_approximation_is_rejected_by_default(transformer: Path) -> None:
     worker = _worker(transformer, FAST)
     try:
@@ -51,6 +52,7 @@ def test_gelu_approximation_is_rejected_by_default(transformer: Path) -> None:
     assert exact.status == Status.OK and exact.err_to_tol is not None and exact.err_to_tol < 1
 
 
+@pytest.mark.slow
 def test_looser_tolerance_accepts_it(transformer: Path) -> None:
     worker = _worker(transformer, Protocol(**{**FAST.__dict__, "rtol": 1e-2, "atol": 5e-3}))
     try:
@@ -60,6 +62,7 @@ def test_looser_tolerance_accepts_it(transformer: Path) -> None:
     assert result.status == Status.OK
 
 
+@pytest.mark.slow
 def test_search_never_picks_an_inaccurate_configuration(transformer: Path) -> None:
     from autotune.store.database import Store
     from autotune.tuning.search import SearchOptions, run_search

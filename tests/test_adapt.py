@@ -74,6 +74,7 @@ def _relabel_to_sibling(db: Path, model: Path) -> str:
     return sibling
 
 
+@pytest.mark.slow
 def test_adapt_stores_a_local_verdict_for_a_relabelled_database(
     mlp_path: Path, tmp_path: Path
 ) -> None:
@@ -114,6 +115,7 @@ def test_adapt_with_nothing_to_borrow_and_the_cli(mlp_path: Path) -> None:
     assert json.loads(out.output)["status"] == "nothing"
 
 
+@pytest.mark.slow
 def test_best_session_adapts_in_the_background(
     mlp_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

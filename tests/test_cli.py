@@ -79,6 +79,7 @@ def _bad_model_cases(tmp_path: Path, mlp_path: Path) -> list[tuple[list[str], st
     ]
 
 
+@pytest.mark.slow
 def test_bad_inputs_leave_the_database_as_it_was(
     tmp_path: Path, mlp_path: Path, populated_db: Path
 ) -> None:
@@ -98,6 +99,7 @@ def test_not_sqlite_database(tmp_path: Path, mlp_path: Path) -> None:
     assert bogus.read_text() == "hello, not a database\n"
 
 
+@pytest.mark.slow
 def test_newer_schema_is_refused_untouched(populated_db: Path, mlp_path: Path) -> None:
     conn = sqlite3.connect(populated_db)
     with conn:
@@ -125,6 +127,7 @@ def test_foreign_sqlite_database_is_refused(tmp_path: Path, mlp_path: Path) -> N
     assert _digest(foreign) == before
 
 
+@pytest.mark.slow
 def test_search_best_show_list_chip(populated_db: Path, mlp_path: Path) -> None:
     code, out = run("best", str(mlp_path), "--json")
     assert code == 0, out
@@ -145,6 +148,7 @@ def test_best_without_results(mlp_path: Path) -> None:
     _assert_one_error_line(code, out, f"run: autotune search {mlp_path}")
 
 
+@pytest.mark.slow
 def test_search_json_output(mlp_path: Path) -> None:
     code, out = run(
         "search", str(mlp_path), "--trials", "2", "--rounds", "2", "--min-gain", "0.99", "--json"
@@ -165,6 +169,7 @@ def test_every_command_has_help() -> None:
         assert code == 0 and "Usage:" in out
 
 
+@pytest.mark.slow
 def test_best_format_snippets(populated_db: Path, mlp_path: Path) -> None:
     code, out = run("best", str(mlp_path), "--format", "python")
     assert code == 0 and "import onnxruntime as ort" in out and "InferenceSession(" in out
@@ -174,6 +179,7 @@ def test_best_format_snippets(populated_db: Path, mlp_path: Path) -> None:
     assert code == 0 and json.loads(out)["providers"][-1][0] == "CPUExecutionProvider"
 
 
+@pytest.mark.slow
 def test_report_command(populated_db: Path, mlp_path: Path, tmp_path: Path) -> None:
     code, out = run("report", str(mlp_path), "-o", str(tmp_path / "r.html"))
     assert code == 0, out

@@ -101,6 +101,7 @@ def _check(db: Path, expected: int) -> None:
         conn.close()
 
 
+@pytest.mark.slow
 def test_four_processes_insert_800_trials(tmp_path: Path) -> None:
     db = tmp_path / "shared.db"
     procs, _barrier = _start_writers(db, tmp_path, WRITERS)

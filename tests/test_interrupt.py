@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from autotune.tuning.search import SearchOptions, run_search
 from tests.conftest import FAST
 
@@ -27,6 +29,7 @@ def _count(db: Path) -> int:
         conn.close()
 
 
+@pytest.mark.slow
 def test_kill_9_then_resume(mlp_path: Path, tmp_path: Path) -> None:
     db = tmp_path / "autotune.db"
     proc = subprocess.Popen(
@@ -60,6 +63,7 @@ def _states(db: Path) -> list[tuple[str, str | None, str | None]]:
         conn.close()
 
 
+@pytest.mark.slow
 def test_sigterm_marks_the_search_interrupted_and_leaves_no_pick(
     mlp_path: Path, tmp_path: Path
 ) -> None:
@@ -81,6 +85,7 @@ def test_sigterm_marks_the_search_interrupted_and_leaves_no_pick(
     assert _states(db) == [("interrupted", None, None)]
 
 
+@pytest.mark.slow
 def test_a_killed_search_is_marked_interrupted_by_the_next_one(
     mlp_path: Path, tmp_path: Path
 ) -> None:
@@ -101,6 +106,7 @@ def test_a_killed_search_is_marked_interrupted_by_the_next_one(
     assert sorted(s[0] for s in _states(db)) == ["done", "interrupted"]
 
 
+@pytest.mark.slow
 def test_a_search_that_fails_is_marked_failed_with_its_error(
     mlp_path: Path, tmp_path: Path
 ) -> None:

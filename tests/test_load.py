@@ -84,6 +84,7 @@ def test_a_busy_machine_stops_the_search_before_anything_is_stored(
         assert store.summary() == []
 
 
+@pytest.mark.slow
 def test_allow_busy_goes_on_and_marks_every_trial(mlp_path: Path, cpu_hog: int) -> None:
     outcome = run_search(mlp_path, SearchOptions(trials=2, protocol=FAST, allow_busy=True))
     with Store.open() as store:

@@ -90,6 +90,7 @@ def test_best_session_prefers_load_when_asked(
     assert not caplog.records
 
 
+@pytest.mark.slow
 def test_search_for_load_time(mlp_path: Path) -> None:
     outcome = run_search(mlp_path, SearchOptions(trials=6, protocol=FAST, objective="load"))
     with Store.open() as store:

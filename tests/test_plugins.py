@@ -289,6 +289,7 @@ def test_candidates_are_one_per_reported_device() -> None:
             study.tell(trial, 1.0)
 
 
+@pytest.mark.slow
 def test_search_and_best_session_stay_clean(
     mlp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

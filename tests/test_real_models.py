@@ -79,6 +79,7 @@ def test_scalar_inputs_need_no_shape(tmp_path: Path) -> None:
     assert resolve_shapes(info, given) == shapes
 
 
+@pytest.mark.slow
 def test_lookups_with_the_shapes_searched_with_find_the_result(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -112,6 +113,7 @@ def test_a_signature_is_matched_only_when_the_given_shapes_choose_one() -> None:
 # -- 2. integer inputs the synthetic value breaks --------------------------------------------
 
 
+@pytest.mark.slow
 def test_integer_input_broken_by_the_synthetic_value_names_it_and_the_fix(
     tmp_path: Path,
 ) -> None:
@@ -142,6 +144,7 @@ def test_integer_input_broken_by_the_synthetic_value_names_it_and_the_fix(
 # -- 3. a graph onnx.checker refuses and onnxruntime runs ------------------------------------
 
 
+@pytest.mark.slow
 def test_a_model_onnxruntime_loads_is_accepted_with_one_warning(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -200,6 +203,7 @@ def test_long_messages_are_cut_after_a_whole_sentence() -> None:
 # -- 4. unnamed dimensions --------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_only_named_dimensions_are_overridden(tmp_path: Path) -> None:
     path = models.unnamed_dims(tmp_path / "ocr.onnx")
     info = load_model_info(path)
@@ -314,6 +318,7 @@ def test_png_without_matplotlib_writes_nothing(tmp_path: Path, mlp_path: Path) -
 # -- 9. real inputs are real ------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_search_on_real_inputs_measures_again(tmp_path: Path, mlp_path: Path) -> None:
     synthetic = run_search(mlp_path, _options(trials=4))
     feeds = {"x": np.linspace(-3, 3, 16, dtype=np.float32).reshape(1, 16)}
@@ -347,6 +352,7 @@ def test_a_search_on_real_inputs_measures_again(tmp_path: Path, mlp_path: Path) 
 # -- 10. small things a user notices ------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_study_search_says_where_its_example_is_and_what_the_command_line_replaces(
     tmp_path: Path,
 ) -> None:

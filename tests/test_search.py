@@ -28,6 +28,7 @@ def _trials(outcome_key: ResultKey) -> list[TrialRecord]:
         return store.trials(outcome_key)
 
 
+@pytest.mark.slow
 def test_search_stores_every_trial_with_default_first(mlp_path: Path) -> None:
     outcome = run_search(mlp_path, _options())
     rows = _trials(outcome.key)
@@ -51,6 +52,7 @@ def test_search_stores_every_trial_with_default_first(mlp_path: Path) -> None:
     assert outcome.outcome == "inconclusive" or outcome.speedup >= 1.0  # type: ignore[operator]
 
 
+@pytest.mark.slow
 def test_search_resumes_without_measuring_again(mlp_path: Path) -> None:
     first = run_search(mlp_path, _options(trials=3))
     second = run_search(mlp_path, _options(trials=6, seed=2))
@@ -64,6 +66,7 @@ def test_search_resumes_without_measuring_again(mlp_path: Path) -> None:
     assert third.measured == 0 and len(_trials(first.key)) == 6
 
 
+@pytest.mark.slow
 def test_crashing_trial_is_recorded_and_search_goes_on(mlp_path: Path) -> None:
     # injected fault (tests/faults.py): configurations with one intra-op thread segfault
     options = _options(trials=8, worker_target=faults.crashing_worker)
@@ -83,6 +86,7 @@ def test_crashing_trial_is_recorded_and_search_goes_on(mlp_path: Path) -> None:
     assert again.resumed == 8
 
 
+@pytest.mark.slow
 def test_hanging_trial_times_out(mlp_path: Path) -> None:
     # injected fault (tests/faults.py): configurations with one intra-op thread hang
     options = _options(trials=6, trial_timeout=3.0, worker_target=faults.hanging_worker)
@@ -102,6 +106,7 @@ def test_symbolic_dims_need_shapes(dynamic_path: Path) -> None:
     assert not Path(Store.open().paths[0]).exists()  # nothing written for bad input
 
 
+@pytest.mark.slow
 def test_shapes_key_results(dynamic_path: Path) -> None:
     a = run_search(dynamic_path, _options(trials=2, shapes={"tokens": (1, 8), "x": (1, 3, 8)}))
     b = run_search(dynamic_path, _options(trials=2, shapes={"tokens": (1, 32), "x": (1, 3, 8)}))
@@ -130,6 +135,7 @@ def test_trials_must_be_positive(mlp_path: Path) -> None:
         run_search(mlp_path, _options(trials=0))
 
 
+@pytest.mark.slow
 def test_results_from_another_ort_version_are_revalidated_first(mlp_path: Path) -> None:
     import sqlite3
 
@@ -153,6 +159,7 @@ def test_results_from_another_ort_version_are_revalidated_first(mlp_path: Path) 
         assert rows[1].config_id == best_old[0]
 
 
+@pytest.mark.slow
 def test_show_filters_by_provenance(mlp_path: Path) -> None:
     from click.testing import CliRunner
 
@@ -201,6 +208,7 @@ def optuna_fixed(params: dict[str, object]) -> Any:
     return FixedTrial(params)
 
 
+@pytest.mark.slow
 def test_stale_result_of_another_build_is_not_replayed_here(mlp_path: Path) -> None:
     """A team database may hold results of a build with other providers (here an OpenVINO
     trial from the onnxruntime-openvino wheel): the search skips them instead of failing."""

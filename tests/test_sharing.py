@@ -153,6 +153,7 @@ def populated_target(tmp_path: Path, machines: Machines) -> Path:
 # -- export and merge ---------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_export_then_merge_adds_up_without_duplicates(tmp_path: Path, machines: Machines) -> None:
     a_out, b_out = tmp_path / "share" / "a.db", tmp_path / "share" / "b.jsonl"
     (tmp_path / "share").mkdir()  # export never creates directories (like report -o)
@@ -182,6 +183,7 @@ def test_export_then_merge_adds_up_without_duplicates(tmp_path: Path, machines: 
     assert shared
 
 
+@pytest.mark.slow
 def test_merge_twice_changes_nothing(tmp_path: Path, machines: Machines) -> None:
     b_out = tmp_path / "b.jsonl"
     ok("export", "--db", machines.b, b_out)
@@ -200,6 +202,7 @@ def test_merge_twice_changes_nothing(tmp_path: Path, machines: Machines) -> None
     assert dump(merged) == before
 
 
+@pytest.mark.slow
 def test_jsonl_round_trip_keeps_every_row_identical(tmp_path: Path, machines: Machines) -> None:
     first = tmp_path / "b.jsonl"
     ok("export", "--db", machines.b, first)
@@ -224,6 +227,7 @@ def test_jsonl_round_trip_keeps_every_row_identical(tmp_path: Path, machines: Ma
     assert second.read_bytes() == first.read_bytes()
 
 
+@pytest.mark.slow
 def test_jsonl_is_strict_json_even_for_infinite_errors(tmp_path: Path, machines: Machines) -> None:
     # an inaccurate trial stores an infinite error (shape mismatch, NaNs): SQLite keeps inf
     src = tmp_path / "inaccurate.db"
@@ -249,6 +253,7 @@ def test_jsonl_is_strict_json_even_for_infinite_errors(tmp_path: Path, machines:
     assert row["max_abs_err"] == float("inf") and row["err_to_tol"] == float("-inf")
 
 
+@pytest.mark.slow
 def test_export_filters_by_model_and_chip(tmp_path: Path, machines: Machines) -> None:
     ok("merge", machines.a, machines.b)
     small_digest = model_digest(machines.small)
@@ -276,6 +281,7 @@ def test_export_filters_by_model_and_chip(tmp_path: Path, machines: Machines) ->
     assert not nothing.exists()
 
 
+@pytest.mark.slow
 def test_export_refuses_to_overwrite_without_force(tmp_path: Path, machines: Machines) -> None:
     for name in ("out.jsonl", "out.db"):
         out = tmp_path / name
@@ -291,6 +297,7 @@ def test_export_refuses_to_overwrite_without_force(tmp_path: Path, machines: Mac
     assert not list(tmp_path.glob(".*.tmp*"))  # no temporary file left behind
 
 
+@pytest.mark.slow
 def test_exported_database_is_plain_sqlite(tmp_path: Path, machines: Machines) -> None:
     out = tmp_path / "team.db"
     ok("export", "--db", machines.b, out)
@@ -321,6 +328,7 @@ def test_exported_database_is_plain_sqlite(tmp_path: Path, machines: Machines) -
 # -- searches -----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_finished_search_wins_over_a_running_one(tmp_path: Path, machines: Machines) -> None:
     running = tmp_path / "running.db"
     shutil.copy(machines.a, running)
@@ -359,6 +367,7 @@ def _trial_lines(machines: Machines) -> list[dict[str, Any]]:
     return [{"table": "trials", **r} for r in _rows(machines.a, "trials")]
 
 
+@pytest.mark.slow
 def test_malformed_jsonl_line_is_refused_naming_file_and_line(
     tmp_path: Path, machines: Machines
 ) -> None:
@@ -383,6 +392,7 @@ def test_malformed_jsonl_line_is_refused_naming_file_and_line(
     assert "line 3: not UTF-8" in result.output
 
 
+@pytest.mark.slow
 def test_malformed_rows_are_skipped_and_counted(tmp_path: Path, machines: Machines) -> None:
     valid = _trial_lines(machines)[0]
     broken: list[dict[str, Any]] = [
@@ -414,6 +424,7 @@ def test_malformed_rows_are_skipped_and_counted(tmp_path: Path, machines: Machin
     assert _rows(merged, "searches")[0]["wall_s"] == 3.0  # an int in a float column: a float
 
 
+@pytest.mark.slow
 def test_sql_in_text_columns_is_stored_verbatim(tmp_path: Path, machines: Machines) -> None:
     valid = _trial_lines(machines)[0]
     evil = {
@@ -445,6 +456,7 @@ def test_sql_in_text_columns_is_stored_verbatim(tmp_path: Path, machines: Machin
     assert _rows(merged, "trials") == [row]
 
 
+@pytest.mark.slow
 def test_unknown_tables_and_columns_are_dropped(tmp_path: Path, machines: Machines) -> None:
     # a .db from "elsewhere": an extra column, table, view and trigger around real trials
     src = tmp_path / "extra.db"
@@ -480,6 +492,7 @@ def test_unknown_tables_and_columns_are_dropped(tmp_path: Path, machines: Machin
     assert "ignored unknown tables: None, payload" in out
 
 
+@pytest.mark.slow
 def test_foreign_and_broken_databases_are_refused(tmp_path: Path, machines: Machines) -> None:
     merged = populated_target(tmp_path, machines)
     before = dump(merged)
@@ -528,6 +541,7 @@ def test_foreign_and_broken_databases_are_refused(tmp_path: Path, machines: Mach
     assert not fresh.exists()
 
 
+@pytest.mark.slow
 def test_newer_schema_is_refused(tmp_path: Path, machines: Machines) -> None:
     merged = populated_target(tmp_path, machines)
     before = dump(merged)
@@ -546,6 +560,7 @@ def test_newer_schema_is_refused(tmp_path: Path, machines: Machines) -> None:
     assert not (tmp_path / "x.jsonl").exists()
 
 
+@pytest.mark.slow
 def test_merge_into_something_else_is_refused(tmp_path: Path, machines: Machines) -> None:
     notes = tmp_path / "notes.txt"
     notes.write_text("mine\n")
@@ -558,6 +573,7 @@ def test_merge_into_something_else_is_refused(tmp_path: Path, machines: Machines
 # -- stats --------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_stats_counts_models_chips_and_statuses(tmp_path: Path, machines: Machines) -> None:
     ok("merge", machines.a, machines.b)
     data = json.loads(ok("stats", "--json"))

@@ -24,6 +24,7 @@ def test_the_reference_studies_load() -> None:
         assert study.options["trials"] == 30
 
 
+@pytest.mark.slow
 def test_search_with_a_study(tmp_path: Path) -> None:
     model = tmp_path / "m.onnx"
     from tests.models import mlp

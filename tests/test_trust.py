@@ -418,6 +418,7 @@ def test_free_dimension_overrides_must_fit_this_model_and_shapes(
 # -- 5. cost at lookup -----------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_many_rows_for_one_key_stay_fast(mlp_path: Path, tmp_path: Path) -> None:
     team = tmp_path / "team.db"
     verdict(team, mlp_path, TEAMS)
@@ -451,6 +452,7 @@ def test_many_rows_for_one_key_stay_fast(mlp_path: Path, tmp_path: Path) -> None
     assert runs(session)
 
 
+@pytest.mark.slow
 def test_huge_values_cost_no_memory(mlp_path: Path, tmp_path: Path) -> None:
     """1 MiB text values in every row, and a generated column of 300 MB blobs: the lookup reads
     neither (measured as the peak RSS of a fresh process)."""
@@ -525,6 +527,7 @@ def test_merge_caps_sizes(mlp_path: Path, tmp_path: Path, monkeypatch: pytest.Mo
 # -- 6. search poisoning: team rows inform, they do not veto ---------------------------------
 
 
+@pytest.mark.slow
 def test_team_rows_cannot_poison_a_search(mlp_path: Path, tmp_path: Path) -> None:
     from autotune.tuning.search import SearchOptions, run_search
     from tests.conftest import FAST
@@ -599,6 +602,7 @@ def test_refused_rows_give_one_warning(
     )
 
 
+@pytest.mark.slow
 def test_a_line_of_unknown_keys_prints_a_short_summary(tmp_path: Path) -> None:
     line = {"table": "trials", "trial_uid": "u1", **{f"k{i:07d}": 1 for i in range(1_000_000)}}
     src = tmp_path / "keys.jsonl"

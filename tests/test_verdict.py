@@ -9,6 +9,8 @@ import math
 import random
 from pathlib import Path
 
+import pytest
+
 from autotune.config import DEFAULT_CONFIG
 from autotune.measure.conditions import Conditions, LoadLevel
 from autotune.measure.verdict import DEFAULT, INCONCLUSIVE, PICK, Round, decide, t_quantile
@@ -215,6 +217,7 @@ def test_one_process_is_not_enough_to_judge() -> None:
     assert v.outcome == INCONCLUSIVE
 
 
+@pytest.mark.slow
 def test_an_injected_a_a_disagreement_gives_an_inconclusive_search_and_no_pick(
     mlp_path: Path,
 ) -> None:
@@ -235,6 +238,7 @@ def test_an_injected_a_a_disagreement_gives_an_inconclusive_search_and_no_pick(
     assert row.aa_spread == outcome.aa_spread
 
 
+@pytest.mark.slow
 def test_a_search_reports_one_figure_everywhere(mlp_path: Path) -> None:
     """The speed-up printed, returned and stored is the verdict's estimate, never a quotient."""
     from autotune.output.tables import outcome_dict, outcome_text
@@ -323,6 +327,7 @@ def test_list_show_and_best_print_the_verdicts_figure_not_a_trial_estimate(
     assert "speed-up:    1.23× vs ORT defaults" in best
 
 
+@pytest.mark.slow
 def test_timeout_bounds_a_slow_models_whole_search_and_the_summary_says_why(
     tmp_path: Path,
 ) -> None:
