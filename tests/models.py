@@ -163,3 +163,68 @@ def slow(path: Path, layers: int = 8) -> Path:
         [w],
     )
     return _save(graph, path)
+
+
+def fp16_twin(model: onnx.ModelProto) -> onnx.ModelProto:
+    """The same model with fp16 weights, inputs, outputs and constants: on the CPU EP every op's
+    result is rounded to fp16, as an accelerator computing in fp16 rounds it (the accuracy
+    tiers' tests and scripts/accuracy_tiers.py)."""
+    half = onnx.ModelProto()
+    half.CopyFrom(model)
+    graph = half.graph
+    for init in graph.initializer:
+        if init.data_type == TensorProto.FLOAT:
+            array = numpy_helper.to_array(init).astype(np.float16)
+            init.CopyFrom(numpy_helper.from_array(array, init.name))
+    for value in [*graph.input, *graph.output, *graph.value_info]:
+        if value.type.tensor_type.elem_type == TensorProto.FLOAT:
+            value.type.tensor_type.elem_type = TensorProto.FLOAT16
+    for node in graph.node:
+        for attr in node.attribute:
+            if node.op_type == "Cast" and attr.name == "to" and attr.i == TensorProto.FLOAT:
+                attr.i = TensorProto.FLOAT16
+            if attr.type == onnx.AttributeProto.TENSOR and attr.t.data_type == TensorProto.FLOAT:
+                array = numpy_helper.to_array(attr.t).astype(np.float16)
+                attr.t.CopyFrom(numpy_helper.from_array(array, attr.t.name))
+    return half
+
+
+def shape_folding(path: Path, width: int = 256, rows: int = 96) -> Path:
+    """A model where one configuration is far faster than ORT's defaults, for a reason apps
+    meet: part of its work depends only on the input's *shape* (as attention masks and
+    positional tables do). x[N, rows, width] -> x @ W -> Tanh, plus a bias computed from
+    ConstantOfShape([N * rows, width]) through two MatMuls. With the batch dimension N symbolic,
+    ORT recomputes that bias on every run; with ``free_dimension_overrides`` {N: 1} the shape is
+    static and constant folding computes it once, at load (about 2x faster here)."""
+    rng = np.random.default_rng(0)
+    w = numpy_helper.from_array(
+        (rng.standard_normal((width, width)) / width).astype(np.float32), "W"
+    )
+    consts = [
+        numpy_helper.from_array(np.array([0], np.int64), "i0"),
+        numpy_helper.from_array(np.array([rows], np.int64), "r"),
+        numpy_helper.from_array(np.array([width], np.int64), "w"),
+    ]
+    one = numpy_helper.from_array(np.array([1.0], np.float32))
+    nodes = [
+        helper.make_node("Shape", ["x"], ["s"]),
+        helper.make_node("Gather", ["s", "i0"], ["n"], axis=0),
+        helper.make_node("Mul", ["n", "r"], ["nr"]),
+        helper.make_node("Concat", ["nr", "w"], ["shape"], axis=0),
+        helper.make_node("ConstantOfShape", ["shape"], ["ones"], value=one),
+        helper.make_node("MatMul", ["ones", "W"], ["b1"]),
+        helper.make_node("Tanh", ["b1"], ["t1"]),
+        helper.make_node("MatMul", ["t1", "W"], ["b2"]),
+        helper.make_node("ReduceMean", ["b2"], ["bias"], axes=[0], keepdims=1),
+        helper.make_node("MatMul", ["x", "W"], ["h"]),
+        helper.make_node("Tanh", ["h"], ["a"]),
+        helper.make_node("Add", ["a", "bias"], ["y"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "shape_folding",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", rows, width])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", rows, width])],
+        [w, *consts],
+    )
+    return _save(graph, path)

@@ -137,14 +137,21 @@ def test_a_provider_pick_under_light_load_stands_when_it_clears_the_widened_marg
     assert "widened by the load" in small.reason
 
 
-def test_nothing_is_picked_under_heavy_load_but_the_default_can_win() -> None:
-    heavy = Conditions.measured(1.0, 0.0, cores=2, threads=2)
-    assert heavy.level == LoadLevel.HEAVY
-    v = decide(
+def test_under_heavy_load_a_provider_pick_needs_the_wider_margin_and_threads_are_held() -> None:
+    heavy = Conditions.measured(1.0, 0.0, cores=2, threads=2, slowdown=1.8)
+    assert heavy.level == LoadLevel.HEAVY and heavy.widening == 1.8
+    rounds = _processes([1.0, 1 / 2.5], processes=3, spread=0.01)
+    v = decide(rounds, contenders=2, min_gain=0.03, conditions=heavy)
+    assert v.outcome == PICK, v.reason  # 2.5x clears 1.03 x 1.8
+    held = decide(
+        rounds, contenders=2, min_gain=0.03, conditions=heavy, changes_threads=[False, True]
+    )
+    assert held.outcome == INCONCLUSIVE and held.held == 1
+    small = decide(
         _processes([1.0, 1 / 1.6], processes=3, spread=0.01),
         contenders=2, min_gain=0.03, conditions=heavy,
     )  # fmt: skip
-    assert v.outcome == INCONCLUSIVE and "heavy load" in v.reason
+    assert small.outcome == INCONCLUSIVE and "heavy load" in small.reason
     same = decide(
         _processes([1.0, 1.3], processes=3, spread=0.01),
         contenders=2, min_gain=0.03, conditions=heavy,

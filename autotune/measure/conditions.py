@@ -14,7 +14,8 @@ So the load is classified by what competes with the sessions' threads:
   settings is held (one thread really is faster while another program holds a core, and then
   slower on the quiet machine the app may run on).
 - **heavy**: beyond that: the search waits for quiet before it starts (``--allow-busy`` goes
-  on), and no pick is issued from such a head-to-head.
+  on); a pick from such a head-to-head follows the light-load rules, its margin widened by the
+  (larger) measured effect.
 
 A slowdown of the reference beyond the slow-phase guard (host contention the guest cannot see,
 steal 0) counts as light load even when the guest reports none.

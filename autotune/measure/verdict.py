@@ -18,7 +18,8 @@ Process-to-process disagreement therefore widens the interval instead of vetoing
 The decision, with ``threshold`` = 1 / (1 - margin):
 - **pick** a candidate whose lower bound clears the threshold (widened by the load's measured
   effect when other programs used the CPU; held instead when it changes thread settings and
-  was measured under load), faster than the default in most processes, p50 agreeing;
+  was measured under any load: one thread really is faster while another program holds a
+  core), faster than the default in most processes, p50 agreeing;
 - **default** when no candidate's upper bound reaches the threshold: no gain of that size is
   possible, and the verdict states the largest gain still possible (its resolution);
 - **inconclusive** otherwise: an interval still straddles the threshold. The replication loop
@@ -34,7 +35,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from autotune.measure.conditions import QUIET, Conditions, LoadLevel
+from autotune.measure.conditions import QUIET, Conditions
 
 PICK = "pick"
 DEFAULT = "default"
@@ -194,12 +195,9 @@ def _classify(
     assert e.speedup is not None and e.speedup_low is not None and e.speedup_high is not None
     figures = f"{e.speedup:.3f}× [{e.speedup_low:.3f}, {e.speedup_high:.3f}]"
     margin = 1 - 1 / threshold  # the --min-gain asked for
-    if conditions.level == LoadLevel.HEAVY:
-        bar = math.inf  # nothing is picked under heavy load
-    elif conditions.loaded and changes_threads:
-        bar = math.inf  # held: thread settings measured while others used the CPU
-    else:
-        bar = threshold * conditions.widening
+    # held: thread settings measured while others used the CPU; else the load's effect widens
+    held = conditions.loaded and changes_threads
+    bar = math.inf if held else threshold * conditions.widening
     if e.speedup_low > bar:
         problem = _inconsistent(e, default)
         if problem is None:
@@ -216,8 +214,6 @@ def _classify(
         e.why_not = (
             f"a candidate {figures} changes thread settings and was measured under "
             f"{conditions.describe()}; held until a quieter run confirms it"
-            if conditions.level != LoadLevel.HEAVY
-            else f"{figures}: measured under {conditions.describe()}"
         )
         return
     if bar != math.inf and e.speedup_high < bar:
@@ -354,8 +350,6 @@ def _inconclusive_reason(
     parts = []
     if v.held is not None:
         parts.append(f"held: {entries[v.held].why_not}")
-    if conditions.level == LoadLevel.HEAVY:
-        parts.append(f"no pick is issued under {conditions.describe()}")
     for state, text in (
         ("load", "the load's effect widens the margin"),
         ("inconsistent", "a candidate cleared the margin but"),
