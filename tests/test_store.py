@@ -219,3 +219,31 @@ def test_a_stored_verdict_reads_one_way_for_every_output() -> None:
     assert empty is not None and empty.outcome == Outcome.INCONCLUSIVE and empty.speedup is None
     odd = SearchRecord(state="done", outcome="pick", pick_config="{}", speedup=float("inf"))
     assert odd.stored_verdict is not None and odd.stored_verdict.speedup is None
+
+
+def test_a_database_in_an_app_bundle_is_read_and_never_written(
+    mlp_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """docs/mac.md's recipe for a sandboxed app: ship ``autotune db export`` (a plain SQLite
+    file; a WAL database read in place gains -wal and -shm files beside it) and name the app's
+    own writable database first in ``AUTOTUNE_DB``, then the shipped one (a signed bundle must
+    not change)."""
+    import os
+
+    import autotune
+    from autotune.config import SessionConfig
+    from autotune.store.sharing import export
+    from tests.test_resolver import _store_pick
+
+    _store_pick(mlp_path, SessionConfig(graph_optimization_level="ORT_ENABLE_BASIC").canonical())
+    bundle = tmp_path / "MyApp.app/Contents/Resources/autotune.db"
+    bundle.parent.mkdir(parents=True)
+    export(bundle)
+    shipped = bundle.read_bytes()
+    own = tmp_path / "Containers/app/Data/Library/Application Support/autotune/autotune.db"
+    monkeypatch.setenv("AUTOTUNE_DB", f"{own}{os.pathsep}{bundle}")
+    session = autotune.best_session(mlp_path)
+    level = session.get_session_options().graph_optimization_level
+    assert str(level).endswith("ENABLE_BASIC")
+    assert bundle.read_bytes() == shipped
+    assert [p.name for p in bundle.parent.iterdir()] == ["autotune.db"]  # no journal beside it
