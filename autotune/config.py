@@ -344,4 +344,72 @@ def _parse_free_dims(value: Any) -> dict[str, int]:
     return out
 
 
+# -- fitting a stored configuration to this machine --------------------------------------------
+
+
+def fit(
+    config: SessionConfig,
+    *,
+    cores: int | None,
+    model_inputs: Mapping[str, tuple[int | str | None, ...]] | None,
+    shapes: str,
+) -> SessionConfig:
+    """The one check every path makes before a stored configuration (a database row, a manifest
+    entry, an export) reaches ORT, after ``validate_config``; the Swift resolver applies the
+    same rules. Thread counts: at most 2x ``cores`` per pool; a larger count (a bigger chip's
+    "all cores", or 1024 + 1024 in parallel mode, which took 53.7 s to build) becomes ``cores``
+    (None: left as stored). Free-dimension overrides: only for a dimension named in
+    ``model_inputs`` (each input's dimensions; None: unknown, so none is accepted), and only
+    equal to that dimension in ``shapes``, the signature asked for (``x=1x16;mask=1x16``).
+
+    Returns the configuration to use; raises ConfigError naming an override that does not fit.
+    """
+    overrides = config.free_dimension_overrides
+    if overrides:
+        if model_inputs is None:
+            raise ConfigError("free dimension overrides cannot be checked without the model")
+        asked = _signature_dims(shapes)
+        for name, size in overrides.items():
+            places = [
+                (inp, i)
+                for inp, dims in model_inputs.items()
+                for i, d in enumerate(dims)
+                if d == name
+            ]
+            if not places:
+                raise ConfigError(
+                    f"free dimension override {name!r:.60} names no dimension of this model"
+                )
+            for inp, i in places:
+                dims = asked.get(inp)
+                if dims is None or len(dims) <= i or dims[i] != size:
+                    raise ConfigError(
+                        f"free dimension override {name}={size} does not match the shapes "
+                        f"asked for ({shapes:.120})"
+                    )
+    if cores is None:
+        return config
+    cores = max(1, cores)
+    intra, inter = config.intra_op_num_threads, config.inter_op_num_threads
+    if intra <= 2 * cores and inter <= 2 * cores:
+        return config
+    return replace(
+        config,
+        intra_op_num_threads=cores if intra > 2 * cores else intra,
+        inter_op_num_threads=cores if inter > 2 * cores else inter,
+    ).canonical()
+
+
+def _signature_dims(signature: str) -> dict[str, tuple[int, ...]]:
+    """``x=1x16;tokens=1x8`` as {input: dims}; an unreadable part is left out."""
+    out: dict[str, tuple[int, ...]] = {}
+    for part in signature.split(";"):
+        name, _, dims = part.partition("=")
+        try:
+            out[name] = tuple(int(d) for d in dims.split("x")) if dims else ()
+        except ValueError:
+            continue
+    return out
+
+
 DEFAULT_CONFIG = SessionConfig().canonical()

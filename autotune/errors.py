@@ -13,6 +13,20 @@ AutotuneError                 base; the CLI prints ``Error: <message>`` and exit
 
 from __future__ import annotations
 
+from typing import Any
+
+
+def printable(text: Any, limit: int | None = None) -> str:
+    """``text`` safe in a message or on a terminal: every control or format character (ESC,
+    newline, bidirectional overrides; Unicode categories C*) becomes ``?``; cut to ``limit``
+    characters. The one sanitizer for every message built from stored or shared text (a
+    database, an export, a manifest): it may carry escape sequences that clear the screen or
+    write the clipboard."""
+    value = text if isinstance(text, str) else str(text)
+    if limit is not None and len(value) > limit:
+        value = value[: limit - 1] + "…"
+    return "".join(ch if ch.isprintable() else "?" for ch in value)
+
 
 class AutotuneError(Exception):
     """Base class: a problem the user can fix, described in one line."""

@@ -7,7 +7,11 @@ SQLite: :func:`load` validates it with the same allow-list as the database resol
 configuration through ``SessionConfig.from_dict`` and ``validate_config``; an entry that fails
 is dropped with a warning, a file that is not a manifest is refused), and
 :meth:`Manifest.resolve` walks the same ladder as ``best_config``: exact chip, same model with
-another core count, same family and tier, same generation; thread counts re-derived here.
+another core count, same family and tier, same generation; thread counts re-derived here. Each
+entry it would return passes the database lookup's last check too (``autotune.config.fit``:
+thread counts bounded by this machine's cores, free-dimension overrides only for the model's
+named dimensions at the shapes asked); one that fails is skipped, with a warning, for the next.
+Every message quoting the file's text goes through ``autotune.errors.printable``.
 
 Reading never imports sqlite3, optuna or onnx; only :func:`build` (the export) opens the store.
 """
@@ -24,9 +28,10 @@ from pathlib import Path
 from typing import Any
 
 from autotune import ladder
-from autotune.config import SessionConfig
+from autotune.config import SessionConfig, fit
 from autotune.descriptor import ChipDescriptor
-from autotune.errors import ConfigError
+from autotune.errors import ConfigError, printable
+from autotune.paths import open_regular
 
 log = logging.getLogger("autotune")
 
@@ -34,6 +39,8 @@ FORMAT = "autotune-manifest"
 VERSION = 1
 MAX_BYTES = 16 << 20
 MAX_ENTRIES = 10000
+MAX_INPUTS = 64  # graph inputs listed in "inputs", each with at most MAX_RANK dimensions
+MAX_RANK = 16
 _DIGEST_RE = re.compile(r"[0-9a-f]{64}")
 _ENTRY_FIELDS = frozenset(
     {
@@ -59,9 +66,11 @@ _TOP_FIELDS = frozenset(
         "autotune_version",
         "ladder",
         "families",
+        "inputs",
         "entries",
     }
 )
+Inputs = dict[str, tuple[int | str | None, ...]]
 
 
 @dataclass(frozen=True)
@@ -118,6 +127,7 @@ class Manifest:
     entries: tuple[Entry, ...]
     model_name: str | None = None
     dropped: int = 0  # entries refused on load
+    inputs: Inputs | None = None  # the model's graph inputs, as the export read them
 
     def resolve(
         self,
@@ -125,16 +135,25 @@ class Manifest:
         descriptor: ChipDescriptor | None = None,
         *,
         shapes: str | None = None,
+        model: str | os.PathLike[str] | None = None,
     ) -> ManifestChoice | None:
         """The choice for this chip (default: the machine this runs on), or None.
 
         ``shapes`` is a shape signature (``autotune.model.shape_signature``); without it, the
-        chip's default-shape entry (or its only one) is used, as ``best_config`` does."""
+        chip's default-shape entry (or its only one) is used, as ``best_config`` does. An entry
+        whose configuration does not fit here (``autotune.config.fit``, with ``descriptor``'s
+        cores) is skipped with a warning, and the ladder goes on. Free-dimension overrides are
+        checked against ``model``'s graph inputs when given, else the manifest's ``inputs``."""
         if chip_id is None or descriptor is None:
             from autotune.chip import current_chip, current_descriptor
 
             chip_id = chip_id or current_chip().chip_id
             descriptor = descriptor or current_descriptor()
+        inputs = self.inputs
+        if model is not None:
+            from autotune.graph_inputs import graph_inputs
+
+            inputs = graph_inputs(model) or {}
         by_chip: dict[str, list[Entry]] = {}
         for e in self.entries:
             by_chip.setdefault(e.chip, []).append(e)
@@ -143,15 +162,35 @@ class Manifest:
             entry = _pick_shapes(by_chip[chip], shapes)
             if entry is None:
                 continue
-            config = entry.config
+            measured = entry.config
             if rung != "exact":
-                config = ladder.rederive(config, entry.thread_roles, descriptor)
+                measured = ladder.rederive(measured, entry.thread_roles, descriptor)
+            try:
+                config = fit(
+                    measured, cores=descriptor.cores, model_inputs=inputs, shapes=entry.shapes
+                )
+            except ConfigError as exc:
+                log.warning(
+                    "autotune: skipping the manifest's entry for %s at %s (%s); trying the next",
+                    printable(chip, 200),
+                    printable(entry.shapes, 200),
+                    printable(exc),
+                )
+                continue
+            if config != measured:
+                log.warning(
+                    "autotune: thread counts of %s re-derived for this machine's %s cores: %s",
+                    printable(measured.describe()),
+                    descriptor.cores,
+                    printable(config.describe()),
+                )
+            if rung != "exact":
                 log.info(
                     "autotune: no result measured on %s in the manifest; borrowing %s measured "
                     "on %s (%s)",
-                    chip_id,
-                    config.describe(),
-                    chip,
+                    printable(chip_id, 200),
+                    printable(config.describe()),
+                    printable(chip, 200),
                     rung.replace("_", " and "),
                 )
             return ManifestChoice(
@@ -180,12 +219,20 @@ def _pick_shapes(entries: list[Entry], shapes: str | None) -> Entry | None:
 
 
 def load(path: str | os.PathLike[str]) -> Manifest:
-    """Read and validate a manifest file. Raises ConfigError if it is not one."""
+    """Read and validate a manifest file. Raises ConfigError if it is not one (or is not a
+    regular file: a FIFO would block the read forever)."""
     p = Path(path)
     try:
-        if p.stat().st_size > MAX_BYTES:
+        f = open_regular(p)
+        if f is None:
+            raise ConfigError(
+                f"manifest {p} is not a regular file; give the file autotune manifest wrote"
+            )
+        with f:
+            raw = f.read(MAX_BYTES + 1)
+        if len(raw) > MAX_BYTES:
             raise ConfigError(f"{p} is larger than a manifest may be ({MAX_BYTES} bytes)")
-        text = p.read_text(encoding="utf-8")
+        text = raw.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"manifest {p} cannot be read ({exc})") from None
     return parse(text)
@@ -205,7 +252,8 @@ def parse(text: str) -> Manifest:
         )
     unknown = set(data) - _TOP_FIELDS
     if unknown:
-        raise ConfigError(f"unknown manifest field(s): {', '.join(sorted(map(str, unknown)))}")
+        names = ", ".join(sorted(printable(name, 40) for name in unknown)[:10])
+        raise ConfigError(f"unknown manifest field(s): {names}")
     digest = data.get("model_digest")
     if not isinstance(digest, str) or not _DIGEST_RE.fullmatch(digest):
         raise ConfigError("the manifest's model_digest is not a SHA-256 hex digest")
@@ -218,14 +266,34 @@ def parse(text: str) -> Manifest:
             entries.append(_entry(item))
         except (ConfigError, ValueError) as exc:
             dropped += 1
-            log.warning("autotune: refusing manifest entry %d (%s)", i, exc)
+            log.warning("autotune: refusing manifest entry %d (%s)", i, printable(exc, 400))
     name = data.get("model_name")
     return Manifest(
         model_digest=digest,
         entries=tuple(entries),
         model_name=name if isinstance(name, str) else None,
         dropped=dropped,
+        inputs=_inputs(data.get("inputs")),
     )
+
+
+def _inputs(value: Any) -> Inputs | None:
+    """The manifest's ``inputs`` (graph input -> dimensions: a size, a symbolic name or null);
+    None when absent. Raises ConfigError if malformed."""
+    if value is None:
+        return None
+    if not isinstance(value, dict) or len(value) > MAX_INPUTS:
+        raise ConfigError(f"the manifest's inputs must be an object of at most {MAX_INPUTS}")
+    out: Inputs = {}
+    for name, dims in value.items():
+        if not isinstance(dims, list) or len(dims) > MAX_RANK:
+            raise ConfigError(f"the manifest's input {printable(name, 40)} is not a list of dims")
+        for d in dims:
+            ok = d is None or (isinstance(d, str) and 0 < len(d) <= 128)
+            if not ok and (isinstance(d, bool) or not isinstance(d, int) or d < 0):
+                raise ConfigError(f"the manifest's input {printable(name, 40)} has a bad dim")
+        out[name] = tuple(dims)
+    return out
 
 
 def _entry(item: Any) -> Entry:
@@ -235,7 +303,8 @@ def _entry(item: Any) -> Entry:
         raise ValueError("an entry must be an object")
     unknown = set(item) - _ENTRY_FIELDS
     if unknown:
-        raise ValueError(f"unknown entry field(s): {', '.join(sorted(map(str, unknown)))}")
+        names = ", ".join(sorted(printable(name, 40) for name in unknown)[:10])
+        raise ValueError(f"unknown entry field(s): {names}")
     for name in ("chip", "shapes", "ort_version", "source"):
         value = item.get(name)
         if not isinstance(value, str) or not 0 < len(value) <= 2000:
@@ -276,6 +345,7 @@ def build(model_path: str | os.PathLike[str], *, db: str | None = None) -> dict[
     from autotune.chip import current_chip
     from autotune.descriptor import stored_descriptor
     from autotune.digest import model_digest
+    from autotune.graph_inputs import graph_inputs
     from autotune.resolver import key_candidates
     from autotune.store.database import ResultKey, Store, now
     from autotune.version import __version__
@@ -288,7 +358,8 @@ def build(model_path: str | os.PathLike[str], *, db: str | None = None) -> dict[
             desc = stored_descriptor(row.chip, row.os, row.chip_descriptor)
             for signature, default in store.shape_signatures(digest, row.chip):
                 key = ResultKey(digest, row.chip, ort_version, signature)
-                choice = next(key_candidates(store, model_path, key), None)
+                # thread counts bounded by the cores of the chip they were measured on
+                choice = next(key_candidates(store, model_path, key, cores=desc.cores), None)
                 if choice is None:
                     continue
                 entries.append(
@@ -319,6 +390,7 @@ def build(model_path: str | os.PathLike[str], *, db: str | None = None) -> dict[
         "autotune_version": __version__,
         "ladder": list(ladder.RUNGS),
         "families": _families(entries),
+        "inputs": {k: list(v) for k, v in (graph_inputs(model_path) or {}).items()},
         "entries": [e.to_dict() for e in entries],
     }
 

@@ -8,7 +8,9 @@ data directory. ``AUTOTUNE_CACHE_DIR`` overrides the cache (model digests, compi
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
+from typing import BinaryIO
 
 import platformdirs
 
@@ -26,3 +28,21 @@ def cache_dir() -> Path:
     if value:
         return Path(value).expanduser()
     return Path(platformdirs.user_cache_dir("autotune", appauthor=False))
+
+
+def open_regular(path: str | os.PathLike[str]) -> BinaryIO | None:
+    """``path`` opened for binary reading, or None if it is not a regular file (a FIFO, a
+    device, a directory: reading one can block forever or never end). Opened without blocking,
+    then checked, so a FIFO cannot hang the caller. Raises OSError if it cannot be opened."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    try:
+        regular = stat.S_ISREG(os.fstat(fd).st_mode)
+        if regular:
+            os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    if not regular:
+        os.close(fd)
+        return None
+    return os.fdopen(fd, "rb")

@@ -312,7 +312,7 @@ def find_devices(plugin: Mapping[str, str], ep_name: str) -> list[Any]:
     pkg = next((p for p in discover() if p.package == package), None)
     if pkg is None:
         raise PluginUnavailable(
-            package, f"{package} is not installed here (pip install {package}=={plugin['version']})"
+            package, f"{package} is not installed here ({install_advice(plugin)})"
         )
     if pkg.version != plugin["version"]:
         raise PluginUnavailable(
@@ -333,6 +333,30 @@ def find_devices(plugin: Mapping[str, str], ep_name: str) -> list[Any]:
             f"{ep_name} reports no device {plugin['device']} here ({no_device_reason(pkg)})",
         )
     return chosen[:1]
+
+
+# Plugin packages autotune knows (plugin-EP packages on PyPI, checked 2026-12-01): only these
+# are named in install advice. A stored configuration may name any package and version.
+KNOWN_PACKAGES = frozenset(
+    {
+        "onnxruntime-ep-mlx",
+        "onnxruntime-ep-openvino",
+        "onnxruntime-ep-webgpu",
+        "onnxruntime-ep-nv-tensorrt-rtx",
+        "onnxruntime-ep-nv-tensorrt-rtx-cu12",
+        "onnxruntime-ep-nv-tensorrt-rtx-cu13",
+    }
+)
+
+
+def install_advice(plugin: Mapping[str, str]) -> str:
+    """Install advice for a missing plugin package, from stored text: a command only for a
+    package autotune knows, pinned only to a plain release number."""
+    package, version = plugin["package"], plugin["version"]
+    if package not in KNOWN_PACKAGES:
+        return "a plugin this machine lacks; autotune does not know this package"
+    pin = f"=={version}" if re.fullmatch(r"[0-9]{1,6}(\.[0-9]{1,6}){0,3}", version) else ""
+    return f"pip install {package}{pin}"
 
 
 _warned: set[str] = set()

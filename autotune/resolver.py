@@ -21,17 +21,22 @@ import numpy as np
 from autotune import ladder
 from autotune.build import build_cached_session, build_session, dropped_providers
 from autotune.chip import current_chip, current_descriptor
-from autotune.config import DEFAULT_CONFIG, SessionConfig
+from autotune.config import DEFAULT_CONFIG, SessionConfig, fit
 from autotune.descriptor import stored_descriptor
 from autotune.digest import model_digest
-from autotune.errors import ConfigError, DatabaseError, SessionBuildError
+from autotune.errors import ConfigError, DatabaseError, SessionBuildError, printable
 from autotune.graph_inputs import graph_inputs
 from autotune.model import match_signature, search_command, shape_signature
-from autotune.output.tables import printable
 from autotune.plugins import PluginUnavailable, find_devices, warn_once
 from autotune.providers import validate_config
 from autotune.store.database import MAX_ROWS_PER_KEY, ResultKey, Store
-from autotune.store.records import SearchRecord, Status, TrialRecord
+from autotune.store.records import (
+    SearchRecord,
+    Status,
+    StoredVerdict,
+    TrialRecord,
+    served_verdicts,
+)
 from autotune.tuning import objectives
 
 log = logging.getLogger("autotune")
@@ -85,7 +90,6 @@ class BestConfig:
 
 
 MAX_SEARCHES_PER_KEY = 200  # searches of one key read per layer, newest first
-SERVED_OUTCOMES = (None, "pick", "default")  # NULL: a verdict of an autotune before m003
 
 
 @dataclass
@@ -112,18 +116,17 @@ class Notes:
 
 
 def concluded(search: SearchRecord) -> bool:
-    """A search that ended with a verdict: state 'done' and not inconclusive."""
-    return search.done and search.outcome in SERVED_OUTCOMES
+    """A search whose verdict may be served: state 'done', not inconclusive, not from the
+    future (``StoredVerdict.served``)."""
+    stored = search.stored_verdict
+    return stored is not None and stored.served
 
 
-def served(search: SearchRecord, prefer: str) -> bool:
-    """A search whose pick apps get for ``prefer``: concluded, with a pick, of that objective
-    (a legacy row without an objective was a latency search)."""
-    return (
-        concluded(search)
-        and isinstance(search.pick_config, str)
-        and (search.objective or "latency") == prefer
-    )
+def _verdict(search: SearchRecord) -> StoredVerdict:
+    """The verdict of a search :func:`served_verdicts` returned (a finished one)."""
+    stored = search.stored_verdict
+    assert stored is not None
+    return stored
 
 
 def _verdict_ratio(search: SearchRecord) -> float | None:
@@ -242,7 +245,7 @@ def key_candidates(
     version's only when this one has none). ``cores``: this machine's, to bound thread counts
     (None: left as stored, for the ladder to re-derive from their roles)."""
     notes = Notes() if notes is None else notes
-    fit = _Fit(path, key, cores)
+    fitter = _Fit(path, key, cores)
     seen: set[str] = set()
     for any_ort in (False, True):
         # every layer's searches first, so a layer that fails to read is always noted
@@ -260,10 +263,12 @@ def key_candidates(
             for layer in [one.index for one in store.layers]
         ]
         for layer, searches in by_layer:
-            verdicts = [s for s in searches if served(s, prefer)]
-            verdicts.sort(key=lambda s: s.finished_at or "", reverse=True)
+            notes.refused += [v.refusal for s in searches if (v := s.stored_verdict) and v.refusal]
+            # a legacy row without an objective was a latency search
             rows: list[tuple[str | None, float | None, str, SearchRecord | TrialRecord]] = [
-                (s.pick_config, _verdict_ratio(s), "verdict", s) for s in verdicts
+                (_verdict(s).pick_config, _verdict_ratio(s), "verdict", s)
+                for s in served_verdicts(searches)
+                if (s.objective or "latency") == prefer
             ]
             if prefer != "latency":
                 ids = sorted(
@@ -282,7 +287,7 @@ def key_candidates(
                 front = objectives.choose(trials, prefer, default)
                 rows += [(t.config, t.ratio, f"pareto:{prefer}", t) for t in front]
             for config_json, ratio, source, row in rows:
-                choice = fit.choice(config_json, ratio, source, row, layer, seen, notes)
+                choice = fitter.choice(config_json, ratio, source, row, layer, seen, notes)
                 if choice is not None:
                     yield choice
         if seen:
@@ -291,15 +296,15 @@ def key_candidates(
 
 class _Fit:
     """Turns a stored row into a choice for this machine, or refuses it (noted): validation,
-    thread counts bounded by this machine's cores, free-dimension overrides checked against
-    this model's named dimensions and the shapes asked for."""
+    then ``autotune.config.fit`` (thread counts bounded by this machine's cores, free-dimension
+    overrides checked against this model's named dimensions and the shapes asked for)."""
 
     def __init__(self, path: str | os.PathLike[str], key: ResultKey, cores: int | None) -> None:
         self.path = path
         self.key = key
         self.cores = None if cores is None else max(1, cores)
         self.refused: set[str] = set()
-        self._inputs: dict[str, tuple[int | str | None, ...]] | None = None
+        self._model_inputs: dict[str, tuple[int | str | None, ...]] | None = None
 
     def choice(
         self,
@@ -324,13 +329,13 @@ class _Fit:
             return None
         try:
             validate_config(config)
-            self._check_free_dims(config)
+            inputs = self._inputs(config)
+            fitted = fit(config, cores=self.cores, model_inputs=inputs, shapes=self.key.shapes)
         except ConfigError as exc:
             self.refused.add(config.config_id)
             notes.refused.append(str(exc))
             return None
         seen.add(config.config_id)
-        fitted = self._fit_threads(config)
         if fitted != config:
             notes.changed.append(
                 f"thread counts of {config.describe()} re-derived for this machine's "
@@ -350,46 +355,11 @@ class _Fit:
             thread_roles=_stored_roles(row),
         )
 
-    def _fit_threads(self, config: SessionConfig) -> SessionConfig:
-        """At most 2x the usable cores per thread pool; a larger stored value (a bigger chip's
-        "all cores", or a hostile row) becomes this machine's usable cores."""
-        if self.cores is None:
-            return config
-        bound = 2 * self.cores
-        intra, inter = config.intra_op_num_threads, config.inter_op_num_threads
-        if intra <= bound and inter <= bound:
-            return config
-        return replace(
-            config,
-            intra_op_num_threads=self.cores if intra > bound else intra,
-            inter_op_num_threads=self.cores if inter > bound else inter,
-        ).canonical()
-
-    def _check_free_dims(self, config: SessionConfig) -> None:
-        overrides = config.free_dimension_overrides
-        if not overrides:
-            return
-        if self._inputs is None:
-            self._inputs = graph_inputs(self.path) or {}
-        asked = _parse_signature(self.key.shapes)
-        for name, size in overrides.items():
-            places = [
-                (inp, i)
-                for inp, dims in self._inputs.items()
-                for i, d in enumerate(dims)
-                if d == name
-            ]
-            if not places:
-                raise ConfigError(
-                    f"free dimension override {name!r:.60} names no dimension of this model"
-                )
-            for inp, i in places:
-                dims = asked.get(inp)
-                if dims is None or len(dims) <= i or dims[i] != size:
-                    raise ConfigError(
-                        f"free dimension override {name}={size} does not match the shapes "
-                        f"asked for ({self.key.shapes:.120})"
-                    )
+    def _inputs(self, config: SessionConfig) -> dict[str, tuple[int | str | None, ...]]:
+        """This model's graph inputs, read once and only for a configuration that needs them."""
+        if config.free_dimension_overrides and self._model_inputs is None:
+            self._model_inputs = graph_inputs(self.path) or {}
+        return self._model_inputs or {}
 
 
 def _stored_roles(row: SearchRecord | TrialRecord) -> dict[str, str | int] | None:
@@ -401,18 +371,6 @@ def _stored_roles(row: SearchRecord | TrialRecord) -> dict[str, str | int] | Non
         return ladder.check_roles(json.loads(text))
     except (ValueError, TypeError):
         return None
-
-
-def _parse_signature(signature: str) -> dict[str, tuple[int, ...]]:
-    """``x=1x16;tokens=1x8`` as {input: dims} (what ``model.shape_signature`` writes)."""
-    out: dict[str, tuple[int, ...]] = {}
-    for part in signature.split(";"):
-        name, _, dims = part.partition("=")
-        try:
-            out[name] = tuple(int(d) for d in dims.split("x")) if dims else ()
-        except ValueError:
-            continue
-    return out
 
 
 def _plugin_changed(config: SessionConfig) -> bool:

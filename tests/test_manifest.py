@@ -9,6 +9,7 @@ import subprocess
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -171,10 +172,11 @@ def test_swift_resolver_reads_the_manifest_fields(mlp_path: Path, tmp_path: Path
     entry = json.loads(path.read_text())["entries"][0]
 
     def fields(struct: str) -> set[str]:
+        """The fields a Swift struct decodes and requires (an optional one may be absent)."""
         body = swift.split(f"struct {struct}: Decodable {{", 1)[1].split("\n}\n", 1)[0]
-        return set(re.findall(r"^    (?:let|var) (\w+):", body, re.M))
+        return set(re.findall(r"^    (?:let|var) (\w+): [^?\n]*$", body, re.M))
 
-    # every field the Swift structs decode is in the manifest (Decodable fails on a missing one)
+    # every field the Swift structs require is in the manifest (Decodable fails on a missing one)
     assert fields("AutotuneEntry") <= set(entry)
     assert fields("AutotuneConfig") <= set(entry["config"])
     assert fields("AutotuneChip") <= set(entry["descriptor"])
@@ -218,3 +220,103 @@ def test_ort_model_package_cannot_select_a_variant_by_chip(tmp_path: Path) -> No
     context = ort.ModelPackageContext(str(tmp_path / "pkg"))
     selected = context.select_component("model", ort.ModelPackageOptions(ort.SessionOptions()))
     assert selected.get_selected_variant_name() == "apple-m3-max"
+
+
+# -- the Swift resolver: package data, parsed, and never applying an entry in part ------------
+
+
+def _swift_source() -> str:
+    from autotune.output.snippets import manifest_swift
+
+    return manifest_swift("model.autotune.json")
+
+
+def test_swift_resolver_is_package_data_filled_in() -> None:
+    from importlib.resources import files
+
+    template = files("autotune.output").joinpath("AutotuneManifest.swift").read_text("utf-8")
+    swift = _swift_source()
+    markers = re.findall(r"// from autotune: @(\w+)@$", template, re.M)
+    assert sorted(markers) == ["ENTRIES", "LEVELS", "MANIFEST", "OPTIONS", "PROVIDERS"]
+    assert "// from autotune:" not in swift  # every marker line was replaced
+    assert 'let autotuneManifestName = "model.autotune.json"\n' in swift
+    # ORTGraphOptimizationLevelLayout, in ORT's Objective-C API since 1.23 (ort_enums.h)
+    assert '    "ORT_ENABLE_LAYOUT": .layout,\n' in swift
+    pyproject = (Path(__file__).parent.parent / "pyproject.toml").read_text()
+    assert '"autotune.output" = ["AutotuneManifest.swift"]' in pyproject
+
+
+@pytest.mark.parametrize("which", ["template", "generated"])
+def test_swift_resolver_parses(which: str) -> None:
+    """Checked by tree-sitter's Swift grammar (no Swift compiler installs here): a syntax
+    error anywhere makes an ERROR or a MISSING node."""
+    from importlib.resources import files
+
+    ts_swift = pytest.importorskip("tree_sitter_swift")
+    tree_sitter = pytest.importorskip("tree_sitter")
+    source = (
+        files("autotune.output").joinpath("AutotuneManifest.swift").read_text("utf-8")
+        if which == "template"
+        else _swift_source()
+    ).encode()
+    parser = tree_sitter.Parser(tree_sitter.Language(ts_swift.language()))
+    tree = parser.parse(source)
+    bad: list[str] = []
+
+    def walk(node: Any) -> None:
+        if node.type == "ERROR" or node.is_missing:
+            start = node.start_point[0] + 1
+            bad.append(f"line {start}: {source.splitlines()[start - 1].decode()}")
+        for child in node.children:
+            walk(child)
+
+    walk(tree.root_node)
+    assert bad == []
+    # and the parser does report a broken program
+    assert parser.parse(
+        source.replace(b"func refusal() -> String? {", b"func refusal( {")
+    ).root_node.has_error
+
+
+def _swift_function(swift: str, signature: str) -> str:
+    body = swift.split(signature, 1)[1]
+    return body.split("\n    }\n", 1)[0]
+
+
+def test_swift_resolver_skips_what_the_objc_api_cannot_apply() -> None:
+    """Every setting ``unsupported(config, "swift")`` lists is a reason ``refusal()`` gives to
+    skip the entry (never applied in part), and ``resolution()`` goes on to the next entry."""
+    from autotune.output.snippets import unsupported
+
+    swift = _swift_source()
+    refusal = _swift_function(swift, "func refusal() -> String? {")
+    for setting, swift_check in (
+        ({"device_policy": "PREFER_NPU"}, "if let policy = device_policy"),
+        ({"execution_mode": "ORT_PARALLEL"}, 'if execution_mode != "ORT_SEQUENTIAL"'),
+        ({"free_dimension_overrides": {"batch": 1}}, "if !free_dimension_overrides.isEmpty"),
+        ({"enable_mem_pattern": False}, "if !enable_mem_pattern"),
+        ({"enable_cpu_mem_arena": False}, "if !enable_cpu_mem_arena"),
+        ({"providers": [["CUDAExecutionProvider", {}]]}, "guard let short = autotuneProviders"),
+    ):
+        assert unsupported(SessionConfig.from_dict(setting), "swift"), setting
+        assert swift_check in refusal, setting
+    assert 'if let package = plugin?["package"]' in refusal  # a plugin EP
+    # LAYOUT is applied (ORT >= 1.23), not skipped
+    assert unsupported(SessionConfig(graph_optimization_level="ORT_ENABLE_LAYOUT"), "swift") == []
+    resolution = _swift_function(swift, "func resolution(")
+    assert (
+        "if let reason = found.config.refusal() {\n"
+        "                skipped.append((chip: name, shapes: found.shapes, reason: reason))\n"
+        "                continue\n"
+    ) in resolution
+    # sessionOptions() applies everything: nothing is collected and dropped on the way
+    options = _swift_function(swift, "func sessionOptions() throws -> ORTSessionOptions {")
+    assert "notApplied" not in swift and "return options" in options
+    # resolve() logs every entry it skipped
+    assert "NSLog(" in _swift_function(swift, "func resolve(")
+
+
+def test_swift_resolver_bounds_thread_counts_as_the_lookup_does() -> None:
+    swift = _swift_source()
+    assert "if let cores = chip.cores, cores > 0, threads > 2 * cores { threads = cores }" in swift
+    assert "if !(0...1024).contains(intra_op_num_threads)" in swift

@@ -20,7 +20,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 import autotune
-from autotune.chip import current_chip, usable_cores
+from autotune.chip import current_chip, current_descriptor, usable_cores
 from autotune.commands.cli import cli
 from autotune.config import DEFAULT_CONFIG, SessionConfig
 from autotune.digest import model_digest
@@ -324,7 +324,7 @@ def test_merge_keeps_a_stored_verdict(mlp_path: Path, tmp_path: Path) -> None:
 def test_your_verdict_beats_a_newer_team_verdict(mlp_path: Path, tmp_path: Path) -> None:
     mine, team = tmp_path / "mine.db", tmp_path / "team.db"
     verdict(mine, mlp_path, MINE, finished_at="2026-01-01T00:00:00+00:00")
-    verdict(team, mlp_path, TEAMS, finished_at="2999-01-01T00:00:00+00:00")
+    verdict(team, mlp_path, TEAMS, finished_at="2026-11-30T00:00:00+00:00")
     best = autotune.best_config(mlp_path, db=layered(mine, team))
     assert best is not None and best.config == MINE and best.layer == 0
     assert level(autotune.best_session(mlp_path, db=layered(mine, team))) == "ORT_ENABLE_BASIC"
@@ -351,7 +351,7 @@ def test_list_show_and_the_report_name_the_verdict_apps_get(mlp_path: Path, tmp_
     mine, team = tmp_path / "mine.db", tmp_path / "team.db"
     verdict(mine, mlp_path, MINE, finished_at="2026-01-01T00:00:00+00:00",
             pick_label=MINE.describe())  # fmt: skip
-    verdict(team, mlp_path, TEAMS, finished_at="2999-01-01T00:00:00+00:00",
+    verdict(team, mlp_path, TEAMS, finished_at="2026-11-30T00:00:00+00:00",
             pick_label=TEAMS.describe())  # fmt: skip
     db = layered(mine, team)
     best = autotune.best_config(mlp_path, db=db)
@@ -387,7 +387,7 @@ def test_thread_counts_are_bounded_by_this_machine(
     assert best is not None and best.config.intra_op_num_threads == cores
     # within 2x the cores, a stored count is kept as measured
     fine = SessionConfig(intra_op_num_threads=2 * cores).canonical()
-    verdict(team, mlp_path, fine, search_id="s-fine", finished_at="2999-01-01T00:00:00+00:00")
+    verdict(team, mlp_path, fine, search_id="s-fine", finished_at="2026-11-30T00:00:00+00:00")
     best = autotune.best_config(mlp_path, db=str(team))
     assert best is not None and best.config == fine
 
@@ -615,11 +615,293 @@ def test_a_line_of_unknown_keys_prints_a_short_summary(tmp_path: Path) -> None:
     assert "and 999990 more" in result.output
 
 
-def test_readme_names_the_check_that_runs() -> None:
-    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
-    source = (Path(__file__).parent.parent / "autotune" / "store" / "rows.py").read_text()
+def test_the_trust_page_names_the_check_that_runs() -> None:
+    root = Path(__file__).parent.parent
+    trust = (root / "docs" / "trust.md").read_text(encoding="utf-8")
+    source = (root / "autotune" / "store" / "rows.py").read_text()
     assert "PRAGMA quick_check" in source and "integrity_check" not in source
-    trust = readme[readme.index("## Trust") :]
-    assert "quick_check" in trust and "integrity check" not in readme.lower().replace(
+    assert "quick_check" in trust and "integrity check" not in trust.lower().replace(
         "`pragma integrity_check`", ""
     )
+    assert "(docs/trust.md)" in (root / "README.md").read_text(encoding="utf-8")
+
+
+# -- issue 21: the manifest and merges are hostile input too -----------------------------------
+
+
+def _manifest(model: Path, *entries: dict[str, Any], **top: Any) -> str:
+    """A manifest written by hand, as an attacker would: entries measured on ``chip``."""
+    return json.dumps({"format": "autotune-manifest", "version": 1,
+                       "model_digest": model_digest(model), "entries": list(entries),
+                       **top})  # fmt: skip
+
+
+def _entry(config: SessionConfig, chip: str | None = None, **fields: Any) -> dict[str, Any]:
+    from autotune import ladder
+    from autotune.chip import current_descriptor
+
+    desc = fields.pop("descriptor", current_descriptor())
+    return {"chip": chip or current_chip().chip_id, "descriptor": desc.to_dict(),
+            "shapes": "x=1x16", "default_shapes": True, "ort_version": current_chip().ort_version,
+            "config": config.to_dict(), "thread_roles": ladder.roles_of(config, desc),
+            "ratio": 0.9, "source": "verdict", "measured_at": None, **fields}  # fmt: skip
+
+
+def _warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+GREEDY = SessionConfig(execution_mode="ORT_PARALLEL", intra_op_num_threads=1024,
+                       inter_op_num_threads=1024).canonical()  # fmt: skip
+
+
+def test_manifest_thread_counts_are_bounded_by_this_machine(
+    mlp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """1024 + 1024 threads in parallel mode built in 53.7 s from a manifest entry as stored."""
+    from autotune import manifest
+    from autotune.build import build_session
+
+    loaded = manifest.parse(_manifest(mlp_path, _entry(GREEDY)))
+    with caplog.at_level(logging.WARNING, logger="autotune"):
+        choice = loaded.resolve()
+    cores = usable_cores()
+    assert choice is not None and choice.rung == "exact"
+    assert (choice.config.intra_op_num_threads, choice.config.inter_op_num_threads) == (
+        cores,
+        cores,
+    )
+    assert _warnings(caplog) == [
+        f"autotune: thread counts of {GREEDY.describe()} re-derived for this machine's {cores} "
+        f"cores: {choice.config.describe()}"
+    ]
+    options = build_session(mlp_path, choice.config).get_session_options()
+    assert options.intra_op_num_threads == cores == options.inter_op_num_threads
+
+
+def test_manifest_export_bounds_a_team_verdicts_threads(mlp_path: Path, tmp_path: Path) -> None:
+    """``autotune manifest`` copied a team verdict into the manifest an app ships as stored."""
+    verdict(Path(os.environ["AUTOTUNE_DB"]), mlp_path, GREEDY)
+    out = tmp_path / "m.json"
+    result = cli_run("manifest", mlp_path, "-o", out)
+    assert result.exit_code == 0, result.output
+    (entry,) = json.loads(out.read_text())["entries"]
+    cores = current_chip().cores  # the cores of the chip it was measured on (its chip id)
+    assert entry["config"]["intra_op_num_threads"] == cores
+    assert entry["config"]["inter_op_num_threads"] == cores
+
+
+def test_manifest_free_dims_fit_the_model_and_shapes(
+    mlp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``{"batch": 7}`` for an entry measured at batch 1 made the first inference fail: it is
+    skipped, with a warning, for the next entry on the ladder."""
+    from autotune import manifest
+    from tests.test_ladder import sibling_chip
+
+    wrong = SessionConfig(free_dimension_overrides={"batch": 7}).canonical()
+    right = SessionConfig(free_dimension_overrides={"batch": 1}).canonical()
+    sibling, desc = sibling_chip()
+    entries = (_entry(wrong), _entry(TEAMS, sibling, descriptor=desc))
+    for inputs, model in (({"x": ["batch", 16]}, None), (None, mlp_path)):
+        top = {"inputs": inputs} if inputs else {}
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="autotune"):
+            choice = manifest.parse(_manifest(mlp_path, *entries, **top)).resolve(model=model)
+        assert choice is not None and choice.chip == sibling and choice.config == TEAMS
+        (warning,) = _warnings(caplog)
+        assert "free dimension override batch=7 does not match the shapes asked for (x=1x16)" in (
+            warning
+        )
+        assert warning.startswith("autotune: skipping the manifest's entry for ")
+    # without the model or its inputs, an override cannot be checked: never applied
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="autotune"):
+        choice = manifest.parse(_manifest(mlp_path, _entry(right))).resolve()
+    assert choice is None and "cannot be checked without the model" in _warnings(caplog)[0]
+    # the right override, checked against the model, is used as measured
+    choice = manifest.parse(_manifest(mlp_path, _entry(right))).resolve(model=mlp_path)
+    assert choice is not None and choice.config == right
+    # an export writes the model's inputs, so the check needs no model file
+    verdict(Path(os.environ["AUTOTUNE_DB"]), mlp_path, right)
+    data = manifest.build(mlp_path)
+    assert data["inputs"] == {"x": ["batch", 16]}
+    choice = manifest.parse(json.dumps(data)).resolve()
+    assert choice is not None and choice.config == right
+
+
+def test_manifest_messages_never_carry_escape_sequences(
+    mlp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from autotune import manifest
+    from autotune.errors import ConfigError
+
+    hostile_config = {**TEAMS.to_dict(), f"k{ESCAPES}": 1}
+    free = SessionConfig(free_dimension_overrides={"batch": 7}).canonical()
+    text = _manifest(
+        mlp_path,
+        {**_entry(TEAMS), f"field{ESCAPES}": 1},  # an unknown entry field
+        {**_entry(TEAMS), "config": hostile_config},  # an unknown configuration field
+        _entry(free, f"chip{ESCAPES}"),  # skipped at resolve: no model to check it against
+    )
+    messages = []
+    with caplog.at_level(logging.INFO, logger="autotune"):
+        loaded = manifest.parse(text)
+        loaded.resolve(chip_id=f"chip{ESCAPES}", descriptor=current_descriptor())
+    messages += [r.getMessage() for r in caplog.records]
+    assert loaded.dropped == 2 and len(messages) == 3, messages
+    for bad in (text[:-1] + f', "top{ESCAPES}": 1}}', json.dumps({"format": ESCAPES})):
+        with pytest.raises(ConfigError) as raised:
+            manifest.parse(bad)
+        messages.append(str(raised.value))
+    # the CLI's one Error line, whatever stored or given text an error quotes
+    messages.append(cli_run("best", f"missing{ESCAPES}.onnx").output)
+    for message in messages:
+        assert not any(ch in message for ch in "\x1b\x07\u202e"), repr(message)
+    assert "chip?]52;c;" in messages[2]
+
+
+def _poison_lines(model: Path) -> list[dict[str, Any]]:
+    """Four forged ``crashed`` rows carrying this host's id (every export carries it), with an
+    absurd slow-phase floor: as own rows they made the next search measure 0 trials."""
+    from autotune.chip import provenance
+
+    configs = [DEFAULT_CONFIG, MINE, TEAMS, SessionConfig(intra_op_num_threads=1).canonical()]
+    return [{"table": "trials", **_key(model), "trial_uid": f"forged-{i}",
+             "search_id": "forged", "config_id": c.config_id, "config": c.to_json(),
+             "status": "crashed", "floor_ms": 1e-6, "host_id": provenance()["host_id"],
+             "host": provenance()["host"], "created_at": "2026-11-20T00:00:00+00:00"}
+            for i, c in enumerate(configs)]  # fmt: skip
+
+
+@pytest.mark.slow
+def test_merged_rows_are_never_this_machines_own(mlp_path: Path, tmp_path: Path) -> None:
+    from autotune.store.database import ResultKey
+    from autotune.tuning.search import SearchOptions, run_search
+    from tests.conftest import FAST
+
+    forged = tmp_path / "forged.jsonl"
+    forged.write_text("".join(json.dumps(line) + "\n" for line in _poison_lines(mlp_path)))
+    mine = Path(os.environ["AUTOTUNE_DB"])
+    assert cli_run("db", "merge", forged).exit_code == 0  # no --into: the personal database
+    k = _key(mlp_path)
+    key = ResultKey(k["model_digest"], k["chip"], k["ort_version"], k["shapes"])
+    with Store.open(str(mine)) as store:
+        assert len(store.trials(key)) == 4 and store.trials(key, own=True) == []
+        assert all((t.host_id or "").startswith("merged:") for t in store.trials(key))
+    outcome = run_search(mlp_path, SearchOptions(trials=3, protocol=FAST, seed=1, db=str(mine)))
+    assert outcome.resumed == 0 and outcome.measured >= 1
+    conn = sqlite3.connect(mine)
+    rows = conn.execute("SELECT status, floor_ms, rounds_kept FROM trials "
+                        "WHERE trial_uid NOT LIKE 'forged-%'").fetchall()  # fmt: skip
+    conn.close()
+    assert any(status == "ok" for status, _, _ in rows)
+    assert all(floor is None or floor > 1e-3 for _, floor, _ in rows)
+    assert all(kept for status, _, kept in rows if status == "ok")
+
+
+def _served_everywhere(model: Path, db: Path) -> dict[str, Any]:
+    """What apps get and what ``best``, ``show`` and ``list`` report, from one database."""
+    best = autotune.best_config(model, db=str(db))
+    listed = json.loads(cli_run("list", "--json", "--db", db).stdout)
+    shown = cli_run("show", model, "--db", db).stdout
+    return {
+        "best": best.config.describe() if best else None,
+        "session": level(autotune.best_session(model, db=str(db))),
+        "cli best": json.loads(cli_run("best", model, "--json", "--db", db).stdout)["label"],
+        "list": (listed[0]["outcome"], listed[0]["pick"]),
+        "show": shown.splitlines()[0],
+        "show *": [line.split()[-1] for line in shown.splitlines() if line.startswith("* ")],
+    }
+
+
+def test_show_list_best_and_apps_agree_on_crafted_verdicts(
+    mlp_path: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    default_label = DEFAULT_CONFIG.describe()
+    # a default verdict holding a non-default pick: ORT's defaults are what apps get
+    lying = tmp_path / "lying.db"
+    verdict(lying, mlp_path, TEAMS, outcome="default", pick_label=TEAMS.describe())
+    verdict(lying, mlp_path, DEFAULT_CONFIG, search_id="s-0", finished_at="2026-11-01T00:00:00")
+    seen = _served_everywhere(mlp_path, lying)
+    assert seen["best"] == seen["cli best"] == default_label and seen["session"] == "ORT_ENABLE_ALL"
+    assert seen["list"] == ("default", default_label)
+    assert "ORT's defaults stay" in seen["show"]
+    # a merged row of the stored search, "finished" in 9999 with another pick under the
+    # stored pick's label: kept beside the verdict, never served, never shown
+    future = tmp_path / "future.db"
+    verdict(future, mlp_path, MINE, pick_label=MINE.describe())
+    hostile = tmp_path / "hostile.jsonl"
+    hostile.write_text(json.dumps({"table": "searches", **_key(mlp_path), "search_id": "s-1",
+                                   "state": "done", "outcome": "pick", "objective": "latency",
+                                   "finished_at": "9999-01-01T00:00:00+00:00",
+                                   "pick_config": TEAMS.to_json(), "pick_label": MINE.describe(),
+                                   "speedup": 3.0}) + "\n")  # fmt: skip
+    assert "kept 1 search rows beside" in cli_run("db", "merge", hostile, "--into", future).output
+    seen = _served_everywhere(mlp_path, future)
+    assert seen["best"] == seen["cli best"] == MINE.describe()
+    assert seen["session"] == "ORT_ENABLE_BASIC"
+    assert seen["list"] == ("pick", MINE.describe()) and f"* {MINE.describe()}," in seen["show"]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="autotune"):
+        autotune.best_config(mlp_path, db=str(future))
+    assert "finished in the future (9999-01-01T00:00:00+00:00); not served" in one_warning(caplog)
+    # a finish time that sorts last as text ("z...") but is no time: never "the newest"
+    text_time = tmp_path / "text_time.db"
+    verdict(text_time, mlp_path, TEAMS, search_id="s-a", finished_at="2026-11-25T00:00:00+00:00")
+    verdict(text_time, mlp_path, MINE, search_id="s-b", finished_at="zzz")
+    seen = _served_everywhere(mlp_path, text_time)
+    assert seen["best"] == seen["cli best"] == TEAMS.describe()
+    assert seen["session"] == "ORT_ENABLE_EXTENDED" and seen["list"] == ("pick", TEAMS.describe())
+    assert f"* {TEAMS.describe()}," in seen["show"]
+
+
+def test_install_advice_names_only_packages_autotune_knows(
+    mlp_path: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A stored plugin configuration made the warning say ``pip install
+    onnxruntime-ep-<any name>==<any version>``."""
+    from autotune import plugins
+
+    def advice(package: str, version: str) -> str:
+        monkeypatch.setattr(plugins, "_warned", set())
+        db = tmp_path / f"{package}-{version}.db"
+        config = SessionConfig(providers=(("EvilExecutionProvider", {}),),
+                               plugin={"package": package, "version": version,
+                                       "device": "GPU/1/2"}).canonical()  # fmt: skip
+        verdict(db, mlp_path, config)
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="autotune"):
+            assert runs(autotune.best_session(mlp_path, db=str(db)))  # ORT's defaults
+        return next(m for m in _warnings(caplog) if "is not installed here" in m)
+
+    evil = advice("onnxruntime-ep-evil", "6.6.6")
+    assert "pip install" not in evil and "a plugin this machine lacks" in evil
+    assert "pip install onnxruntime-ep-mlx==0.31.0)" in advice("onnxruntime-ep-mlx", "0.31.0")
+    odd = advice("onnxruntime-ep-mlx", "0.31.0+local")
+    assert "pip install onnxruntime-ep-mlx)" in odd and "+local" not in odd.split("(")[1]
+
+
+@pytest.mark.slow
+def test_merge_refuses_a_fifo_without_reading_it(tmp_path: Path) -> None:
+    """A FIFO ``.jsonl`` blocked ``db merge`` forever; a FIFO manifest blocked ``load``. Run in a
+    fresh process so that a regression fails the test (the timeout) instead of hanging it."""
+    for name in ("x.jsonl", "x.db", "m.json"):
+        os.mkfifo(tmp_path / name)
+    for name in ("x.jsonl", "x.db"):
+        result = subprocess.run([sys.executable, "-m", "autotune", "db", "merge",
+                                 str(tmp_path / name), "--into", str(tmp_path / "team.db")],
+                                capture_output=True, text=True, timeout=120)  # fmt: skip
+        assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+        assert result.stderr == (
+            f"Error: {tmp_path / name} is not a regular file (a FIFO or a device); give an "
+            "autotune database or a .jsonl\n"
+        )
+        assert not (tmp_path / "team.db").exists()
+    code = "import sys; from autotune import manifest; manifest.load(sys.argv[1])"
+    result = subprocess.run([sys.executable, "-c", code, str(tmp_path / "m.json")],
+                            capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert "ConfigError: manifest" in result.stderr and "is not a regular file" in result.stderr

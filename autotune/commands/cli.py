@@ -11,7 +11,7 @@ import click
 
 from autotune import defaults
 from autotune.commands.cli_help import HelpGroup
-from autotune.errors import AutotuneError
+from autotune.errors import AutotuneError, printable
 
 
 class _Group(HelpGroup):
@@ -21,7 +21,7 @@ class _Group(HelpGroup):
         try:
             return super().invoke(ctx)
         except AutotuneError as exc:
-            click.echo(f"Error: {exc}", err=True)
+            click.echo(f"Error: {printable(exc)}", err=True)  # may quote stored text
             sys.exit(1)
         except click.UsageError as exc:
             # one line, like every other error, instead of click's usage block

@@ -6,12 +6,10 @@ settings that differ from ORT's defaults are written.
 
 ``snippet(config, "swift")`` uses ONNX Runtime's Objective-C API as Swift sees it
 (``ORTSessionOptions``). That API can set the graph optimization level (none, basic, extended,
-all), intra-op threads, session config entries and execution providers by name, and nothing
-else. Settings it cannot express are never approximated silently: they are listed in a
-``// Not applied`` comment, and :func:`unsupported` returns them so a caller can warn. In
-particular ``ORT_ENABLE_LAYOUT`` has no Objective-C value; the snippet leaves ORT's default
-level (``ORT_ENABLE_ALL``, which is LAYOUT plus ORT's level-4 optimizations) and says so, rather
-than picking a neighbouring level that was not measured either.
+layout, all; ``.layout`` since ORT 1.23, ``objectivec/include/ort_enums.h``), intra-op threads,
+session config entries and execution providers by name, and nothing else. Settings it cannot
+express are never approximated silently: they are listed in a ``// Not applied`` comment, and
+:func:`unsupported` returns them so a caller can warn.
 
 ``snippet(config, "json")`` is ``config.to_dict()``, readable back with
 ``SessionConfig.from_dict``.
@@ -41,6 +39,7 @@ _SWIFT_LEVELS = {
     "ORT_DISABLE_ALL": ".none",
     "ORT_ENABLE_BASIC": ".basic",
     "ORT_ENABLE_EXTENDED": ".extended",
+    "ORT_ENABLE_LAYOUT": ".layout",  # ORT >= 1.23
     "ORT_ENABLE_ALL": ".all",
 }
 # provider names ``appendExecutionProvider(_:providerOptions:)`` accepts, for the EPs that
@@ -136,9 +135,11 @@ def _python(config: SessionConfig, model_path: str) -> str:
     c = _without_cache_options(config)
     lines = ["import onnxruntime as ort", "", "so = ort.SessionOptions()"]
     if c.plugin:
-        package, version = c.plugin["package"], c.plugin["version"]
-        module = package.replace("-", "_")
-        lines[1:1] = [f"import {module} as plugin  # pip install {package}=={version}"]
+        from autotune.plugins import install_advice
+
+        module = c.plugin["package"].replace("-", "_")
+
+        lines[1:1] = [f"import {module} as plugin  # {install_advice(c.plugin)}"]
     if c.graph_optimization_level != _DEFAULT_LEVEL:
         note = (
             "  # onnxruntime >= 1.23" if c.graph_optimization_level == "ORT_ENABLE_LAYOUT" else ""
@@ -257,7 +258,8 @@ def _swift(config: SessionConfig, model_path: str) -> str:
     ]
     level = _SWIFT_LEVELS.get(c.graph_optimization_level)
     if level is not None and c.graph_optimization_level != _DEFAULT_LEVEL:
-        lines.append(f"try options.setGraphOptimizationLevel({level})")
+        note = "  // onnxruntime >= 1.23" if level == ".layout" else ""
+        lines.append(f"try options.setGraphOptimizationLevel({level}){note}")
     if c.intra_op_num_threads:
         lines.append(f"try options.setIntraOpNumThreads({c.intra_op_num_threads})")
     for key, value in c.session_entries.items():
@@ -297,10 +299,13 @@ def _swift(config: SessionConfig, model_path: str) -> str:
 def manifest_swift(manifest_name: str = "model.autotune.json") -> str:
     """A Swift source file that resolves a manifest (``autotune manifest``) on the device it
     runs on: the brand string and performance-core count from sysctl, the fallback ladder of
-    :mod:`autotune.ladder`, thread roles re-derived here, the allow-list of
-    :mod:`autotune.config` and the provider options applied through ``ORTSessionOptions``.
-    Settings the Objective-C API cannot express are returned in ``notApplied``, as the
-    one-configuration snippet lists them."""
+    :mod:`autotune.ladder`, thread roles re-derived and bounded here, the allow-list of
+    :mod:`autotune.config` and the provider options applied through ``ORTSessionOptions``. An
+    entry with a setting the Objective-C API cannot apply is skipped for the next one, and
+    said so. The program is ``AutotuneManifest.swift`` beside this module (package data); each
+    of its lines marked ``// from autotune: @NAME@`` is replaced by autotune's lists here."""
+    from importlib.resources import files
+
     from autotune.providers import SPACES
 
     entries = []
@@ -322,306 +327,33 @@ def manifest_swift(manifest_name: str = "model.autotune.json") -> str:
             else:
                 rule = f".pattern({_swift_str(opt.pattern or '.{0,1024}')})"
             options.append(f"    {_swift_str(short + '.' + opt.key)}: {rule},")
-    levels = "\n".join(
-        f"        case {_swift_str(k)}: try options.setGraphOptimizationLevel({v})"
-        for k, v in _SWIFT_LEVELS.items()
-    )
-    providers = "\n".join(
-        f"    {_swift_str(k)}: {_swift_str(v)}," for k, v in sorted(_SWIFT_PROVIDERS.items())
-    )
-    return (
-        _SWIFT_MANIFEST.replace("@ENTRIES@", "\n".join(entries))
-        .replace("@OPTIONS@", "\n".join(options))
-        .replace("@LEVELS@", levels)
-        .replace("@PROVIDERS@", providers)
-        .replace("@MANIFEST@", _swift_str(manifest_name))
-    )
-
-
-_SWIFT_MANIFEST = """\
-// AutotuneManifest.swift: picks this device's ONNX Runtime options from an autotune manifest
-// (`autotune manifest MODEL.onnx -o MODEL.autotune.json`, format 1). Generated by autotune.
-//
-//   let choice = try AutotuneManifest.load(Bundle.main.url(forResource: "model.autotune",
-//                                                          withExtension: "json")!)
-//       .resolve()
-//   let options = try choice?.sessionOptions() ?? ORTSessionOptions()
-//   let session = try ORTSession(env: env, modelPath: modelPath, sessionOptions: options)
-//
-// The ladder is autotune's: this exact chip, then the same model with another core count,
-// then the same family and tier (M4 Max <- M3 Max), then the same generation (M3 Pro <- M3
-// Max); never another vendor, architecture or OS. Thread counts are roles re-derived here.
-// ORT's Objective-C API lists no EP devices, so entries measured with accelerators other than
-// Apple's own are never borrowed. Every configuration is checked against autotune's allow-list
-// before any of it is applied; an entry that fails is skipped.
-import Darwin
-import Foundation
-import OnnxRuntimeBindings  // Swift Package Manager (CocoaPods: import onnxruntime_objc)
-
-let autotuneManifestName = @MANIFEST@
-
-enum AutotuneRule {
-    case values([String])
-    case pattern(String)
-
-    func allows(_ value: String) -> Bool {
-        switch self {
-        case .values(let allowed): return allowed.contains(value)
-        case .pattern(let pattern):
-            return value.range(of: "^(?:" + pattern + ")$", options: .regularExpression) != nil
-        }
+    filled = {
+        "MANIFEST": f"let autotuneManifestName = {_swift_str(manifest_name)}",
+        "ENTRIES": _swift_dict("autotuneSessionEntries", "[String: AutotuneRule]", entries),
+        "OPTIONS": _swift_dict("autotuneProviderOptions", "[String: AutotuneRule]", options),
+        "PROVIDERS": _swift_dict(
+            "autotuneProviders",
+            "[String: String]",
+            [f"    {_swift_str(k)}: {_swift_str(v)}," for k, v in sorted(_SWIFT_PROVIDERS.items())],
+        ),
+        "LEVELS": _swift_dict(
+            "autotuneLevels",
+            "[String: ORTGraphOptimizationLevel]",
+            [f"    {_swift_str(k)}: {v}," for k, v in _SWIFT_LEVELS.items()],
+        ),
     }
-}
+    template = files("autotune.output").joinpath("AutotuneManifest.swift").read_text("utf-8")
+    lines = []
+    for line in template.splitlines():
+        marker = line.partition("// from autotune: @")[2].rstrip("@")
+        lines.append(filled.pop(marker) if marker else line)
+    if filled:  # the template and this function disagree: never write a half-filled program
+        raise RuntimeError(f"AutotuneManifest.swift has no line for {', '.join(filled)}")
+    return "\n".join(lines) + "\n"
 
-// autotune.config.SESSION_ENTRIES: the session config entries a configuration may carry
-let autotuneSessionEntries: [String: AutotuneRule] = [
-@ENTRIES@
-]
-// the provider options autotune searches (never cache paths: the app owns those)
-let autotuneProviderOptions: [String: AutotuneRule] = [
-@OPTIONS@
-]
-let autotuneProviders: [String: String] = [
-@PROVIDERS@
-]
 
-struct AutotuneChip: Decodable {
-    var vendor: String?
-    var family: String?
-    var generation: String?
-    var tier: String?
-    var model: String?
-    var arch: String?
-    var cores: Int?
-    var performance_cores: Int?
-    var efficiency_cores: Int?
-    var accelerators: [String]
-    var os: String?
-
-    /// This device: brand string and core counts from sysctl, parsed as autotune parses them.
-    static func current() -> AutotuneChip {
-        let brand = sysctlString("machdep.cpu.brand_string") ?? "unknown"
-        var chip = AutotuneChip(
-            vendor: nil, family: nil, generation: nil, tier: nil, model: brand,
-            arch: "arm64",
-            cores: sysctlInt("hw.logicalcpu") ?? ProcessInfo.processInfo.activeProcessorCount,
-            performance_cores: sysctlInt("hw.perflevel0.physicalcpu"),
-            efficiency_cores: sysctlInt("hw.perflevel1.physicalcpu") ?? 0,
-            accelerators: [], os: "Darwin")
-        #if arch(x86_64)
-        chip.arch = "x86_64"
-        #endif
-        let parts = brand.split(separator: " ").map(String.init)
-        if parts.count >= 2, parts[0] == "Apple", parts[1].hasPrefix("M"),
-           Int(parts[1].dropFirst()) != nil, parts.count <= 3 {
-            chip.vendor = "Apple"
-            chip.family = "Apple M"
-            chip.generation = parts[1]
-            chip.tier = parts.count == 3 ? parts[2] : "base"
-            if !["base", "Pro", "Max", "Ultra"].contains(chip.tier!) { chip.family = nil }
-        } else if brand.hasPrefix("Apple") {
-            chip.vendor = "Apple"
-        }
-        return chip
-    }
-}
-
-func sysctlString(_ name: String) -> String? {
-    var size = 0
-    guard sysctlbyname(name, nil, &size, nil, 0) == 0, size > 0 else { return nil }
-    var buffer = [CChar](repeating: 0, count: size)
-    guard sysctlbyname(name, &buffer, &size, nil, 0) == 0 else { return nil }
-    return String(cString: buffer)
-}
-
-func sysctlInt(_ name: String) -> Int? {
-    var value: Int32 = 0
-    var size = MemoryLayout<Int32>.size
-    guard sysctlbyname(name, &value, &size, nil, 0) == 0 else { return nil }
-    return Int(value)
-}
-
-struct AutotuneProvider: Decodable {
-    let name: String
-    let options: [String: String]
-
-    init(from decoder: Decoder) throws {
-        var pair = try decoder.unkeyedContainer()
-        name = try pair.decode(String.self)
-        options = try pair.decode([String: String].self)
-    }
-}
-
-struct AutotuneConfig: Decodable {
-    let providers: [AutotuneProvider]
-    let graph_optimization_level: String
-    let execution_mode: String
-    let intra_op_num_threads: Int
-    let inter_op_num_threads: Int
-    let enable_mem_pattern: Bool
-    let enable_cpu_mem_arena: Bool
-    let session_entries: [String: String]
-    let free_dimension_overrides: [String: Int]
-    let device_policy: String?
-
-    /// Why this configuration may not be applied (nil: it may).
-    func refusal() -> String? {
-        for (key, value) in session_entries {
-            guard let rule = autotuneSessionEntries[key] else { return "session entry \\(key)" }
-            if !rule.allows(value) { return "session entry \\(key) = \\(value)" }
-        }
-        for provider in providers where provider.name != "CPUExecutionProvider" {
-            guard let short = autotuneProviders[provider.name] else { continue }
-            for (key, value) in provider.options {
-                let rule = autotuneProviderOptions[short + "." + key]
-                if rule == nil || !rule!.allows(value) { return "option \\(provider.name).\\(key)" }
-            }
-        }
-        if !(0...1024).contains(intra_op_num_threads) { return "intra_op_num_threads" }
-        return nil
-    }
-}
-
-enum AutotuneRole: Decodable {
-    case named(String)
-    case count(Int)
-
-    init(from decoder: Decoder) throws {
-        let value = try decoder.singleValueContainer()
-        if let n = try? value.decode(Int.self) { self = .count(n) } else {
-            self = .named(try value.decode(String.self))
-        }
-    }
-
-    /// The thread count this role means on `chip` (ladder.threads_for).
-    func threads(on chip: AutotuneChip) -> Int {
-        let cores = chip.cores ?? 0
-        switch self {
-        case .named("one"): return 1
-        case .named("performance"): return chip.performance_cores ?? cores
-        case .named("all"): return cores
-        case .count(let n): return cores > 0 ? min(n, cores) : n
-        default: return 0  // "default": ORT's own choice
-        }
-    }
-}
-
-struct AutotuneEntry: Decodable {
-    let chip: String
-    let descriptor: AutotuneChip
-    let shapes: String
-    let default_shapes: Bool
-    let ort_version: String
-    let config: AutotuneConfig
-    let thread_roles: [String: AutotuneRole]
-    let ratio: Double?
-    let source: String
-}
-
-struct AutotuneChoice {
-    let entry: AutotuneEntry
-    let rung: String  // exact, cores, family_tier, generation
-    let intraOpThreads: Int
-    var borrowed: Bool { rung != "exact" }
-
-    /// The session options of this choice, and what ORT's Objective-C API cannot set.
-    func sessionOptions() throws -> ORTSessionOptions {
-        try makeOptions().options
-    }
-
-    func makeOptions() throws -> (options: ORTSessionOptions, notApplied: [String]) {
-        let c = entry.config
-        let options = try ORTSessionOptions()
-        var notApplied: [String] = []
-        switch c.graph_optimization_level {
-@LEVELS@
-        default: notApplied.append("graph_optimization_level = \\(c.graph_optimization_level)")
-        }
-        if intraOpThreads != 0 { try options.setIntraOpNumThreads(Int32(intraOpThreads)) }
-        for (key, value) in c.session_entries.sorted(by: { $0.key < $1.key }) {
-            try options.addConfigEntry(withKey: key, value: value)
-        }
-        if let policy = c.device_policy {
-            notApplied.append("device_policy = \\(policy)")
-        } else {
-            for provider in c.providers where provider.name != "CPUExecutionProvider" {
-                if let short = autotuneProviders[provider.name] {
-                    try options.appendExecutionProvider(short, providerOptions: provider.options)
-                } else {
-                    notApplied.append("provider \\(provider.name)")
-                }
-            }
-        }
-        if c.execution_mode != "ORT_SEQUENTIAL" { notApplied.append("execution_mode") }
-        if !c.enable_mem_pattern { notApplied.append("enable_mem_pattern = false") }
-        if !c.enable_cpu_mem_arena { notApplied.append("enable_cpu_mem_arena = false") }
-        if !c.free_dimension_overrides.isEmpty { notApplied.append("free dimension overrides") }
-        return (options, notApplied)
-    }
-}
-
-struct AutotuneManifest: Decodable {
-    let format: String
-    let version: Int
-    let model_digest: String
-    let entries: [AutotuneEntry]
-
-    static func load(_ url: URL) throws -> AutotuneManifest {
-        let manifest = try JSONDecoder().decode(AutotuneManifest.self, from: Data(contentsOf: url))
-        guard manifest.format == "autotune-manifest", manifest.version == 1 else {
-            throw CocoaError(.fileReadCorruptFile)
-        }
-        return manifest
-    }
-
-    static let rungs = ["exact", "cores", "family_tier", "generation"]
-
-    /// The ladder's rung of `other` for `local` (autotune.ladder.rung), or nil.
-    static func rung(_ local: AutotuneChip, _ other: AutotuneChip) -> String? {
-        guard let vendor = local.vendor, vendor == other.vendor else { return nil }
-        if let a = local.arch, let b = other.arch, a != b { return nil }
-        if let a = local.os, let b = other.os, a != b { return nil }
-        // Apple's own GPU/NPU only: ORT's Objective-C API cannot list this device's accelerators
-        let vendors = other.accelerators.map { $0.split(separator: " ").dropFirst().first }
-        if vendors.contains(where: { $0 != "Apple" }) { return nil }
-        if local.model != nil, local.model == other.model {
-            return local.cores == other.cores ? "exact" : "cores"
-        }
-        guard let family = local.family, family == other.family else { return nil }
-        if let tier = local.tier, tier == other.tier { return "family_tier" }
-        if let generation = local.generation, generation == other.generation { return "generation" }
-        return nil
-    }
-
-    /// The choice for this device (or `chip`); `shapes` is autotune's shape signature.
-    func resolve(chip: AutotuneChip = .current(), shapes: String? = nil) -> AutotuneChoice? {
-        var byChip: [String: [AutotuneEntry]] = [:]
-        for entry in entries where entry.config.refusal() == nil {
-            byChip[entry.chip, default: []].append(entry)
-        }
-        let mine = chip.performance_cores ?? chip.cores ?? 0
-        let ranked = byChip.compactMap { name, list -> (Int, Int, String)? in
-            guard let r = AutotuneManifest.rung(chip, list[0].descriptor) else { return nil }
-            let theirs = list[0].descriptor.performance_cores ?? list[0].descriptor.cores ?? 0
-            return (AutotuneManifest.rungs.firstIndex(of: r)!, abs(mine - theirs), name)
-        }.sorted { ($0.0, $0.1, $0.2) < ($1.0, $1.1, $1.2) }
-        for (rungIndex, _, name) in ranked {
-            let list = byChip[name]!
-            let entry: AutotuneEntry?
-            if let shapes = shapes {
-                entry = list.first { $0.shapes == shapes }
-            } else {
-                entry = list.filter { $0.default_shapes }.sorted { $0.shapes < $1.shapes }.first
-                    ?? (Set(list.map { $0.shapes }).count == 1 ? list[0] : nil)
-            }
-            guard let found = entry else { continue }
-            let rung = AutotuneManifest.rungs[rungIndex]
-            let role = found.thread_roles["intra_op_num_threads"] ?? .named("default")
-            let threads = rung == "exact"
-                ? found.config.intra_op_num_threads : role.threads(on: chip)
-            return AutotuneChoice(entry: found, rung: rung, intraOpThreads: threads)
-        }
-        return nil
-    }
-}
-"""
+def _swift_dict(name: str, kind: str, lines: list[str]) -> str:
+    """``let name: kind = [ lines ]`` (``[:]`` when empty)."""
+    if not lines:
+        return f"let {name}: {kind} = [:]"
+    return "\n".join([f"let {name}: {kind} = [", *lines, "]"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from autotune.errors import printable as printable  # re-exported: the one sanitizer
 from autotune.store.records import KeySummary, Outcome, SearchRecord, Status, TrialRecord
 
 
@@ -29,15 +30,6 @@ def table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> str:
     out = [line(list(headers)), line(["-" * w for w in widths])]
     out += [line(r) for r in text]
     return "\n".join(out)
-
-
-def printable(text: Any, limit: int | None = None) -> str:
-    """``text`` safe to print on a terminal: every control or format character (ESC, newline,
-    bidirectional overrides; Unicode categories C*) becomes ``?``; cut to ``limit`` characters."""
-    value = text if isinstance(text, str) else str(text)
-    if limit is not None and len(value) > limit:
-        value = value[: limit - 1] + "…"
-    return "".join(ch if ch.isprintable() else "?" for ch in value)
 
 
 def _cell(value: Any) -> str:
@@ -313,7 +305,8 @@ def trials_text(
     if not rows:
         none = f"No trials of {model} on this chip; run: {command or f'autotune search {model}'}"
         return printable(verdict_line(search)) + "\n\n" + none if search else none
-    pick_id = search.pick_config_id if search else None
+    verdict = search.stored_verdict if search else None
+    pick_id = verdict.pick_config_id if verdict else None  # what apps get, not the row's claim
     body = []
     for r in rows:
         estimate = speedup(r.ratio) if r.status == Status.OK else "-"

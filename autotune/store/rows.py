@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from autotune.errors import DatabaseError
+from autotune.errors import DatabaseError, printable
 from autotune.store.database import open_readonly, open_writable, write_transaction
 
 Row = dict[str, Any]
@@ -85,7 +85,7 @@ def read_source(
             generated = [r[1] for r in info if r[6] in (2, 3)]
             if generated:
                 raise DatabaseError(
-                    f"{path} is not an autotune database ({table}.{printable(generated[0])} "
+                    f"{path} is not an autotune database ({table}.{printable(generated[0], 40)} "
                     "is a generated column); give another file"
                 )
             present = [r[1] for r in info]
@@ -112,13 +112,6 @@ def read_source(
     finally:
         conn.close()
     return found
-
-
-def printable(name: Any) -> str:
-    """A name from a source, safe to print on one line."""
-    text = name if isinstance(name, str) else repr(name)
-    text = "".join(ch if ch.isprintable() else "?" for ch in text)
-    return text if len(text) <= 40 else text[:39] + "…"
 
 
 class RowWriter:

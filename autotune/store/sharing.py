@@ -29,17 +29,20 @@ from pathlib import Path
 from typing import Any, Literal
 
 from autotune.descriptor import canonical_row
-from autotune.errors import AutotuneError, DatabaseError
-from autotune.paths import database_paths
+from autotune.errors import AutotuneError, DatabaseError, printable
+from autotune.paths import database_paths, open_regular
 from autotune.store.database import COLUMNS, JSON_COLUMNS, Store
-from autotune.store.records import SearchState, Status
-from autotune.store.rows import RowWriter, printable, read_source, writing
+from autotune.store.records import SearchState, Status, merged_host_id
+from autotune.store.rows import RowWriter, read_source, writing
 
 # export order of the tables, their keys, and the stable order of their rows (append-friendly:
 # new results sort last, so a re-export diffs as added lines)
 TABLES = ("searches", "trials")
 KEYS = {"trials": "trial_uid", "searches": "search_id"}
 ORDER = {"trials": "created_at", "searches": "started_at"}
+# tables of this schema that export and merge do not carry (serving and pipeline verdicts):
+# not reported as unknown
+NOT_SHARED = frozenset({"serving", "pipelines"})
 # columns that only mean something in one file: the local row id
 LOCAL_COLUMNS = frozenset({"id"})
 # columns that must hold a non-empty string: a trial's key (NOT NULL in the schema), a search's id
@@ -388,7 +391,10 @@ def merge(
     row>`` (merging it again finds it present). The resolver serves, per database, the newest
     finished verdict with a pick; a row without a pick never hides one. Every source is read and
     checked first, then all are written in one transaction: on any error, the target is left
-    unchanged. A source larger than ``MAX_SOURCE_BYTES`` is refused.
+    unchanged. A source larger than ``MAX_SOURCE_BYTES``, or that is not a regular file (a
+    FIFO), is refused. Every row merged in keeps its provenance: its ``host_id`` is stored
+    marked ``merged:``, so it never counts as this machine's own measurement in a search
+    (the slow-phase floor, configurations never measured again), whatever host id it claims.
 
     Returns one report per source. Raises DatabaseError if a source is missing, not SQLite, not
     an autotune database, from a newer autotune, or a ``.jsonl`` line is not a JSON object
@@ -402,7 +408,7 @@ def merge(
     for src in sources:
         path = Path(src)
         report = MergeReport(str(path))
-        _check_size(path)
+        _check_source(path)
         if path.suffix.lower() == ".jsonl":
             rows = _read_jsonl(path, schema, report)
         else:
@@ -424,6 +430,7 @@ def merge(
 def _merge_trials(writer: RowWriter, schema: Schema, rows: list[Row], report: MergeReport) -> None:
     columns = list(schema["trials"])
     for row in sorted(rows, key=functools.partial(_sort_key, "trials")):
+        row = _arrived(row)
         if writer.insert_new("trials", columns, row):
             report.trials_new += 1
         else:
@@ -435,6 +442,7 @@ def _merge_searches(
 ) -> None:
     columns = list(schema["searches"])
     for row in sorted(rows, key=functools.partial(_sort_key, "searches")):
+        row = _arrived(row)
         old = writer.find("searches", columns, row["search_id"])
         if old is None:
             writer.insert("searches", columns, row)
@@ -459,6 +467,12 @@ def _merge_searches(
                 report.searches_beside += 1
             else:
                 report.searches_present += 1
+
+
+def _arrived(row: Row) -> Row:
+    """The row as merge stores it: its host id marked as arrived by merge (``MERGED``), so no
+    search here ever counts it as its own measurement, whatever host id it carries."""
+    return {**row, "host_id": merged_host_id(row.get("host_id"))}
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -489,16 +503,26 @@ def expected_schema() -> Schema:
     }
 
 
-def _check_size(path: Path) -> None:
+def _check_source(path: Path) -> None:
+    """Refuse, before anything is read, a source that is not a regular file (reading a FIFO
+    blocks forever, a ``.db`` or a ``.jsonl`` alike) or is larger than ``MAX_SOURCE_BYTES``."""
     try:
-        size = path.stat().st_size if path.is_file() else 0
+        f = open_regular(path)
     except OSError:
-        return  # reported by the reader, with the reason
+        return  # missing or unreadable: reported by the reader, with the reason
+    if f is None:
+        raise DatabaseError(f"{path} {_not_regular(path)}; give an autotune database or a .jsonl")
+    with f:
+        size = os.fstat(f.fileno()).st_size
     if size > MAX_SOURCE_BYTES:
         raise DatabaseError(
             f"{path} is {size >> 20} MiB, more than the {MAX_SOURCE_BYTES >> 20} MiB a source may "
             "hold; export fewer results (--model, --chip) or merge in parts"
         )
+
+
+def _not_regular(path: Path) -> str:
+    return "is a directory" if path.is_dir() else "is not a regular file (a FIFO or a device)"
 
 
 def _read_sqlite(
@@ -516,11 +540,13 @@ def _read_sqlite(
             f"{path} holds no autotune results (empty, or no trials table); give an autotune "
             "database or a .jsonl export"
         )
-    report.unknown_tables.update(printable(name) for name in found.other_tables)
+    report.unknown_tables.update(
+        printable(name, 40) for name in found.other_tables if name not in NOT_SHARED
+    )
     rows: dict[str, list[Row]] = {table: [] for table in TABLES}
     for table in TABLES:
         report.unknown_columns.update(
-            f"{table}.{printable(c)}" for c in found.other_columns.get(table, [])
+            f"{table}.{printable(c, 40)}" for c in found.other_columns.get(table, [])
         )
         for row in found.rows[table]:
             _accept(table, row, schema, report, rows)
@@ -530,22 +556,24 @@ def _read_sqlite(
 def _read_jsonl(path: Path, schema: Schema, report: MergeReport) -> dict[str, list[Row]]:
     rows: dict[str, list[Row]] = {table: [] for table in TABLES}
     try:
-        f = open(path, "rb")  # noqa: SIM115 (closed below; open errors become one line)
+        f = open_regular(path)  # never blocks: a FIFO swapped in after the check is refused
     except FileNotFoundError:
         raise DatabaseError(
             f"{path}: no such file; give an autotune database or a .jsonl export"
         ) from None
     except OSError as exc:
         raise DatabaseError(f"{path} cannot be read ({exc.strerror})") from None
+    if f is None:
+        raise DatabaseError(f"{path} {_not_regular(path)}; give a .jsonl export")
     with f:
         for obj in _json_objects(path, f):
             table = obj.pop("table", None)
             if not isinstance(table, str) or table not in schema:
-                report.unknown_tables.add(printable(table))
+                report.unknown_tables.add(printable(table, 40))
                 continue
             for c in obj:
                 if c not in schema[table] and c not in LOCAL_COLUMNS:
-                    report.unknown_columns.add(f"{table}.{printable(c)}")
+                    report.unknown_columns.add(f"{table}.{printable(c, 40)}")
             row = {c: v for c, v in obj.items() if c in schema[table]}
             _accept(table, row, schema, report, rows)
     return rows
