@@ -6,6 +6,7 @@ import functools
 import json
 import logging
 import sqlite3
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -160,7 +161,7 @@ def test_a_frozen_app_is_never_relaunched_to_adapt(
     # the attribute is injected, and Popen is watched to prove nothing is started
     started: list[Any] = []
     monkeypatch.setattr(sys, "frozen", True, raising=False)
-    monkeypatch.setattr(adapt_module.subprocess, "Popen", lambda *a, **k: started.append(a))
+    monkeypatch.setattr(subprocess, "Popen", lambda *a, **k: started.append(a))
     with caplog.at_level(logging.WARNING, logger="autotune"):
         assert adapt_module.start_background(mlp_path) is None
     assert started == []
