@@ -52,7 +52,6 @@ KNOWN_MIGRATIONS = frozenset(
         "m010_apple_chip_ids",
         "m008_serving",
         "m009_pipelines",
-        "m010_apple_chip_ids",
     }
 )
 SQLITE_HEADER = b"SQLite format 3\x00"

@@ -268,24 +268,3 @@ def m010_apple_chip_ids(db: sqlite_utils.Database) -> None:
                     f"UPDATE {table} SET chip = ?, chip_descriptor = ? WHERE {pk} = ?",
                     [*changed, pk_value],
                 )
-
-
-@migrations()
-def m010_apple_chip_ids(db: sqlite_utils.Database) -> None:
-    """Apple Silicon chip ids as autotune.chip now writes them: the GPU and Neural Engine from
-    the hardware (an older ORT reported neither, ORT 1.32 both, so an upgrade hid every result),
-    and ``x86_64 under Rosetta`` on rows an x86_64 Python wrote on an Apple chip (their ``os``
-    column says so), which shared the native id until now. The descriptors follow."""
-    from autotune.descriptor import canonical_row
-
-    for table, pk in (("trials", "id"), ("searches", "search_id")):
-        rows = db.execute(
-            f"SELECT {pk}, chip, os, chip_descriptor FROM {table} WHERE chip LIKE 'Apple %'"
-        ).fetchall()
-        for pk_value, chip, os_text, descriptor in rows:
-            changed = canonical_row(chip, os_text, descriptor)
-            if changed is not None:
-                db.execute(
-                    f"UPDATE {table} SET chip = ?, chip_descriptor = ? WHERE {pk} = ?",
-                    [*changed, pk_value],
-                )
