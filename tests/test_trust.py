@@ -801,8 +801,12 @@ def test_merged_rows_are_never_this_machines_own(mlp_path: Path, tmp_path: Path)
 
 
 def _served_everywhere(model: Path, db: Path) -> dict[str, Any]:
-    """What apps get and what ``best``, ``show`` and ``list`` report, from one database."""
+    """What apps get and what ``best``, ``show``, ``list`` and the report say, from one
+    database."""
+    from autotune.output.html_report import load_report_data, render_html
+
     best = autotune.best_config(model, db=str(db))
+    report = load_report_data(model, db=str(db))
     listed = json.loads(cli_run("list", "--json", "--db", db).stdout)
     shown = cli_run("show", model, "--db", db).stdout
     return {
@@ -812,6 +816,8 @@ def _served_everywhere(model: Path, db: Path) -> dict[str, Any]:
         "list": (listed[0]["outcome"], listed[0]["pick"]),
         "show": shown.splitlines()[0],
         "show *": [line.split()[-1] for line in shown.splitlines() if line.startswith("* ")],
+        "report": report.pick_config_id,
+        "report html": render_html(report),
     }
 
 
@@ -827,6 +833,8 @@ def test_show_list_best_and_apps_agree_on_crafted_verdicts(
     assert seen["best"] == seen["cli best"] == default_label and seen["session"] == "ORT_ENABLE_ALL"
     assert seen["list"] == ("default", default_label)
     assert "ORT's defaults stay" in seen["show"]
+    assert seen["report"] == DEFAULT_CONFIG.config_id
+    assert "Keep ORT's default configuration" in seen["report html"]
     # a merged row of the stored search, "finished" in 9999 with another pick under the
     # stored pick's label: kept beside the verdict, never served, never shown
     future = tmp_path / "future.db"
@@ -842,6 +850,7 @@ def test_show_list_best_and_apps_agree_on_crafted_verdicts(
     assert seen["best"] == seen["cli best"] == MINE.describe()
     assert seen["session"] == "ORT_ENABLE_BASIC"
     assert seen["list"] == ("pick", MINE.describe()) and f"* {MINE.describe()}," in seen["show"]
+    assert seen["report"] == MINE.config_id and TEAMS.describe() not in seen["report html"]
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="autotune"):
         autotune.best_config(mlp_path, db=str(future))
@@ -853,7 +862,7 @@ def test_show_list_best_and_apps_agree_on_crafted_verdicts(
     seen = _served_everywhere(mlp_path, text_time)
     assert seen["best"] == seen["cli best"] == TEAMS.describe()
     assert seen["session"] == "ORT_ENABLE_EXTENDED" and seen["list"] == ("pick", TEAMS.describe())
-    assert f"* {TEAMS.describe()}," in seen["show"]
+    assert f"* {TEAMS.describe()}," in seen["show"] and seen["report"] == TEAMS.config_id
 
 
 def test_install_advice_names_only_packages_autotune_knows(

@@ -29,7 +29,7 @@ from autotune.config import DEFAULT_CONFIG, SessionConfig
 from autotune.errors import AutotuneError, DatabaseError, ReportError
 from autotune.output.tables import ms, ordered_trials, printable
 from autotune.store.database import ResultKey, Store
-from autotune.store.records import Outcome, SearchRecord, Status, TrialRecord
+from autotune.store.records import Outcome, SearchRecord, Status, TrialRecord, current_verdict
 from autotune.tuning.objectives import load_ms, pareto
 from autotune.version import __version__
 
@@ -75,7 +75,9 @@ class ReportData:
 
     @property
     def pick_config_id(self) -> str | None:
-        return self.search.pick_config_id if self.search else None
+        """The id of what apps get from the verdict (never the row's own claim)."""
+        verdict = self.search.stored_verdict if self.search else None
+        return verdict.pick_config_id if verdict else None
 
 
 # -- public API --------------------------------------------------------------------------------
@@ -140,13 +142,9 @@ def load_report_data(
         trials = store.trials(key)
         search = None
         for layer in list(store.layers):  # the personal layer's verdicts first, as in lookups
-            verdicts = [
-                s
-                for s in store.searches(key, layer=layer.index)
-                if s.done and (isinstance(s.pick_config, str) or s.outcome == Outcome.INCONCLUSIVE)
-            ]
-            if verdicts:
-                search = max(verdicts, key=lambda s: s.finished_at or "")
+            # the lookup's rule (records.current_verdict), as show and list
+            search = current_verdict(store.searches(key, layer=layer.index))
+            if search is not None:
                 break
     counts: dict[tuple[str, str], int] = {}
     for row in rows:
@@ -340,7 +338,8 @@ def _verdict(data: ReportData) -> str:
     compared = [c for c in compared if isinstance(c, dict)] if isinstance(compared, list) else []
     stored = s.stored_verdict
     outcome = stored.outcome if stored else Outcome.INCONCLUSIVE
-    pick_is_default = s.pick_config_id == DEFAULT_CONFIG.config_id
+    pick_id = stored.pick_config_id if stored else None  # what apps get, not the row's claim
+    pick_is_default = pick_id == DEFAULT_CONFIG.config_id
     aa = _float(s.aa_spread)
     aa_text = f" A/A spread of ORT's defaults across processes: {aa:.1%}." if aa is not None else ""
     if outcome == "inconclusive":
@@ -351,7 +350,7 @@ def _verdict(data: ReportData) -> str:
             "reaches apps; close other programs, raise <code>--rounds</code> or search again."
             f"{_e(aa_text)}</p>"
         )
-    elif pick_is_default or s.pick_config_id is None:
+    elif pick_is_default or pick_id is None:
         body = (
             "<p><strong>Keep ORT's default configuration.</strong> No candidate beat it by the "
             f"required margin with 95% confidence when re-measured head to head.{_e(aa_text)}</p>"
@@ -361,7 +360,7 @@ def _verdict(data: ReportData) -> str:
         body = (
             f'<p><span class="big">{_e(figure)}</span><span class="muted">{_e(interval)}'
             "</span> the speed of ORT's defaults with "
-            f"<code>{_e(s.pick_label)}</code></p>"
+            f"<code>{_e(stored.pick_label if stored else None)}</code></p>"
             f'<p class="note">p50 {_e(ms(s.pick_latency_ms_p50))} against '
             f"{_e(ms(s.default_latency_ms_p50))} for the default.{_e(aa_text)} "
             "Apps get it with <code>autotune.best_session(path)</code>.</p>"
@@ -379,7 +378,7 @@ def _verdict(data: ReportData) -> str:
             badges = ""
             if c.get("config_id") == DEFAULT_CONFIG.config_id:
                 badges += '<span class="badge">ORT default</span>'
-            if c.get("config_id") == s.pick_config_id and outcome != "inconclusive":
+            if c.get("config_id") == pick_id and outcome != "inconclusive":
                 badges += '<span class="badge pick">picked</span>'
             speed = "-" if value is None else f"{value:.2f}×"
             if low is not None and high is not None and c is not compared[0]:
