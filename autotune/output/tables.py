@@ -89,6 +89,7 @@ def outcome_dict(outcome: Any) -> dict[str, Any]:
         "final_rounds_kept": outcome.rounds_kept,
         "final_rounds_dropped": outcome.rounds_dropped,
         "busy": outcome.busy,
+        "verdict": outcome.verdict,
         "wall_s": outcome.wall_s,
     }
 

@@ -134,6 +134,8 @@ class Outcome:
     default_latency_ms: float | None
     busy: dict[str, Any] = field(default_factory=dict)
     stopped_early: str | None = None  # why the trial loop ended before --trials (patience…)
+    # the verdict as stored: resolution, processes (generations), held, the load it ran under
+    verdict: dict[str, Any] = field(default_factory=dict)
 
     @property
     def pick_ratio(self) -> float | None:
@@ -687,6 +689,7 @@ class _Search:
             default_latency_ms=compared[0]["latency_ms_p50"],
             busy=self.busy,
             stopped_early=stopped,
+            verdict=verdict.to_dict(),
         )
 
     def _freeze_dead_dimensions(self) -> None:
