@@ -2,7 +2,7 @@
 
     python scripts/bench.py                      # the four studies in studies/
     python scripts/bench.py model.onnx ...       # and/or your own models
-    python scripts/bench.py --studies mlp,transformer --out bench-results
+    python scripts/bench.py --studies mlp,transformer --out docs/results
 
 For each model, in one run on one machine:
 1. `autotune search` with default options (fresh database): its wall time and its pick.
@@ -171,7 +171,7 @@ def main() -> None:
         default="mlp,transformer,mobilenetv2,resnet50",
         help="study files of studies/ to run (comma-separated names)",
     )
-    parser.add_argument("--out", default="bench-results")
+    parser.add_argument("--out", default="docs/results")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="autotune-bench-"))
     os.environ["AUTOTUNE_CACHE_DIR"] = str(work / "cache")

@@ -75,7 +75,7 @@ def main() -> None:
                     f"| {spread(values):.1%} |",
                     flush=True,
                 )
-    out = Path(os.environ.get("OUT", "bench-results")) / "process_spread.json"
+    out = Path(os.environ.get("OUT", "docs/results")) / "process_spread.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2))
 

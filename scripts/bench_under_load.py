@@ -18,7 +18,7 @@ of autotune.measure):
 
 The same checks of the default against itself give their A/A spreads. A wrong pick: its
 interleaved speed-up is below 0.99 (slower than the default beyond 1%). Writes Markdown to
-stdout and JSON to --out (default bench-results/under_load.json); ``--recheck FILE`` runs only
+stdout and JSON to --out (default docs/results/under_load.json); ``--recheck FILE`` runs only
 the checks again on a results file (the example models are written anew).
 """
 
@@ -151,7 +151,7 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=6)
     parser.add_argument("--seconds", type=float, default=1.0, help="timed runs per process")
     parser.add_argument("--rounds", type=int, default=15, help="rounds per interleaved pair")
-    parser.add_argument("--out", default="bench-results/under_load.json")
+    parser.add_argument("--out", default="docs/results/under_load.json")
     parser.add_argument("--recheck", type=Path, help="only check the picks of this results file")
     args = parser.parse_args()
     if args.recheck:

@@ -14,7 +14,7 @@ following its advice: when an A/A veto names a margin the machine can resolve ("
 Every stored pick that is not ORT's default is then checked by ``scripts/check_pick.py``
 (fresh processes of the pick and the default alive together, none of autotune's measurement
 code), with the check's own A/A (default against default). A wrong pick: its checked speed-up
-is below 0.99. Markdown to stdout, JSON to --out (default bench-results/unseen.json).
+is below 0.99. Markdown to stdout, JSON to --out (default docs/results/unseen.json).
 """
 
 from __future__ import annotations
@@ -139,7 +139,7 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=20)
     parser.add_argument("--timeout", type=float, default=180)
     parser.add_argument("--pairs", type=int, default=8)
-    parser.add_argument("--out", type=Path, default=Path("bench-results/unseen.json"))
+    parser.add_argument("--out", type=Path, default=Path("docs/results/unseen.json"))
     args = parser.parse_args()
 
     from autotune.measure.load import LoadMonitor

@@ -55,3 +55,55 @@ def table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
     return "\n".join(lines) + "\n"
+
+
+def measured_on(found: dict[str, Any]) -> str:
+    """The sentence naming a results file's command, machine and load."""
+    machine = found["machine"]
+    before, after = found["others_cores"]
+    return (
+        f"`{found['command']}`, {machine['date']}, {machine['chip']}, {machine['os']}, "
+        f"onnxruntime {machine['onnxruntime']}, Python {machine['python']}; other programs used "
+        f"{before:.2f} cores before the run and {after:.2f} after it (psutil)."
+    )
+
+
+def overhead_table(name: str = "overhead.json") -> str:
+    """The run-time and isolation overhead table, from scripts/bench_overhead.py's results."""
+    found = results(name)
+    in_app = found["best_session_in_process_ms"] - found["ort_in_process_ms"]
+    cached = found["best_session_new_process_cached_ms"] - found["ort_new_process_ms"]
+    uncached = found["best_session_new_process_uncached_ms"] - found["ort_new_process_ms"]
+    rows = [
+        (
+            "`best_session()` in a running app, digest cached, vs `InferenceSession()` with the "
+            "same configuration",
+            f"{in_app:+.2f} ms ({found['best_session_in_process_ms']:.2f} ms against "
+            f"{found['ort_in_process_ms']:.2f} ms for {found['model']})",
+        ),
+        (
+            "the same in a new process (importing autotune, chip id, digest cache, lookup, "
+            "validation)",
+            f"{cached:+.0f} ms with the digest cached; {uncached:+.0f} ms when it is not",
+        ),
+        (
+            "model hashing (first sight of a model file)",
+            f"{found['hash_mb_per_s']:.0f} MB/s (on a {found['model_mb']:.2f} MB model)",
+        ),
+        (
+            "isolation per trial (spawn a process, import onnxruntime, exit; session build "
+            "excluded)",
+            f"{found['isolation_ms']:.0f} ms",
+        ),
+    ]
+    built = (
+        "the stored verdict's configuration"
+        if found["lookup_found_a_verdict"]
+        else "ORT's defaults (the seeding search left no verdict, so the lookup found none)"
+    )
+    note = (
+        f"\nMedians of {found['repeats']} fresh processes each (in one process: "
+        f"{4 * found['repeats']} calls); best_session built {built}. "
+        f"Measured with {measured_on(found)}\n"
+    )
+    return table(["what", "measured"], rows) + note

@@ -4,6 +4,7 @@ real command with real options."""
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 from pathlib import Path
@@ -94,6 +95,16 @@ def test_every_relative_link_resolves() -> None:
     assert not broken, broken
 
 
+def test_every_results_file_is_rendered_and_names_its_machine_and_load() -> None:
+    rendered = (ROOT / "docs" / "benchmarks.md").read_text()
+    for found in sorted((ROOT / "docs" / "results").glob("*.json")):
+        assert f"results/{found.name}" in rendered, f"{found.name} is rendered nowhere"
+        data = json.loads(found.read_text())
+        assert data["command"].startswith("python scripts/"), found.name
+        assert {"date", "chip", "onnxruntime"} <= set(data["machine"]), found.name
+        assert len(data["others_cores"]) == 2, found.name  # the load, before and after
+
+
 def _command_lines(text: str) -> list[list[str]]:
     lines = []
     for block in _blocks(text):
@@ -133,8 +144,9 @@ def test_every_documented_command_and_option_exists() -> None:
 
 def test_every_command_is_in_the_cli_reference() -> None:
     reference = (ROOT / "docs" / "cli.md").read_text()
+    regenerate = "regenerate docs/cli.md: cog -r -I scripts docs/cli.md"
     for name, command in cli.commands.items():
-        assert f"### `autotune {name}`" in reference, name
+        assert f"### `autotune {name}`" in reference, f"autotune {name}: {regenerate}"
         if isinstance(command, click.Group):
             for sub in command.commands:
-                assert f"### `autotune {name} {sub}`" in reference, f"{name} {sub}"
+                assert f"### `autotune {name} {sub}`" in reference, f"{name} {sub}: {regenerate}"

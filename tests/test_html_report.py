@@ -66,6 +66,7 @@ def _copy_db(db: Path, tmp_path: Path) -> Path:
     return copy
 
 
+@pytest.mark.slow
 def test_report_is_self_contained_and_complete(searched: tuple[Path, Path], tmp_path: Path) -> None:
     model, db = searched
     out = write_report(model, tmp_path / "report.html", db=str(db))
@@ -104,6 +105,7 @@ def test_report_is_self_contained_and_complete(searched: tuple[Path, Path], tmp_
         assert "No configuration failed." in _section(page, "failures")
 
 
+@pytest.mark.slow
 def test_failures_are_listed_with_reasons_and_escaped(
     searched: tuple[Path, Path], tmp_path: Path
 ) -> None:
@@ -144,6 +146,7 @@ def test_failures_are_listed_with_reasons_and_escaped(
     assert "<b>EP</b>" not in page and "&lt;b&gt;EP&lt;/b&gt;" in page
 
 
+@pytest.mark.slow
 def test_png_chart(searched: tuple[Path, Path], tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
     model, db = searched
@@ -154,6 +157,7 @@ def test_png_chart(searched: tuple[Path, Path], tmp_path: Path) -> None:
     assert len(data) > 1000
 
 
+@pytest.mark.slow
 def test_cli_writes_the_report_in_the_working_directory(
     searched: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -188,6 +192,7 @@ def _provider_choices(params: Any) -> int:
     return len(dist["attributes"]["choices"])
 
 
+@pytest.mark.slow
 def test_importances_need_enough_trials(searched: tuple[Path, Path]) -> None:
     _, db = searched
     with Store.open(str(db)) as store:
@@ -218,6 +223,7 @@ def test_pareto_front_and_speedup_format() -> None:
 LAPTOP_WIDTH = 1366  # CSS pixels: the most common laptop screen
 
 
+@pytest.mark.slow
 def test_report_renders_in_a_real_browser(searched: tuple[Path, Path], tmp_path: Path) -> None:
     """autotune report's page in headless Chromium at a laptop's width: no console errors, every
     section laid out, the chart wide enough to read and not wider than the window."""

@@ -1,0 +1,36 @@
+"""Which machine a benchmark ran on and how busy it was: stored with every results file, so
+a figure rendered into docs/ names its machine and load (scripts/render_docs.py prints it)."""
+
+from __future__ import annotations
+
+import os
+import platform
+from datetime import UTC, datetime
+from typing import Any
+
+import psutil
+
+RESULTS = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "results"
+)
+
+
+def others_cores(seconds: float = 2.0) -> float:
+    """The CPU, in cores, that the whole machine used over the next seconds while this script
+    sleeps (so: other programs' use), from psutil."""
+    busy: float = psutil.cpu_percent(interval=seconds)
+    return busy / 100 * (psutil.cpu_count() or 1)
+
+
+def machine() -> dict[str, Any]:
+    """The date, chip id, onnxruntime and Python versions, and the OS of this run."""
+    from autotune.chip import current_chip
+
+    chip = current_chip()
+    return {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "chip": chip.chip_id,
+        "onnxruntime": chip.ort_version,
+        "python": platform.python_version(),
+        "os": f"{platform.system()} {platform.release()}",
+    }
