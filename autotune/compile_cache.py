@@ -137,19 +137,9 @@ def os_build() -> str:
 
 
 def _sysctl_string(name: bytes) -> str | None:
-    import ctypes
+    from autotune.descriptor import read_sysctl
 
-    try:
-        libc = ctypes.CDLL(None)
-        size = ctypes.c_size_t(0)
-        if libc.sysctlbyname(name, None, ctypes.byref(size), None, 0) != 0 or size.value == 0:
-            return None
-        buf = ctypes.create_string_buffer(size.value)
-        if libc.sysctlbyname(name, buf, ctypes.byref(size), None, 0) != 0:
-            return None
-        return buf.value.decode(errors="replace") or None
-    except (OSError, AttributeError):
-        return None
+    return read_sysctl(name.decode())
 
 
 def compiled_root() -> Path:
