@@ -789,6 +789,10 @@ def test_merged_rows_are_never_this_machines_own(mlp_path: Path, tmp_path: Path)
     with Store.open(str(mine)) as store:
         assert len(store.trials(key)) == 4 and store.trials(key, own=True) == []
         assert all((t.host_id or "").startswith("merged:") for t in store.trials(key))
+    # still found by the host id they were exported with
+    host_id = _poison_lines(mlp_path)[0]["host_id"]
+    shown = json.loads(cli_run("show", mlp_path, "--host", host_id, "--json").stdout)
+    assert len(shown["trials"]) == 4
     outcome = run_search(mlp_path, SearchOptions(trials=3, protocol=FAST, seed=1, db=str(mine)))
     assert outcome.resumed == 0 and outcome.measured >= 1
     conn = sqlite3.connect(mine)

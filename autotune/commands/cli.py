@@ -347,7 +347,7 @@ def show(
     from autotune.model import search_hint
     from autotune.output.tables import ordered_trials, trials_text
     from autotune.store.database import Store
-    from autotune.store.records import as_plain
+    from autotune.store.records import MERGED, as_plain
 
     digest = model_digest(model)
     chip_id = current_chip().chip_id
@@ -357,7 +357,7 @@ def show(
             [
                 r
                 for r in store.trials_of_model(digest, None if all_chips else chip_id)
-                if (host is None or host in (r.host, r.host_id))
+                if (host is None or host in (r.host, (r.host_id or "").removeprefix(MERGED)))
                 and (user is None or r.user == user)
                 and (ort_version is None or r.ort_version == ort_version)
             ]
