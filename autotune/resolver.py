@@ -57,6 +57,7 @@ class BestConfig:
     # it is borrowed from ("cores", "family_tier", "generation"); key.chip names that chip
     rung: str = "exact"
     thread_roles: dict[str, str | int] | None = None
+    accuracy: str | None = None  # the tier its outputs were judged at, and why (None: fp32)
 
     @property
     def borrowed(self) -> bool:
@@ -86,6 +87,7 @@ class BestConfig:
             "borrowed": self.borrowed,
             "rung": self.rung,
             "thread_roles": self.thread_roles,
+            "accuracy": self.accuracy,
         }
 
 
@@ -353,6 +355,7 @@ class _Fit:
             measured_at=row.finished_at if isinstance(row, SearchRecord) else row.created_at,
             layer=layer,
             thread_roles=_stored_roles(row),
+            accuracy=_stored_accuracy(row),
         )
 
     def _inputs(self, config: SessionConfig) -> dict[str, tuple[int | str | None, ...]]:
@@ -360,6 +363,15 @@ class _Fit:
         if config.free_dimension_overrides and self._model_inputs is None:
             self._model_inputs = graph_inputs(self.path) or {}
         return self._model_inputs or {}
+
+
+def _stored_accuracy(row: SearchRecord | TrialRecord) -> str | None:
+    """The accuracy tier a stored choice was judged at: the verdict's record of it, or the
+    trial's own."""
+    if isinstance(row, SearchRecord):
+        verdict = row.stored_verdict
+        return verdict.accuracy if verdict else None
+    return row.accuracy
 
 
 def _stored_roles(row: SearchRecord | TrialRecord) -> dict[str, str | int] | None:

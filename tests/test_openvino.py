@@ -9,6 +9,7 @@ cannot pass by skipping everything.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -232,3 +233,32 @@ def test_search_leaves_no_compiled_blobs_behind(tmp_path: Path) -> None:
     trials = Path(os.environ["AUTOTUNE_CACHE_DIR"]) / "trials"
     left = sorted(str(p.relative_to(trials)) for p in trials.rglob("*") if p.is_file())
     assert left == [], f"the search left {len(left)} files behind: {left[:4]}"
+
+
+def test_openvino_computing_in_fp16_is_judged_at_the_fp16_tier(tmp_path: Path) -> None:
+    """OpenVINO's CPU plugin infers in fp16 when asked (INFERENCE_PRECISION_HINT, through
+    load_config) on CPUs with fp16 arithmetic: a real fp16 path on this x86 CPU. Measured on
+    the session VM's Xeon (avx512_fp16, AMX): the transformer example's outputs move by up to
+    7e-3, so the fp32 tier fails them and ``--accuracy auto`` accepts them at fp16."""
+    from autotune.examples import write_example
+    from autotune.measure.manager import Protocol
+
+    path = write_example("transformer", tmp_path / "transformer.onnx")
+    hint = json.dumps({"CPU": {"INFERENCE_PRECISION_HINT": "f16"}})
+    config = SessionConfig(providers=((OV, {"device_type": "CPU", "load_config": hint}), (CPU, {})))
+    results = {}
+    for accuracy in ("auto", "fp32"):
+        protocol = Protocol(**{**FAST.__dict__, "accuracy": accuracy})
+        worker = MeasuringWorker(WorkerSetup(str(path), _feeds(path), protocol=protocol))
+        try:
+            results[accuracy] = worker.measure(config, timeout=300)
+        finally:
+            worker.close()
+    auto, exact = results["auto"], results["fp32"]
+    if auto.max_abs_err is not None and auto.max_abs_err < 1e-5:
+        pytest.skip("OpenVINO computed in fp32 here: this CPU has no fp16 arithmetic for it")
+    assert auto.placement["nodes"].get(OV), auto.placement  # OpenVINO ran it, not the CPU EP
+    assert auto.status == Status.OK and auto.accuracy == "fp16", (auto.status, auto.error)
+    assert auto.max_abs_err is not None and 1e-3 < auto.max_abs_err < 1e-2
+    assert exact.status == Status.INACCURATE and exact.accuracy == "fp32"
+    assert "fp32 tier" in (exact.error or "")

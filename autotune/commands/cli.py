@@ -109,10 +109,18 @@ _STUDY_PARAMS = ("trials", "timeout", "shapes", "inputs", "objective")
     help="Gain a candidate needs to replace the default.",
 )
 @click.option(
-    "--rtol", type=float, help="Relative tolerance of the accuracy gate (default per dtype)."
+    "--accuracy",
+    default="auto",
+    show_default=True,
+    help="How outputs must match the CPU fp32 reference: fp32, fp16, cosine:T (e.g. "
+    "cosine:0.999) or topk:K (e.g. topk:5); auto: fp16 for accelerators that compute in fp16, "
+    "fp32 for the rest (docs/accuracy.md).",
 )
 @click.option(
-    "--atol", type=float, help="Absolute tolerance of the accuracy gate (default per dtype)."
+    "--rtol", type=float, help="Relative tolerance of the fp32/fp16 tiers (default per tier)."
+)
+@click.option(
+    "--atol", type=float, help="Absolute tolerance of the fp32/fp16 tiers (default per tier)."
 )
 @click.option(
     "--objective",
@@ -150,6 +158,7 @@ def search(
     trial_timeout: float,
     rounds: int,
     min_gain: float,
+    accuracy: str,
     rtol: float | None,
     atol: float | None,
     objective: str,
@@ -212,6 +221,7 @@ def search(
             rounds=rounds,
             max_rounds=defaults.max_rounds(rounds),
             final_rounds=defaults.FINAL_ROUNDS_PER_ROUND * rounds,
+            accuracy=accuracy,
             rtol=rtol,
             atol=atol,
         ),

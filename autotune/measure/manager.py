@@ -38,6 +38,7 @@ import numpy as np
 
 from autotune import defaults
 from autotune.config import DEFAULT_CONFIG, SessionConfig
+from autotune.measure.accuracy import gate
 from autotune.measure.messages import (
     BlockTimes,
     BuildFailed,
@@ -69,7 +70,9 @@ class Protocol:
     max_generations: int = 20  # while a decision is open, more processes, up to this many
     extra_seconds: float = 30.0  # ... taking at least this long (or as long as the planned)
     guard: float = 1.25  # drop a round whose reference block is this much slower than the level
-    rtol: float | None = None  # None: per output dtype (fp32 1e-3, fp16 1e-2)
+    # the accuracy gate (autotune.measure.accuracy): auto, or a tier for every configuration
+    accuracy: str = "auto"
+    rtol: float | None = None  # None: the tier's tolerances
     atol: float | None = None
 
 
@@ -132,6 +135,7 @@ class TrialResult:
     peak_rss_mb: float | None = None
     max_abs_err: float | None = None
     err_to_tol: float | None = None
+    accuracy: str | None = None  # the tier its outputs were judged at
     placement: dict[str, Any] = field(default_factory=dict)
     floor_ms: float | None = None
     bounded: bool = False  # its time limit came from the search's --timeout (not stored)
@@ -140,57 +144,6 @@ class TrialResult:
         row = asdict(self)
         del row["bounded"]
         return row
-
-
-def compare_outputs(
-    reference: list[Any], outputs: list[Any], rtol: float | None, atol: float | None
-) -> tuple[bool, float, float, str | None]:
-    """(within tolerance, max |error|, worst error/tolerance, first problem) over all outputs."""
-    max_abs = 0.0
-    worst = 0.0
-    for i, (ref, out) in enumerate(zip(reference, outputs, strict=True)):
-        ref_a = np.asarray(ref)
-        out_a = np.asarray(out)
-        if ref_a.shape != out_a.shape:
-            return (
-                False,
-                math.inf,
-                math.inf,
-                f"output {i} has shape {out_a.shape}, not {ref_a.shape}",
-            )
-        if ref_a.dtype.kind in "fc":
-            r = rtol if rtol is not None else (1e-2 if ref_a.dtype.itemsize <= 2 else 1e-3)
-            a = atol if atol is not None else (1e-3 if ref_a.dtype.itemsize <= 2 else 1e-4)
-            ref64 = ref_a.astype(np.float64)
-            out64 = out_a.astype(np.float64)
-            if not np.array_equal(np.isnan(ref64), np.isnan(out64)):
-                return (
-                    False,
-                    math.inf,
-                    math.inf,
-                    f"output {i} has NaNs where the reference has none",
-                )
-            finite = ~np.isnan(ref64)
-            diff = np.abs(ref64 - out64)[finite]
-            tol = (a + r * np.abs(ref64))[finite]
-            if diff.size:
-                max_abs = max(max_abs, float(diff.max()))
-                worst = max(worst, float((diff / tol).max()))
-        elif not np.array_equal(ref_a, out_a):
-            return (
-                False,
-                math.inf,
-                math.inf,
-                f"output {i} ({ref_a.dtype}) differs from the reference",
-            )
-    if worst > 1.0:
-        return (
-            False,
-            max_abs,
-            worst,
-            f"outputs differ from the CPU reference by up to {max_abs:.3g}",
-        )
-    return True, max_abs, worst, None
 
 
 def _percentile(values: list[float], q: float) -> float | None:
@@ -418,13 +371,20 @@ class MeasuringWorker:
                 result.status = Status.EP_DROPPED
                 result.error = f"{', '.join(silent)} took no nodes; the session ran on CPU"
                 return result
-            ok, max_abs, worst, problem = compare_outputs(
-                self.reference_outputs, built.outputs, p.rtol, p.atol
+            judged = gate(
+                config,
+                result.placement,
+                self.reference_outputs,
+                built.outputs,
+                p.accuracy,
+                p.rtol,
+                p.atol,
             )
-            result.max_abs_err, result.err_to_tol = max_abs, worst
-            if not ok:
+            result.max_abs_err, result.err_to_tol = judged.max_abs_err, judged.err_to_tol
+            result.accuracy = judged.tier
+            if not judged.ok:
                 result.status = Status.INACCURATE
-                result.error = problem
+                result.error = judged.problem
                 return result
             self._interleave(cand, result, deadline, on_round)
             result.peak_rss_mb = cand.peak_rss_mb

@@ -122,12 +122,14 @@ def outcome_text(outcome: Any) -> str:
             f"{min(processes):.2f}–{max(processes):.2f}" if processes else "-",
             speedup_text(entry.get("search_speedup")),
             load_text(entry.get("load_ms"), entry.get("cold_load_ms")),
+            entry.get("accuracy") or "-",
         ]
         if objective == "memory":
             mb = entry.get("session_rss_mb")
             row.append("-" if mb is None else f"{mb:.0f} MB")
         rows.append(row)
-    headers = ["configuration", "p50", "p90", "speed-up [95%]", "per process", "in search", "load"]
+    headers = ["configuration", "p50", "p90", "speed-up [95%]", "per process", "in search"]
+    headers += ["load", "accuracy"]
     if objective == "memory":
         headers.append("memory")
     early = f"; stopped early: {outcome.stopped_early}" if outcome.stopped_early else ""
@@ -142,7 +144,23 @@ def outcome_text(outcome: Any) -> str:
         + _busy_text(outcome.busy)
         + "\n\n"
     )
-    return head + table(rows, headers) + "\n\n" + verdict_text(outcome)
+    return head + table(rows, headers) + "\n\n" + verdict_text(outcome) + _accuracy_text(outcome)
+
+
+def _accuracy_text(outcome: Any) -> str:
+    """The tier the pick's outputs were judged at, when it is not ORT's defaults."""
+    if outcome.pick is None or outcome.pick.is_default():
+        return ""
+    picked = (e for e in outcome.compared if e["config_id"] == outcome.pick.config_id)
+    entry: dict[str, Any] = next(picked, {})
+    tier, why = entry.get("accuracy") or "fp32", entry.get("accuracy_why")
+    if tier == "fp32":
+        return " Its outputs match the CPU fp32 reference at the fp32 tier."
+    because = f" (--accuracy auto: {why})" if why else ""
+    return (
+        f" Its outputs match the CPU fp32 reference at the {tier} tier{because}, not at fp32: "
+        "see docs/accuracy.md."
+    )
 
 
 def _busy_text(busy: dict[str, Any]) -> str:
@@ -218,6 +236,7 @@ def best_text(choice: Any) -> str:
             else []
         ),
         f"speed-up:    {speedup(choice.ratio)} vs ORT defaults",
+        f"accuracy:    {printable(tier_text(getattr(choice, 'accuracy', None)), 300)}",
         "",
         table(
             [[k, json_cell(v)] for k, v in c.to_dict().items()],
@@ -319,14 +338,13 @@ def trials_text(
                 ms(r.session_create_ms),
                 ms(r.first_run_ms),
                 placement_text(r.placement),
+                r.accuracy or ("fp32" if r.measured or r.status == Status.INACCURATE else "-"),
                 r.label,
                 (r.error or r.warning or "")[:80],
             ]
         )
-    text = table(
-        body,
-        ["status", "estimate", "p50", "load", "first run", "placement", "configuration", "reason"],
-    )
+    headers = ["status", "estimate", "p50", "load", "first run", "placement", "accuracy"]
+    text = table(body, [*headers, "configuration", "reason"])
     return (printable(verdict_line(search)) + "\n\n" if search else "") + text
 
 
@@ -345,4 +363,11 @@ def verdict_line(search: SearchRecord) -> str:
         why = f": {v.reason}" if v.reason else " (no candidate beat them by the margin)"
         return f"verdict ({when}): ORT's defaults stay{why}{spread}"
     figure = speedup_text(v.speedup, v.speedup_low, v.speedup_high)
-    return f"verdict ({when}): * {v.pick_label}, {figure} ORT's defaults' speed{spread}"
+    tier = f", outputs at the {tier_text(v.accuracy)}" if v.accuracy else ""
+    return f"verdict ({when}): * {v.pick_label}, {figure} ORT's defaults' speed{spread}{tier}"
+
+
+def tier_text(accuracy: str | None) -> str:
+    """``fp16 (why)`` as stored -> ``fp16 tier (why)``; None (judged before tiers): fp32."""
+    tier, _, why = (accuracy or "fp32").partition(" (")
+    return f"{tier} tier" + (f" ({why}" if why else "")

@@ -49,9 +49,10 @@ KNOWN_MIGRATIONS = frozenset(
         "m003_verdict",
         "m005_chip_descriptor",
         "m007_inputs_digest",
-        "m010_apple_chip_ids",
         "m008_serving",
         "m009_pipelines",
+        "m010_apple_chip_ids",
+        "m011_accuracy_tiers",
     }
 )
 SQLITE_HEADER = b"SQLite format 3\x00"

@@ -123,6 +123,7 @@ class TrialRecord:
     chip_descriptor: str | None = None  # the chip it was measured on (m005)
     thread_roles: str | None = None  # its thread counts as roles (all performance cores...)
     inputs_digest: str | None = None  # the --inputs data measured on (NULL: synthetic)
+    accuracy: str | None = None  # the tier its outputs were judged at (m011; NULL: fp32)
 
     def __post_init__(self) -> None:
         _decode_fields(self)
@@ -187,6 +188,7 @@ class SearchRecord:
     chip_descriptor: str | None = None  # the chip it was measured on (m005)
     thread_roles: str | None = None  # its thread counts as roles (all performance cores...)
     inputs_digest: str | None = None  # the --inputs data measured on (NULL: synthetic)
+    accuracy: str | None = None  # its --accuracy: auto or a tier (m011)
 
     def __post_init__(self) -> None:
         _decode_fields(self)
@@ -243,6 +245,7 @@ class SearchRecord:
             finished_at=self.finished_at,
             reason=reason if isinstance(reason, str) else None,
             refusal=refusal,
+            accuracy=_accuracy_of(self.verdict, config_id),
         )
 
     @classmethod
@@ -272,11 +275,24 @@ class StoredVerdict:
     finished_at: str | None
     reason: str | None
     refusal: str | None = None  # why it is never served (it finished in the future)
+    accuracy: str | None = None  # the tier the served configuration was judged at, and why
 
     @property
     def served(self) -> bool:
         """Apps may get this verdict's configuration."""
         return self.refusal is None and self.pick_config is not None
+
+
+def _accuracy_of(verdict: Any, config_id: str | None) -> str | None:
+    """The accuracy tier the verdict recorded for configuration ``config_id``: ``fp16 (why)``
+    when the search's ``--accuracy auto`` chose fp16 for it; None for verdicts before tiers."""
+    entries = verdict.get("compared") if isinstance(verdict, dict) else None
+    for entry in entries if isinstance(entries, list) else ():
+        if isinstance(entry, dict) and entry.get("config_id") == config_id:
+            tier, why = entry.get("accuracy"), entry.get("accuracy_why")
+            if isinstance(tier, str):
+                return f"{tier} ({why})" if isinstance(why, str) else tier
+    return None
 
 
 def finished_time(value: Any) -> datetime | None:

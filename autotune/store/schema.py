@@ -268,3 +268,12 @@ def m010_apple_chip_ids(db: sqlite_utils.Database) -> None:
                     f"UPDATE {table} SET chip = ?, chip_descriptor = ? WHERE {pk} = ?",
                     [*changed, pk_value],
                 )
+
+
+@migrations()
+def m011_accuracy_tiers(db: sqlite_utils.Database) -> None:
+    """The accuracy tier (autotune.measure.accuracy): the one each trial's outputs were judged at
+    (``fp32``, ``fp16``, ``cosine:T``, ``topk:K``; NULL: before tiers, the fp32 tolerances or
+    ``--rtol``/``--atol``), and the ``--accuracy`` each search ran with (``auto`` or a tier)."""
+    db["trials"].add_column("accuracy", str)  # type: ignore[union-attr]
+    db["searches"].add_column("accuracy", str)  # type: ignore[union-attr]

@@ -23,7 +23,7 @@ import uuid
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ from autotune.chip import current_chip, current_descriptor, provenance
 from autotune.config import CPU, DEFAULT_CONFIG, SessionConfig
 from autotune.errors import AutotuneError, ConfigError, SearchError
 from autotune.ladder import roles_of
+from autotune.measure.accuracy import check_tolerances, judged_alike, stored_tier, tier_for
 from autotune.measure.load import Load, LoadMonitor
 from autotune.measure.manager import (
     HeadToHead,
@@ -195,6 +196,8 @@ def run_search(
         raise SearchError(f"--trials must be at least 1, not {options.trials}")
     if options.timeout is not None and options.timeout <= 0:
         raise SearchError(f"--timeout must be more than 0 seconds, not {options.timeout:g}")
+    p = options.protocol
+    options.protocol = replace(p, accuracy=check_tolerances(p.accuracy, p.rtol, p.atol))
     started = time.monotonic()
     emit = progress or (lambda e: None)
     info = load_model_info(model_path)
@@ -322,6 +325,7 @@ class _Search:
                 "trials_requested": self.options.trials,
                 "trials_measured": self.measured,
                 "objective": self.options.objective,
+                "accuracy": self.options.protocol.accuracy,
                 **extra,
             }
         )
@@ -715,10 +719,14 @@ class _Search:
 
     def _stored_trials(self, own: bool = False) -> list[TrialRecord]:
         """The stored trials of this key measured on these inputs (synthetic, or the same
-        ``--inputs`` data): results on other data are not these results. ``own``: only this
-        machine's (the writable layer, this host)."""
+        ``--inputs`` data): results on other data are not these results, nor are trials judged
+        at another accuracy tier than this search's ``--accuracy`` gives them. ``own``: only
+        this machine's (the writable layer, this host)."""
+        accuracy = self.options.protocol.accuracy
         return [
-            r for r in self.store.trials(self.key, own=own) if r.inputs_digest == self.inputs_digest
+            r
+            for r in self.store.trials(self.key, own=own)
+            if r.inputs_digest == self.inputs_digest and judged_alike(r, accuracy)
         ]
 
     def _stale_picks(self, limit: int = 3) -> list[dict[str, Any]]:
@@ -913,6 +921,7 @@ class _Search:
                 complete=False,
             )
         compared = []
+        accuracy = self.options.protocol.accuracy
         for cfg, entry in zip(contenders, verdict.entries, strict=True):
             stored = self.known.get(cfg.config_id) or TrialRecord()
             search_ratio = stored.ratio
@@ -934,6 +943,8 @@ class _Search:
                     "load_ms": objectives.load_ms(stored),
                     "cold_load_ms": stored.load_ms,
                     "session_rss_mb": stored.session_rss_mb,
+                    "accuracy": stored_tier(stored),
+                    "accuracy_why": tier_for(cfg, accuracy, stored.placement)[1],
                     "eligible": entry.eligible,
                     "why_not": entry.why_not,
                     "state": entry.state,
