@@ -4,6 +4,7 @@ tolerance is stored as inaccurate and never picked."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -239,6 +240,7 @@ def test_stored_trials_judged_at_another_tier_are_not_reused() -> None:
 
 
 def test_a_search_stores_its_accuracy_and_each_trial_tier(transformer: Path) -> None:
+    from autotune.output.tables import outcome_text
     from autotune.store.database import Store
     from autotune.tuning.search import SearchOptions, run_search
 
@@ -257,6 +259,22 @@ def test_a_search_stores_its_accuracy_and_each_trial_tier(transformer: Path) -> 
     assert search.accuracy == "cosine:0.9999"
     assert {r.accuracy for r in rows if r.measured} == {"cosine:0.9999"}
     assert all(c["accuracy"] == "cosine:0.9999" for c in outcome.compared)
+    assert outcome.resumed == 0
+    # the same search again resumes its trials; one at another tier measures them again
+    again = run_search(transformer, SearchOptions(trials=2, protocol=protocol, seed=1))
+    assert again.resumed == 2 and again.measured == 0
+    exact = Protocol(**{**FAST.__dict__, "accuracy": "fp32"})
+    other = run_search(transformer, SearchOptions(trials=2, protocol=exact, seed=1))
+    assert other.resumed == 0 and other.measured == 2
+    # the outcome's text states each contender's tier, and a pick's
+    text = outcome_text(other)
+    assert "accuracy" in text and "cosine" not in text
+    assert all(c["accuracy"] == "fp32" for c in other.compared)
+    why = "Core ML runs fp32 models in fp16 on the GPU and Neural Engine (MLComputeUnits=ALL)"
+    pick = SessionConfig(intra_op_num_threads=1)
+    entry = {**other.compared[0], "config_id": pick.config_id, "accuracy": "fp16"}
+    picked = replace(other, outcome="pick", pick=pick, compared=[{**entry, "accuracy_why": why}])
+    assert f"at the fp16 tier (--accuracy auto: {why}), not at fp32" in outcome_text(picked)
     with pytest.raises(SearchError, match="--accuracy 'fp8' is not one of"):
         run_search(transformer, SearchOptions(trials=1, protocol=Protocol(accuracy="fp8")))
 
