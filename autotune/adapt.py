@@ -37,6 +37,7 @@ from autotune.measure.manager import MeasuringWorker, Protocol, WorkerLost, Work
 from autotune.measure.verdict import INCONCLUSIVE, Verdict
 from autotune.store.records import SearchRecord, SearchState, Status, TrialRecord
 from autotune.tuning import head_to_head
+from autotune.tuning.lock import ModelLock
 
 DEFAULT_BUDGET_S = 30.0
 DEFAULT_TOP = 3
@@ -91,7 +92,6 @@ def adapt(
     SearchError if a search or another adapt of this model is running here."""
     from autotune.model import load_model_info, resolve_shapes, shape_signature, synthetic_feeds
     from autotune.resolver import candidates
-    from autotune.tuning.search import _ModelLock
 
     started = time.monotonic()
     chip = current_chip()
@@ -122,7 +122,7 @@ def adapt(
         )
     contenders = [DEFAULT_CONFIG] + [b.config for b in borrowed]
     signature = shape_signature(resolved)
-    lock = _ModelLock(info.digest)
+    lock = ModelLock(info.digest)
     root = tempfile.mkdtemp(prefix="autotune-adapt-")
     try:
         base = protocol or Protocol()

@@ -120,9 +120,9 @@ def test_shapes_key_results(dynamic_path: Path) -> None:
 
 def test_same_model_twice_at_once_is_refused(mlp_path: Path) -> None:
     from autotune.digest import model_digest
-    from autotune.tuning.search import _ModelLock
+    from autotune.tuning.lock import ModelLock
 
-    lock = _ModelLock(model_digest(mlp_path))
+    lock = ModelLock(model_digest(mlp_path))
     try:
         with pytest.raises(SearchError, match="already running"):
             run_search(mlp_path, _options())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from typing import TextIO
 
-from autotune.tuning.search import Event
+from autotune.tuning.search import Event, EventKind
 
 
 class ProgressLine:
@@ -18,19 +18,19 @@ class ProgressLine:
         self._last_round = -1
 
     def __call__(self, event: Event) -> None:
-        if event.kind == "plan":
+        if event.kind == EventKind.PLAN:
             for line in event.message.splitlines():
                 self._print(line)
-        elif event.kind == "start":
+        elif event.kind == EventKind.START:
             note = f" ({event.message})" if event.message else ""
             self._print(f"searching: {event.total} trials to measure{note}")
-        elif event.kind == "trial":
+        elif event.kind == EventKind.TRIAL:
             self._trial(event)
-        elif event.kind in ("final", "busy"):
+        elif event.kind in (EventKind.FINAL, EventKind.BUSY):
             self._print(f"[{_clock(event.elapsed)}] {event.message}")
-        elif event.kind == "final_round":
+        elif event.kind == EventKind.FINAL_ROUND:
             self._round(event)
-        elif event.kind == "done" and self.tty:
+        elif event.kind == EventKind.DONE and self.tty:
             self.stream.write("\n")
 
     def _trial(self, e: Event) -> None:

@@ -11,7 +11,6 @@ the default and keep the default unless a candidate beats it by ``min_gain``.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
@@ -24,6 +23,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +63,7 @@ from autotune.providers import SearchContext, available_spaces, device_policies,
 from autotune.store.database import ResultKey, Store, now
 from autotune.store.records import SearchRecord, SearchState, Status, TrialRecord
 from autotune.tuning import head_to_head, objectives
+from autotune.tuning.lock import ModelLock
 from autotune.tuning.points import stored_params, stored_point
 from autotune.tuning.space import DEFAULT_PARAMS, graph_levels, one_knob_variants, suggest_config
 from autotune.version import __version__
@@ -94,11 +95,23 @@ class SearchOptions:
     worker_target: WorkerTarget = worker_main  # tests inject faults here (crash, hang)
 
 
+class EventKind(StrEnum):
+    """What a progress event reports."""
+
+    PLAN = "plan"  # the providers and options to search (one or more lines)
+    START = "start"  # trials to measure
+    TRIAL = "trial"  # one trial measured
+    BUSY = "busy"  # other programs' load: waiting for quiet, or going on marked
+    FINAL = "final"  # the head-to-head begins
+    FINAL_ROUND = "final_round"  # a head-to-head round kept or dropped
+    DONE = "done"
+
+
 @dataclass
 class Event:
     """Progress of a search, for a progress bar."""
 
-    kind: str  # "plan", "start", "trial", "final", "done"
+    kind: EventKind
     done: int = 0
     total: int = 0
     elapsed: float = 0.0
@@ -150,31 +163,6 @@ IMPROVEMENT = 0.01  # a trial improves on the best when it is this much faster
 DEAD_DIMENSION = 0.015  # a one-knob change within this of the default does nothing measurable
 
 
-class _ModelLock:
-    """One search per model at a time on this machine: two would disturb each other's timings."""
-
-    def __init__(self, digest: str) -> None:
-        directory = cache_dir() / "locks"
-        directory.mkdir(parents=True, exist_ok=True)
-        self.path = directory / f"{digest[:32]}.lock"
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            other = os.pread(self.fd, 32, 0).decode(errors="replace").strip() or "another process"
-            os.close(self.fd)
-            raise SearchError(
-                f"a search of this model is already running here (pid {other}); wait for it "
-                "to finish, since two searches would disturb each other's timings"
-            ) from None
-        os.ftruncate(self.fd, 0)
-        os.pwrite(self.fd, str(os.getpid()).encode(), 0)
-
-    def release(self) -> None:
-        fcntl.flock(self.fd, fcntl.LOCK_UN)
-        os.close(self.fd)
-
-
 def _quiet_optuna() -> Any:
     import optuna
 
@@ -214,7 +202,7 @@ def run_search(
     key = ResultKey(info.digest, chip.chip_id, chip.ort_version, shape_signature(shapes))
     store = Store.open(options.db, write=True)
     # a distributed study runs one worker per machine; locally, one search per model at a time
-    lock = None if options.storage else _ModelLock(info.digest)
+    lock = None if options.storage else ModelLock(info.digest)
     try:
         search = _Search(
             info.path, info.path.name, key, default_shapes, feeds, store, options, emit, started
@@ -529,8 +517,8 @@ class _Search:
     def _begin(self, budget: int, previous: list[TrialRecord], resumed: int) -> None:
         """Say the plan, check the machine's load, start the reference process (a model that
         cannot run on these inputs fails here, before any output) and mark the search running."""
-        self.emit(Event("plan", message=_plan_text(self.space[1], self.space[3])))
-        self._check_load()
+        self.emit(Event(EventKind.PLAN, message=_plan_text(self.space[1], self.space[3])))
+        self._check_load("search", before="the search")
         if self.options.storage is None:
             # this process holds the model's lock: no other search of it runs here
             self.store.mark_abandoned(self.key.model_digest, provenance()["host_id"])
@@ -546,7 +534,7 @@ class _Search:
             )
         else:
             note = ""
-        self.emit(Event("start", done=0, total=budget, message=note))
+        self.emit(Event(EventKind.START, done=0, total=budget, message=note))
         self._update_best()
 
     def _loop(self, study: Any, budget: int, seeds: int, shared: bool) -> str | None:
@@ -621,7 +609,7 @@ class _Search:
             self._freeze_dead_dimensions()
             self.emit(
                 Event(
-                    "trial",
+                    EventKind.TRIAL,
                     done=self.measured,
                     total=budget,
                     elapsed=self._elapsed(),
@@ -670,7 +658,7 @@ class _Search:
                 wall_s=wall,
             )
         )
-        self.emit(Event("done", elapsed=wall))
+        self.emit(Event(EventKind.DONE, elapsed=wall))
         return Outcome(
             search_id=self.search_id,
             key=self.key,
@@ -886,13 +874,13 @@ class _Search:
         protocol = self.options.protocol
         self.emit(
             Event(
-                "final",
+                EventKind.FINAL,
                 elapsed=self._elapsed(),
                 message=f"head-to-head: ORT's defaults and {len(contenders) - 1} candidates, "
                 f"each in {self._generations()} fresh processes",
             )
         )
-        self._check_load(before="the head-to-head")
+        self._check_load("head_to_head", before="the head-to-head")
         try:
             result = head_to_head.run(
                 self._worker(),
@@ -996,7 +984,7 @@ class _Search:
     def _h2h_progress(self, p: HeadToHeadProgress) -> None:
         self.emit(
             Event(
-                "final_round",
+                EventKind.FINAL_ROUND,
                 done=p.kept,
                 total=p.target,
                 elapsed=self._elapsed(),
@@ -1004,14 +992,14 @@ class _Search:
             )
         )
 
-    def _check_load(self, before: str = "the search") -> None:
+    def _check_load(self, stage: str, before: str) -> None:
         """Wait (bounded) for other programs to quiet down; then stop with "machine busy", or,
         with allow_busy, go on and mark what is measured."""
 
         def waiting(load: Load, left: float) -> None:
             self.emit(
                 Event(
-                    "busy",
+                    EventKind.BUSY,
                     elapsed=self._elapsed(),
                     message=f"machine busy ({load.text()}); waiting up to {left:.0f} s for "
                     f"quiet before {before}",
@@ -1021,10 +1009,10 @@ class _Search:
 
         wait = 0.0 if self.options.allow_busy else self.options.busy_wait
         load = self.monitor.wait_for_quiet(wait, waiting)
-        self.busy[before.replace("the ", "").replace(" ", "_")] = load.to_dict()
+        self.busy[stage] = load.to_dict()
         if not load.busy:
             return
-        if not self.options.allow_busy and before == "the search":
+        if not self.options.allow_busy and stage == "search":
             raise SearchError(
                 f"machine busy: {load.text()}, still after {wait:.0f} s; timings taken now "
                 "would not hold. Close other programs, or pass --allow-busy to search anyway "
@@ -1032,7 +1020,7 @@ class _Search:
             )
         self.emit(
             Event(
-                "busy",
+                EventKind.BUSY,
                 elapsed=self._elapsed(),
                 message=f"machine busy ({load.text()}): going on; results are marked",
                 load_cores=load.other_cores,
