@@ -109,6 +109,7 @@ def test_four_processes_insert_800_trials(tmp_path: Path) -> None:
     _check(db, WRITERS * ROWS)
 
 
+@pytest.mark.slow
 def test_merge_while_others_write(tmp_path: Path) -> None:
     db = tmp_path / "shared.db"
     src = tmp_path / "colleague.jsonl"

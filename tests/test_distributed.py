@@ -17,6 +17,7 @@ import pytest
 from autotune.store.database import Store
 
 
+@pytest.mark.slow
 def test_three_workers_share_one_journal_study(mlp_path: Path, tmp_path: Path) -> None:
     journal = tmp_path / "study.log"
     env = {**os.environ, "AUTOTUNE_DB": str(tmp_path / "autotune.db")}
@@ -97,6 +98,7 @@ def postgres_url() -> Iterator[str]:
             admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
+@pytest.mark.slow
 def test_three_workers_share_one_postgres_study(
     mlp_path: Path, tmp_path: Path, postgres_url: str
 ) -> None:

@@ -101,6 +101,7 @@ def _registered_in_child(queue: Any) -> None:
     queue.put((dict(plugins._registered), sorted({d.ep_name for d in ort.get_ep_devices()})))
 
 
+@pytest.mark.slow
 def test_trial_processes_register_the_plugins_themselves() -> None:
     ctx = multiprocessing.get_context("spawn")
     queue = ctx.Queue()
