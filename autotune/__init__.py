@@ -45,6 +45,15 @@ def best_config(path: Any, **kwargs: Any) -> BestConfig | None:
     return _best_config(path, **kwargs)
 
 
+def best_pipeline(path: Any, **kwargs: Any) -> Any:
+    """The sessions of every stage of a pipeline file (``PipelineSessions``, with
+    ``prewarm()``), built with the arrangement tuned for this chip, or ORT's defaults.
+    See :func:`autotune.pipeline.runtime.best_pipeline`."""
+    from autotune.pipeline.runtime import best_pipeline as _best_pipeline
+
+    return _best_pipeline(path, **kwargs)
+
+
 def selection_delegate(path: Any, **kwargs: Any) -> Any:
     """A device-selection delegate for ``SessionOptions.set_provider_selection_policy_delegate``
     that picks the tuned device. See :func:`autotune.resolver.selection_delegate`."""
@@ -79,6 +88,7 @@ __all__ = [
     "ShapeError",
     "__version__",
     "best_config",
+    "best_pipeline",
     "best_session",
     "current_chip",
     "search_model",

@@ -19,6 +19,7 @@ def test_the_public_api_is_exactly_this() -> None:
             "ShapeError",
             "__version__",
             "best_config",
+            "best_pipeline",
             "best_session",
             "current_chip",
             "search_model",

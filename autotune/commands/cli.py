@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from autotune import defaults
+from autotune.commands import cli_pipeline
 from autotune.commands.cli_help import HelpGroup
 from autotune.errors import AutotuneError, printable
 
@@ -56,11 +57,16 @@ def _shape_option(f: Any) -> Any:
 
 @cli.command()
 @click.argument("name")
-@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Where to write the model.")
+@click.option(
+    "-o", "--output", type=click.Path(), help="Where to write the model (pipeline: a directory)."
+)
 def example(name: str, output: str | None) -> None:
-    """Write an example model (resnet50, mobilenetv2, mlp, transformer) with random weights."""
+    """Write an example model (resnet50, mobilenetv2, mlp, transformer) with random weights, or
+    a pipeline of three models and its file (pipeline)."""
     from autotune.examples import EXAMPLES, write_example
 
+    if name == "pipeline":  # autotune.pipeline
+        return cli_pipeline.write_pipeline_example(output)
     path = write_example(name, output or f"{name}.onnx")
     size_mb = path.stat().st_size / 2**20
     click.echo(f"wrote {path} ({EXAMPLES[name].description}, {size_mb:.1f} MB)")
@@ -168,7 +174,10 @@ def search(
     allow_busy: bool,
     as_json: bool,
 ) -> None:
-    """Search the fastest correct configuration for MODEL on this machine and store it."""
+    """Search the fastest correct configuration for MODEL on this machine and store it (MODEL
+    may be a pipeline file, pipeline.toml: its models tuned together)."""
+    if cli_pipeline.is_pipeline(model):  # autotune.pipeline
+        return cli_pipeline.search_pipeline(click.get_current_context())
     from autotune.measure.manager import Protocol
     from autotune.model import parse_shape_args
     from autotune.output.tables import outcome_dict, outcome_text
@@ -259,7 +268,9 @@ def search(
 def best(
     model: str, shapes: tuple[str, ...], db: str | None, as_json: bool, fmt: str | None
 ) -> None:
-    """Print the best known configuration for MODEL on this chip."""
+    """Print the best known configuration for MODEL (or pipeline.toml) on this chip."""
+    if cli_pipeline.is_pipeline(model):  # autotune.pipeline
+        return cli_pipeline.best_pipeline_text(model, db, as_json)
     from autotune.errors import DatabaseError
     from autotune.model import parse_shape_args, search_hint
     from autotune.output.snippets import snippet, unsupported
