@@ -54,6 +54,15 @@ def best_pipeline(path: Any, **kwargs: Any) -> Any:
     return _best_pipeline(path, **kwargs)
 
 
+def best_serving(path: Any, *, concurrency: int, **kwargs: Any) -> Any:
+    """A ``ServingPool`` of the best stored arrangement for ``concurrency`` requests in flight
+    (one shared session, N sessions, N sessions on a global pool, or N processes), or one
+    shared session with ORT's defaults. See :func:`autotune.serving.runtime.best_serving`."""
+    from autotune.serving.runtime import best_serving as _best_serving
+
+    return _best_serving(path, concurrency=concurrency, **kwargs)
+
+
 def selection_delegate(path: Any, **kwargs: Any) -> Any:
     """A device-selection delegate for ``SessionOptions.set_provider_selection_policy_delegate``
     that picks the tuned device. See :func:`autotune.resolver.selection_delegate`."""
@@ -89,6 +98,7 @@ __all__ = [
     "__version__",
     "best_config",
     "best_pipeline",
+    "best_serving",
     "best_session",
     "current_chip",
     "search_model",

@@ -20,6 +20,7 @@ def test_the_public_api_is_exactly_this() -> None:
             "__version__",
             "best_config",
             "best_pipeline",
+            "best_serving",
             "best_session",
             "current_chip",
             "search_model",

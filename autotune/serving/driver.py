@@ -22,7 +22,7 @@ from typing import Any
 def run_generation(job: dict[str, Any]) -> dict[str, Any]:
     from autotune.measure.throughput import closed_loop, open_loop
     from autotune.model import load_model_info, synthetic_feeds
-    from autotune.serving.arrangement import Arrangement
+    from autotune.serving.arrangement import GLOBAL_POOL, Arrangement
     from autotune.serving.pool import ServingPool
 
     info = load_model_info(job["model"])
@@ -30,15 +30,16 @@ def run_generation(job: dict[str, Any]) -> dict[str, Any]:
     feeds = synthetic_feeds(info, shapes)
     arrangements = [Arrangement.from_dict(a) for a in job["arrangements"]]
     arrangements.append(arrangements[0])  # the reference: a second baseline instance
-    pools: list[ServingPool | None] = []
-    errors: list[str | None] = []
-    for a in arrangements:
+    pools: list[ServingPool | None] = [None] * len(arrangements)
+    errors: list[str | None] = [None] * len(arrangements)
+    # once ORT's global pool exists, every session built after it must use it: the global-pool
+    # arrangements are built last (sessions built before keep their own pools)
+    order = sorted(range(len(arrangements)), key=lambda i: arrangements[i].kind == GLOBAL_POOL)
+    for i in order:
         try:
-            pools.append(ServingPool(job["model"], a))
-            errors.append(None)
+            pools[i] = ServingPool(job["model"], arrangements[i])
         except Exception as exc:  # noqa: BLE001 - reported per contender; others go on
-            pools.append(None)
-            errors.append(f"{type(exc).__name__}: {exc}")
+            errors[i] = f"{type(exc).__name__}: {exc}"
     rng = random.Random(job.get("seed", 0))
     rounds: list[list[dict[str, Any] | None]] = []
     try:

@@ -25,8 +25,11 @@ _global_pool_size: int | None = None
 
 
 def _set_global_pool(threads: int) -> None:
-    """Create ORT's process-wide intra-op pool once (ORT >= 1.x: set_global_thread_pool_sizes).
-    A second arrangement asking for another size in the same process cannot have it."""
+    """Create ORT's process-wide intra-op pool once (``set_global_thread_pool_sizes``). From
+    then on ORT refuses any new session of this process that has pools of its own ("use_per_
+    session_threads must be false when using a global thread pool"; sessions built before keep
+    theirs): an app serving from a global pool builds its other sessions on it too. A second
+    arrangement asking for another size in the same process cannot have it."""
     import onnxruntime as ort
 
     global _global_pool_size

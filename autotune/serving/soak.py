@@ -30,7 +30,7 @@ from autotune.serving.child import run_child
 
 DRIFT_RATIO = 1.10
 DRIFT_PCT_PER_MIN = 10.0
-GROWTH_MB_PER_1000_RUNS = 0.5
+GROWTH_MB_PER_1000_RUNS = 2.0
 GROWTH_MIN_MB = 4.0
 WARMUP_FRACTION = 0.2
 WINDOW_S = 1.0

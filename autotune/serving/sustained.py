@@ -11,26 +11,38 @@ from typing import Any
 from autotune.config import SessionConfig
 from autotune.measure.verdict import DEFAULT, PICK, Verdict
 from autotune.model import parse_signature
-from autotune.serving.soak import soak
+from autotune.serving.soak import Ranges, soak
 
 
 def recheck(
-    path: Path, verdict: Verdict, compared: list[dict[str, Any]], seconds: float, shapes: str
+    path: Path,
+    verdict: Verdict,
+    compared: list[dict[str, Any]],
+    seconds: float,
+    shapes: str,
+    ranges: Ranges | None = None,
 ) -> tuple[Verdict, dict[str, list[str]]]:
-    """Soak every finalist (``compared``: ORT's defaults first) for ``seconds``; record each
-    one's flags and last-window p50 in ``compared``; move the pick off a flagged one. Returns
-    the verdict and the flags by label."""
-    fixed = (
-        {k: tuple((d, d) for d in v) for k, v in parse_signature(shapes).items()} if shapes else {}
-    )
+    """Soak every finalist (``compared``: ORT's defaults first) for ``seconds`` at the search's
+    ``shapes`` (a signature) or over ``ranges``; record each one's soak in ``compared``; move
+    the pick off a flagged one. Returns the verdict and the flags by label."""
+    fixed = ranges or {k: tuple((d, d) for d in v) for k, v in parse_signature(shapes).items()}
     flags: dict[str, list[str]] = {}
-    stable: list[bool] = []
     for entry in compared:
         config = SessionConfig.from_json(entry["config"])
-        result = soak(path, config, seconds, fixed, label=entry.get("label"))
+        result = soak(path, config, seconds, fixed, window_s=min(1.0, seconds / 6))
+        result.label = entry["label"] = entry.get("label") or result.label
         entry["sustained"] = result.to_dict()
         flags[result.label] = result.flags
-        stable.append(result.stable)
+    return rerank(verdict, [e["label"] for e in compared], flags, seconds)
+
+
+def rerank(
+    verdict: Verdict, labels: list[str], flags: dict[str, list[str]], seconds: float
+) -> tuple[Verdict, dict[str, list[str]]]:
+    """Move the pick off a flagged finalist (``labels``: ORT's defaults first; ``flags`` by
+    label): to the eligible stable one with the best lower speed-up bound, else to ORT's
+    defaults when they are stable; when everything is flagged the pick stands."""
+    stable = [not flags.get(label) for label in labels]
     pick = verdict.pick_index
     if verdict.outcome != PICK or pick is None or stable[pick]:
         return verdict, flags
@@ -44,7 +56,7 @@ def recheck(
         verdict.reason += f"; the fastest was flagged over {seconds:g} s and gave way"
     elif stable[0]:
         verdict.outcome, verdict.pick_index = DEFAULT, 0
-        why = "; ".join(flags[compared[pick]["label"]])
+        why = "; ".join(flags[labels[pick]])
         verdict.reason = f"the pick was flagged over a {seconds:g} s run ({why}); "
         verdict.reason += "ORT's defaults stayed stable"
     return verdict, flags

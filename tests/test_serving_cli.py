@@ -1,0 +1,105 @@
+"""Serving on the command line and in the store: bad input in one line, the serving table
+against its record, and the long-run rule that a flagged pick gives way."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from autotune.commands.cli import cli
+from autotune.measure.verdict import Entry, Verdict
+from autotune.serving.sustained import rerank
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--qps", "3"], "--qps applies to --objective throughput; add it or drop --qps"),
+        (
+            ["--objective", "throughput", "--arrival", "poisson"],
+            "--arrival poisson needs --qps, the requests per second to send",
+        ),
+        (
+            ["--objective", "throughput", "--qps", "5"],
+            "--qps sets the rate of --arrival poisson; add --arrival poisson",
+        ),
+        (
+            ["--objective", "throughput", "--concurrency", "0"],
+            "--concurrency must be at least 1, not 0",
+        ),
+        (
+            ["--objective", "throughput", "--p99-budget", "-1"],
+            "--p99-budget must be a positive number, not -1",
+        ),
+        (
+            ["--warm-budget", "5"],
+            "--warm-budget applies to --objective coldstart; add it or drop it",
+        ),
+        (
+            ["--objective", "coldstart", "--sustained", "30"],
+            "--sustained runs a latency search's finalists; for --objective coldstart run "
+            "`autotune soak` on its pick instead",
+        ),
+    ],
+)
+def test_serving_options_that_do_not_fit_say_so_in_one_line(
+    mlp_path: Path, args: list[str], message: str
+) -> None:
+    result = CliRunner().invoke(cli, ["search", str(mlp_path), *args])
+    assert result.exit_code == 1
+    assert result.output == f"Error: {message}\n"
+
+
+def test_best_at_a_concurrency_without_a_verdict_names_the_search(mlp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["best", str(mlp_path), "--concurrency", "4"])
+    assert result.exit_code == 1
+    assert result.output == (
+        f"Error: no throughput verdict for {mlp_path} at concurrency 4 on this chip; run: "
+        f"autotune search {mlp_path} --objective throughput --concurrency 4\n"
+    )
+
+
+def test_a_throughput_search_of_a_missing_model_is_one_line(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        cli, ["search", str(tmp_path / "no.onnx"), "--objective", "throughput"]
+    )
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: ") and result.output.count("\n") == 1
+
+
+def test_the_serving_table_holds_the_record_columns(tmp_path: Path) -> None:
+    from dataclasses import fields
+
+    from autotune.store.database import open_writable
+    from autotune.store.records import ServingRecord
+    from autotune.store.serving import COLUMN_TYPES
+
+    db = open_writable(tmp_path / "new.db")
+    stored = db["serving"].columns_dict
+    assert [f.name for f in fields(ServingRecord)] == list(stored)
+    assert stored == COLUMN_TYPES
+    db.conn.close()
+
+
+def _verdict(eligible: list[bool]) -> Verdict:
+    entries = [Entry(speedup=1.0, speedup_low=1.0)]
+    entries += [
+        Entry(speedup=1.5, speedup_low=1.2 + i / 10, eligible=e) for i, e in enumerate(eligible)
+    ]
+    return Verdict("pick", "beat", len(eligible), entries, 0.01, [1.0], 6, 0)
+
+
+def test_a_flagged_pick_gives_way_to_a_stable_finalist_then_to_the_default() -> None:
+    labels = ["default", "a", "b"]
+    memory = ["memory: RSS +70 MB after warm-up"]
+    v, _ = rerank(_verdict([True, True]), labels, {"b": memory}, 60)
+    assert (v.outcome, v.pick_index) == ("pick", 1) and "gave way" in v.reason
+    v, _ = rerank(_verdict([False, True]), labels, {"b": memory}, 60)
+    assert (v.outcome, v.pick_index) == ("default", 0)
+    assert v.reason.startswith("the pick was flagged over a 60 s run (memory: RSS")
+    v, _ = rerank(_verdict([False, True]), labels, {"b": memory, "default": memory}, 60)
+    assert (v.outcome, v.pick_index) == ("pick", 2)  # everything flagged: the pick stands
+    v, _ = rerank(_verdict([True, True]), labels, {"a": memory}, 60)
+    assert (v.outcome, v.pick_index) == ("pick", 2)  # a stable pick is untouched
