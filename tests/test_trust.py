@@ -831,13 +831,15 @@ def test_show_list_best_and_apps_agree_on_crafted_verdicts(
     default_label = DEFAULT_CONFIG.describe()
     # a default verdict holding a non-default pick: ORT's defaults are what apps get
     lying = tmp_path / "lying.db"
-    verdict(lying, mlp_path, TEAMS, outcome="default", pick_label=TEAMS.describe())
+    verdict(lying, mlp_path, TEAMS, outcome="default", pick_label=TEAMS.describe(), speedup=3.0)
     verdict(lying, mlp_path, DEFAULT_CONFIG, search_id="s-0", finished_at="2026-11-01T00:00:00")
     seen = _served_everywhere(mlp_path, lying)
     assert seen["best"] == seen["cli best"] == default_label and seen["session"] == "ORT_ENABLE_ALL"
     assert seen["list"] == ("default", default_label)
     assert "ORT's defaults stay" in seen["show"]
     assert seen["report"] == DEFAULT_CONFIG.config_id
+    best = autotune.best_config(mlp_path, db=str(lying))
+    assert best is not None and best.ratio == 1.0  # not the row's 3x: defaults against defaults
     assert "Keep ORT's default configuration" in seen["report html"]
     # a merged row of the stored search, "finished" in 9999 with another pick under the
     # stored pick's label: kept beside the verdict, never served, never shown

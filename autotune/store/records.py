@@ -216,6 +216,10 @@ class SearchRecord:
             if isinstance(value, float) and 0 < value < math.inf:
                 speedup = 1 / value if invert else value
                 break
+        if outcome != Outcome.PICK:
+            # inconclusive: none; a default verdict: ORT's defaults against themselves, 1,
+            # whatever figure the row claims
+            speedup = None if outcome == Outcome.INCONCLUSIVE else 1.0
         served = {Outcome.PICK: self.pick_config, Outcome.DEFAULT: DEFAULT_CONFIG.to_json()}
         config = served.get(Outcome(outcome))
         label, config_id = None, None
@@ -238,7 +242,7 @@ class SearchRecord:
             pick_label=label,
             pick_config=config,
             pick_config_id=config_id,
-            speedup=speedup if outcome != Outcome.INCONCLUSIVE else None,
+            speedup=speedup,
             speedup_low=self.speedup_low,
             speedup_high=self.speedup_high,
             aa_spread=self.aa_spread,
