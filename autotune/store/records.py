@@ -1,12 +1,15 @@
 """The tuning database's rows as typed records: what every reader gets from the store.
 
-Standard library only (``best_session()`` imports it). One place knows each column's type and
-each status name: :class:`Status` (how a trial ended), :class:`SearchState` (where a search is),
-:class:`Outcome` (what its head-to-head decided); :class:`TrialRecord` and
-:class:`SearchRecord` have one field per column of the ``trials`` and ``searches`` tables, in
-the schema's order, with the JSON columns decoded (a test holds them against the migrations).
-The store builds them at its edge from rows it has already cleaned to these types (a shared
-database is hostile input: a value of another type reads as None).
+Standard library and :mod:`autotune.config` only (``best_session()`` imports it). One place
+knows each column's type and each status name: :class:`Status` (how a trial ended),
+:class:`SearchState` (where a search is), :class:`Outcome` (what its head-to-head decided);
+:class:`TrialRecord` and :class:`SearchRecord` have one field per column of the ``trials`` and
+``searches`` tables, in the schema's order, with the JSON columns decoded (a test holds them
+against the migrations). The store builds them at its edge from rows it has already cleaned to
+these types (a shared database is hostile input: a value of another type reads as None). Which
+verdict apps get, and what it serves, is decided here once (:func:`served_verdicts`,
+:func:`current_verdict`, ``SearchRecord.stored_verdict``), for the lookup, ``show``, ``list``
+and the report alike.
 """
 
 from __future__ import annotations
