@@ -91,27 +91,21 @@ def adapt(
     Raises ModelError/ShapeError for a bad model or shapes, DatabaseError for a bad database,
     SearchError if a search or another adapt of this model is running here."""
     from autotune.model import load_model_info, resolve_shapes, shape_signature, synthetic_feeds
-    from autotune.resolver import candidates
 
     started = time.monotonic()
     chip = current_chip()
     info = load_model_info(model_path)
     resolved = resolve_shapes(info, shapes)
-    borrowed: list[Any] = []
-    for choice in candidates(info.path, shapes=resolved if shapes else None, db=db):
-        if not choice.borrowed:
-            return AdaptResult(
-                "exact",
-                chip.chip_id,
-                pick=choice.config,
-                pick_ratio=choice.ratio,
-                wall_s=time.monotonic() - started,
-                message=f"{chip.chip_id} already has its own result ({choice.source})",
-            )
-        if not choice.config.is_default() and choice.config not in [b.config for b in borrowed]:
-            borrowed.append(choice)
-        if len(borrowed) >= top:
-            break
+    exact, borrowed = _borrowed_choices(info, resolved if shapes else None, db, top)
+    if exact is not None:
+        return AdaptResult(
+            "exact",
+            chip.chip_id,
+            pick=exact.config,
+            pick_ratio=exact.ratio,
+            wall_s=time.monotonic() - started,
+            message=f"{chip.chip_id} already has its own result ({exact.source})",
+        )
     if not borrowed:
         return AdaptResult(
             "nothing",
@@ -121,63 +115,30 @@ def adapt(
             + os.fspath(model_path),
         )
     contenders = [DEFAULT_CONFIG] + [b.config for b in borrowed]
-    signature = shape_signature(resolved)
-    lock = ModelLock(info.digest)
-    root = tempfile.mkdtemp(prefix="autotune-adapt-")
-    try:
-        base = protocol or Protocol()
-        setup = WorkerSetup(
-            model_path=str(info.path),
-            feeds=synthetic_feeds(info, resolved),
-            protocol=base,
-            cache_root=root,
-        )
-        try:
-            worker = MeasuringWorker(setup, startup_timeout=max(30.0, budget_s))
-        except WorkerLost as exc:
-            return _failed(chip.chip_id, started, f"the default cannot be measured here ({exc})")
-        try:
-            # the search's head-to-head, bounded by the budget: fewer rounds per process are
-            # planned to fit, and it stops at the deadline with what it has
-            result = head_to_head.run(
-                worker,
-                contenders,
-                head_to_head.Plan(
-                    min_gain=min_gain,
-                    rounds=base.final_rounds,
-                    generations=max(2, min(base.generations, 3)),
-                    timeout=max(10.0, budget_s),
-                    deadline=started + budget_s,
-                    max_generations=base.max_generations,
-                    extra_seconds=0.0,  # within the budget: the deadline bounds it
-                ),
-            )
-        except (WorkerLost, OSError) as exc:  # OSError: a pipe to a lost process
-            return _failed(
-                chip.chip_id, started, f"the head-to-head stopped: a process was lost ({exc})"
-            )
-        finally:
-            worker.close()
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
-        lock.release()
-    verdict, h2h = result.verdict, result.measured
+    base = protocol or Protocol()
+    plan = head_to_head.Plan(
+        min_gain=min_gain,
+        rounds=base.final_rounds,
+        generations=max(2, min(base.generations, 3)),
+        timeout=max(10.0, budget_s),
+        deadline=started + budget_s,
+        max_generations=base.max_generations,
+        extra_seconds=0.0,  # within the budget: the deadline bounds it
+    )
+    raced = _race(info, synthetic_feeds(info, resolved), contenders, plan, base)
+    if isinstance(raced, str):
+        return _failed(chip.chip_id, started, raced)
+    result, floor_ms = raced
+    verdict = result.verdict
     if verdict.outcome == INCONCLUSIVE or verdict.pick_index is None:
         # same rule as the search: no verdict, nothing stored; the borrowed choice stays
-        within = "" if h2h.complete else f" within the {budget_s:g} s budget"
+        within = "" if result.measured.complete else f" within the {budget_s:g} s budget"
         return _failed(chip.chip_id, started, f"inconclusive here{within}: {verdict.reason}")
     pick = contenders[verdict.pick_index]
     speedup = verdict.speedup or 1.0
     compared = [
         {
-            "config_id": cfg.config_id,
-            "label": cfg.describe(),
-            "speedup": entry.speedup,
-            "speedup_low": entry.speedup_low,
-            "speedup_high": entry.speedup_high,
-            "process_speedups": entry.process_speedups,
-            "ratio": 1 / entry.speedup if entry.speedup else None,
-            "latency_ms_p50": entry.latency_ms_p50,
+            **head_to_head.entry_figures(cfg, entry),
             "borrowed_from": None if i == 0 else borrowed[i - 1].key.chip,
             "rung": None if i == 0 else borrowed[i - 1].rung,
         }
@@ -188,15 +149,14 @@ def adapt(
     _store_verdict(
         db,
         info,
-        signature,
+        shape_signature(resolved),
         default_shapes=not shapes,
         compared=compared,
         contenders=contenders,
-        pick=pick,
         verdict=verdict,
         sources=sources,
         wall=wall,
-        floor_ms=worker.floor_ms,
+        floor_ms=floor_ms,
     )
     return AdaptResult(
         "adapted",
@@ -215,6 +175,56 @@ def adapt(
     )
 
 
+def _borrowed_choices(
+    info: Any, shapes: dict[str, tuple[int, ...]] | None, db: str | None, top: int
+) -> tuple[Any, list[Any]]:
+    """(this chip's own choice, if it has one; else None, and the best ``top`` borrowed
+    configurations that are not ORT's defaults, in the lookup's order)."""
+    from autotune.resolver import candidates
+
+    borrowed: list[Any] = []
+    for choice in candidates(info.path, shapes=shapes, db=db):
+        if not choice.borrowed:
+            return choice, []
+        if not choice.config.is_default() and choice.config not in [b.config for b in borrowed]:
+            borrowed.append(choice)
+        if len(borrowed) >= top:
+            break
+    return None, borrowed
+
+
+def _race(
+    info: Any,
+    feeds: dict[str, Any],
+    contenders: list[SessionConfig],
+    plan: head_to_head.Plan,
+    protocol: Protocol,
+) -> tuple[head_to_head.HeadToHeadResult, float] | str:
+    """The search's head-to-head of ``contenders`` here, bounded by the plan's deadline (fewer
+    rounds per process are planned to fit, and it stops there with what it has): the result
+    and the reference's floor, or why nothing could be measured."""
+    lock = ModelLock(info.digest)
+    root = tempfile.mkdtemp(prefix="autotune-adapt-")
+    budget = (plan.deadline or time.monotonic()) - time.monotonic()
+    try:
+        setup = WorkerSetup(
+            model_path=str(info.path), feeds=feeds, protocol=protocol, cache_root=root
+        )
+        try:
+            worker = MeasuringWorker(setup, startup_timeout=max(30.0, budget))
+        except WorkerLost as exc:
+            return f"the default cannot be measured here ({exc})"
+        try:
+            return head_to_head.run(worker, contenders, plan), worker.floor_ms
+        except (WorkerLost, OSError) as exc:  # OSError: a pipe to a lost process
+            return f"the head-to-head stopped: a process was lost ({exc})"
+        finally:
+            worker.close()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+        lock.release()
+
+
 def _failed(chip_id: str, started: float, message: str) -> AdaptResult:
     """Nothing could be measured: nothing is stored (the next launch may try again)."""
     return AdaptResult("failed", chip_id, wall_s=time.monotonic() - started, message=message)
@@ -228,7 +238,6 @@ def _store_verdict(
     default_shapes: bool,
     compared: list[dict[str, Any]],
     contenders: list[SessionConfig],
-    pick: SessionConfig,
     verdict: Verdict,
     sources: list[str],
     wall: float,
@@ -286,27 +295,9 @@ def _store_verdict(
                 trials_requested=len(contenders),
                 trials_measured=len(contenders),
                 objective="latency",
-                pick_config_id=pick.config_id,
-                pick_config=pick.to_json(),
-                pick_label=pick.describe(),
-                outcome=verdict.outcome,
-                pick_ratio=1 / verdict.speedup if verdict.speedup else None,
-                speedup=verdict.speedup,
-                speedup_low=compared[verdict.pick_index or 0].get("speedup_low"),
-                speedup_high=compared[verdict.pick_index or 0].get("speedup_high"),
-                aa_spread=verdict.aa_spread,
-                pick_latency_ms_p50=next(
-                    (c["latency_ms_p50"] for c in compared if c["config_id"] == pick.config_id),
-                    None,
+                **head_to_head.verdict_columns(
+                    verdict, compared, kind="adapt", adapted_from=sources
                 ),
-                default_latency_ms_p50=compared[0]["latency_ms_p50"],
-                thread_roles=json.dumps(roles_of(pick, desc)),
-                verdict={
-                    "kind": "adapt",
-                    "adapted_from": sources,
-                    **verdict.to_dict(),
-                    "compared": compared,
-                },
                 wall_s=wall,
             )
         )

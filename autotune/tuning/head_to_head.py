@@ -12,15 +12,19 @@ planned ones did, at least ``Protocol.extra_seconds``). A 0.1 ms model affords 2
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
+from autotune.chip import current_descriptor
 from autotune.config import DEFAULT_CONFIG, SessionConfig
+from autotune.ladder import roles_of
 from autotune.measure.conditions import Conditions
 from autotune.measure.load import Load, LoadMonitor
 from autotune.measure.manager import HeadToHead, HeadToHeadProgress, MeasuringWorker, Protocol
-from autotune.measure.verdict import Verdict, decide
+from autotune.measure.verdict import Entry, Verdict, decide
 
 # session entries that are thread settings (a pick changing one is held when measured under load)
 THREAD_ENTRIES = frozenset(
@@ -154,3 +158,50 @@ def run(
     return HeadToHeadResult(
         verdict, measured, judge.last, time.monotonic() - started, judge.samples
     )
+
+
+def entry_figures(config: SessionConfig, entry: Entry) -> dict[str, Any]:
+    """One contender's figures as a verdict's ``compared`` list stores them (search and adapt
+    alike; each adds what only it knows)."""
+    return {
+        "config_id": config.config_id,
+        "config": config.to_json(),
+        "label": config.describe(),
+        "speedup": entry.speedup,
+        "speedup_low": entry.speedup_low,
+        "speedup_high": entry.speedup_high,
+        "process_speedups": entry.process_speedups,
+        "ratio": 1 / entry.speedup if entry.speedup else None,
+        "latency_ms_p50": entry.latency_ms_p50,
+        "latency_ms_p90": entry.latency_ms_p90,
+        "eligible": entry.eligible,
+        "why_not": entry.why_not,
+        "state": entry.state,
+    }
+
+
+def verdict_columns(
+    verdict: Verdict, compared: list[dict[str, Any]], **details: Any
+) -> dict[str, Any]:
+    """The ``searches`` row's verdict columns: the one place a head-to-head's verdict becomes
+    stored fields (``autotune search`` and ``autotune adapt``). ``details`` go into the
+    verdict's JSON beside its figures and ``compared``."""
+    index = verdict.pick_index
+    pick = SessionConfig.from_json(compared[index]["config"]) if index is not None else None
+    entry = compared[index] if index is not None else {}
+    speedup = verdict.speedup
+    return {
+        "outcome": verdict.outcome,
+        "pick_config_id": pick.config_id if pick else None,
+        "pick_config": pick.to_json() if pick else None,
+        "pick_label": pick.describe() if pick else None,
+        "pick_ratio": 1 / speedup if speedup else None,
+        "thread_roles": json.dumps(roles_of(pick, current_descriptor())) if pick else None,
+        "speedup": speedup,
+        "speedup_low": entry.get("speedup_low"),
+        "speedup_high": entry.get("speedup_high"),
+        "aa_spread": verdict.aa_spread,
+        "pick_latency_ms_p50": entry.get("latency_ms_p50"),
+        "default_latency_ms_p50": compared[0]["latency_ms_p50"],
+        "verdict": {**details, **verdict.to_dict(), "compared": compared},
+    }

@@ -632,28 +632,15 @@ class _Search:
                 self.path, verdict, compared, self.options.sustained, self.key.shapes
             )
         wall = self._elapsed()
-        pick: SessionConfig | None = None
-        if verdict.pick_index is not None:
-            pick = SessionConfig.from_json(compared[verdict.pick_index]["config"])
+        columns = head_to_head.verdict_columns(verdict, compared, stopped_early=stopped)
+        pick = SessionConfig.from_json(columns["pick_config"]) if columns["pick_config"] else None
         entry = compared[verdict.pick_index] if verdict.pick_index is not None else {}
         speedup = verdict.speedup
         self.store.upsert_search(
             self._search_row(
                 state=SearchState.DONE,
                 finished_at=now(),
-                outcome=verdict.outcome,
-                pick_config_id=pick.config_id if pick else None,
-                pick_config=pick.to_json() if pick else None,
-                pick_label=pick.describe() if pick else None,
-                pick_ratio=1 / speedup if speedup else None,
-                thread_roles=json.dumps(roles_of(pick, current_descriptor())) if pick else None,
-                speedup=speedup,
-                speedup_low=entry.get("speedup_low"),
-                speedup_high=entry.get("speedup_high"),
-                aa_spread=verdict.aa_spread,
-                pick_latency_ms_p50=entry.get("latency_ms_p50"),
-                default_latency_ms_p50=compared[0]["latency_ms_p50"],
-                verdict={**verdict.to_dict(), "compared": compared, "stopped_early": stopped},
+                **columns,
                 busy=self.busy,
                 wall_s=wall,
             )
@@ -908,39 +895,28 @@ class _Search:
                 min_gain=self.options.min_gain,
                 complete=False,
             )
-        compared = []
-        accuracy = self.options.protocol.accuracy
-        for cfg, entry in zip(contenders, verdict.entries, strict=True):
-            stored = self.known.get(cfg.config_id) or TrialRecord()
-            search_ratio = stored.ratio
-            compared.append(
-                {
-                    "config_id": cfg.config_id,
-                    "config": cfg.to_json(),
-                    "label": cfg.describe(),
-                    "speedup": entry.speedup,
-                    "speedup_low": entry.speedup_low,
-                    "speedup_high": entry.speedup_high,
-                    "process_speedups": entry.process_speedups,
-                    "latency_ms_p50": entry.latency_ms_p50,
-                    "latency_ms_p90": entry.latency_ms_p90,
-                    "search_speedup": 1 / search_ratio if search_ratio else None,
-                    "session_create_ms": stored.session_create_ms,
-                    "first_run_ms": stored.first_run_ms,
-                    # what each launch pays (from the compile cache), the cold compile beside it
-                    "load_ms": objectives.load_ms(stored),
-                    "cold_load_ms": stored.load_ms,
-                    "session_rss_mb": stored.session_rss_mb,
-                    "accuracy": stored_tier(stored),
-                    "accuracy_why": tier_for(cfg, accuracy, stored.placement)[1],
-                    "eligible": entry.eligible,
-                    "why_not": entry.why_not,
-                    "state": entry.state,
-                }
-            )
+        compared = [
+            {**head_to_head.entry_figures(cfg, entry), **self._stored_figures(cfg)}
+            for cfg, entry in zip(contenders, verdict.entries, strict=True)
+        ]
         if objective != "latency" and verdict.outcome != INCONCLUSIVE:
             verdict = self._objective_verdict(verdict, compared)
         return verdict, compared
+
+    def _stored_figures(self, cfg: SessionConfig) -> dict[str, Any]:
+        """What the search measured of a head-to-head contender, beside its verdict figures."""
+        stored = self.known.get(cfg.config_id) or TrialRecord()
+        return {
+            "search_speedup": 1 / stored.ratio if stored.ratio else None,
+            "session_create_ms": stored.session_create_ms,
+            "first_run_ms": stored.first_run_ms,
+            # what each launch pays (from the compile cache), the cold compile beside it
+            "load_ms": objectives.load_ms(stored),
+            "cold_load_ms": stored.load_ms,
+            "session_rss_mb": stored.session_rss_mb,
+            "accuracy": stored_tier(stored),
+            "accuracy_why": tier_for(cfg, self.options.protocol.accuracy, stored.placement)[1],
+        }
 
     def _objective_verdict(self, verdict: Verdict, compared: list[dict[str, Any]]) -> Verdict:
         """For --objective load, memory or balanced: the best on that objective is picked if it
