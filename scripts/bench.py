@@ -31,6 +31,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import bench_machine
+
 
 def oracle_grid(levels: list[str], gelu: bool) -> list[Any]:
     from autotune.config import SessionConfig
@@ -175,6 +177,7 @@ def main() -> None:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="autotune-bench-"))
     os.environ["AUTOTUNE_CACHE_DIR"] = str(work / "cache")
+    others_before = bench_machine.others_cores()
     from autotune.chip import current_chip
     from autotune.tuning.study import load_study
 
@@ -191,7 +194,14 @@ def main() -> None:
     stamp = time.strftime("%Y-%m-%d")
     (out / f"bench-{stamp}.json").write_text(
         json.dumps(
-            {"chip": chip.chip_id, "ort": chip.ort_version, "date": stamp, "rows": rows}, indent=2
+            {
+                "chip": chip.chip_id,
+                "ort": chip.ort_version,
+                "date": stamp,
+                "rows": rows,
+                **bench_machine.describe(others_before),
+            },
+            indent=2,
         )
     )
     print(f"{chip.chip_id}, onnxruntime {chip.ort_version}, {stamp}\n")

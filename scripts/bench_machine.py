@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import platform
+import sys
 from datetime import UTC, datetime
 from typing import Any
 
@@ -33,4 +34,17 @@ def machine() -> dict[str, Any]:
         "onnxruntime": chip.ort_version,
         "python": platform.python_version(),
         "os": f"{platform.system()} {platform.release()}",
+    }
+
+
+def describe(others_before: float) -> dict[str, Any]:
+    """What a results file says of its run: the machine, the command line, and the cores other
+    programs used before it (others_before, from others_cores()) and now, after it."""
+    script = os.path.relpath(
+        os.path.abspath(sys.argv[0]), os.path.dirname(os.path.dirname(RESULTS))
+    )
+    return {
+        "machine": machine(),
+        "command": " ".join(["python", script, *sys.argv[1:]]),
+        "others_cores": [round(others_before, 2), round(others_cores(), 2)],
     }

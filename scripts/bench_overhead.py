@@ -139,9 +139,7 @@ def main() -> None:
 
     med = statistics.median
     results = {
-        "machine": bench_machine.machine(),
-        "others_cores": [round(load_before, 2), round(bench_machine.others_cores(), 2)],
-        "command": "python scripts/bench_overhead.py " + " ".join(sys.argv[1:]),
+        **bench_machine.describe(load_before),
         "model": model.name,
         "model_mb": round(size / 2**20, 2),
         "repeats": args.repeats,

@@ -23,8 +23,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
+import bench_machine
 from bench_under_load import timed_process
 
 
@@ -49,7 +51,8 @@ def main() -> None:
         f"t{cores} (explicit, unpinned)": SessionConfig(intra_op_num_threads=cores).to_json(),
     }
     work = Path(tempfile.mkdtemp(prefix="autotune-spread-"))
-    results = {}
+    others_before = bench_machine.others_cores()
+    results: dict[str, Any] = {}
     print("| model | machine | configuration | median p50 | process spread |")
     print("|---|---|---|---|---|")
     for name in args.models.split(","):
@@ -75,6 +78,7 @@ def main() -> None:
                     f"| {spread(values):.1%} |",
                     flush=True,
                 )
+    results.update(bench_machine.describe(others_before))
     out = Path(os.environ.get("OUT", "docs/results")) / "process_spread.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2))

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
+import bench_machine
 from check_pick import check as interleaved_check
 
 TIMER = r"""
@@ -168,6 +169,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="autotune-load-"))
     results: dict[str, Any] = {"started": time.strftime("%Y-%m-%d %H:%M"), "models": {}}
     results["quiet_load_cores_before"] = other_load()
+    psutil_before = bench_machine.others_cores()
     for name in args.models.split(","):
         model = write_example(name, work / f"{name}.onnx")
         quiet = run_searches(model, args.searches, args.trials, False, work, args.timeout)
@@ -181,6 +183,7 @@ def main() -> None:
         results["models"][name] = {"quiet": quiet, "load": loaded}
         check_model(name, results["models"][name], work, args)
         # after every model: a run cut short keeps what it measured
+        results.update(bench_machine.describe(psutil_before))
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(results, indent=2))
     print(markdown(results))

@@ -36,6 +36,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 sys.path.insert(0, str(Path(__file__).parent))
+import bench_machine
 from bench_under_load import verdict_of
 from check_pick import check as interleaved_check
 
@@ -146,6 +147,7 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="autotune-unseen-"))
     results: dict[str, Any] = {"others_cores_before": LoadMonitor().measure(2.0).other_cores}
+    psutil_before = bench_machine.others_cores()
     for name in args.models.split(","):
         path = work / f"{name}.onnx"
         onnx.save(MODELS[name](), str(path))
@@ -165,6 +167,7 @@ def main() -> None:
                 run["check"] = interleaved_check(path, run["pick_config"], pairs=args.pairs)
         results[name] = {"searches": runs, "check_aa": aa}
     results["others_cores_after"] = LoadMonitor().measure(2.0).other_cores
+    results.update(bench_machine.describe(psutil_before))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2))
     print(markdown(results))
