@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from autotune import defaults
 from autotune.chip import current_chip, current_descriptor, provenance
@@ -66,6 +66,7 @@ from autotune.tuning import head_to_head, objectives
 from autotune.tuning.lock import ModelLock
 from autotune.tuning.points import stored_params, stored_point
 from autotune.tuning.space import DEFAULT_PARAMS, graph_levels, one_knob_variants, suggest_config
+from autotune.tuning.storage import open_storage
 from autotune.version import __version__
 
 
@@ -93,6 +94,15 @@ class SearchOptions:
         default_factory=lambda: float(os.environ.get("AUTOTUNE_SUSTAINED") or 0) or None
     )
     worker_target: WorkerTarget = worker_main  # tests inject faults here (crash, hang)
+
+
+class SearchSpace(NamedTuple):
+    """What this search draws configurations from."""
+
+    context: SearchContext  # the machine and model facts the spaces read
+    providers: list[Any]  # the provider spaces available here (ProviderSpace, PluginSpace)
+    levels: list[str]  # the graph optimization levels this ORT has
+    policies: tuple[str, ...]  # device selection policies (ORT >= 1.22), else ()
 
 
 class EventKind(StrEnum):
@@ -283,7 +293,7 @@ class _Search:
         self.variant_dims: dict[str, str] = {}  # config id of a one-knob variant -> its setting
         self.frozen: dict[str, Any] = {}  # settings measured to make no difference here
         # (context, provider spaces, optimization levels, device policies), set by run()
-        self.space: tuple[SearchContext, list[Any], list[str], tuple[str, ...]]
+        self.space: SearchSpace
 
     # -- bookkeeping ---------------------------------------------------------------------
     def _elapsed(self) -> float:
@@ -455,7 +465,7 @@ class _Search:
             direction="minimize",
             sampler=sampler,
             pruner=pruner,
-            storage=_storage(options.storage),
+            storage=open_storage(options.storage),
             study_name=self._study_name() if options.storage else None,
             load_if_exists=True,
         )
@@ -496,12 +506,12 @@ class _Search:
             for s in available_spaces()
             if options.providers is None or s.ort_name in options.providers or s.name == CPU
         ]
-        self.space = (ctx, spaces, graph_levels(), device_policies())
+        self.space = SearchSpace(ctx, spaces, graph_levels(), device_policies())
         for params in self._stale_picks():
             study.enqueue_trial(params, skip_if_exists=True)
         seeds = 0
         if not (shared and study.trials):
-            for dimension, params in one_knob_variants(ctx, self.space[2]):
+            for dimension, params in one_knob_variants(ctx, self.space.levels):
                 cfg = self._replay(params)
                 self.variant_dims[cfg.config_id] = dimension
                 if cfg.config_id not in self.known and options.seed_variants:
@@ -517,7 +527,8 @@ class _Search:
     def _begin(self, budget: int, previous: list[TrialRecord], resumed: int) -> None:
         """Say the plan, check the machine's load, start the reference process (a model that
         cannot run on these inputs fails here, before any output) and mark the search running."""
-        self.emit(Event(EventKind.PLAN, message=_plan_text(self.space[1], self.space[3])))
+        plan = _plan_text(self.space.providers, self.space.policies)
+        self.emit(Event(EventKind.PLAN, message=plan))
         self._check_load("search", before="the search")
         if self.options.storage is None:
             # this process holds the model's lock: no other search of it runs here
@@ -769,7 +780,9 @@ class _Search:
 
     def _suggest(self, trial: Any, frozen: dict[str, Any] | None = None) -> SessionConfig:
         ctx, spaces, levels, policies = self.space
-        return suggest_config(trial, ctx, spaces, levels=levels, policies=policies, frozen=frozen)
+        return suggest_config(
+            trial, ctx, list(spaces), levels=list(levels), policies=policies, frozen=frozen
+        )
 
     def _replay(self, params: dict[str, Any]) -> SessionConfig:
         """The configuration stored parameters stand for. Parameters a search froze are absent
@@ -1022,51 +1035,6 @@ def _plan_text(spaces: list[Any], policies: tuple[str, ...]) -> str:
     if idle:
         text += "\nplugins without a device here: " + "; ".join(idle)
     return text
-
-
-def _storage(url: str | None) -> Any:
-    """An Optuna storage: ``journal:/path`` (a journal file on a shared file system) or an RDB
-    URL such as ``postgresql://user:pass@host/db``; None for an in-memory study."""
-    if url is None:
-        return None
-    if url.startswith("journal:"):
-        from optuna.storages import JournalStorage
-        from optuna.storages.journal import JournalFileBackend
-
-        path = url[len("journal:") :]
-        if not path:
-            raise SearchError(
-                "--storage journal: needs a file path, e.g. journal:/shared/study.log"
-            )
-        return JournalStorage(JournalFileBackend(path))
-    if "://" not in url:
-        raise SearchError(
-            f"--storage {url!r} is not a storage URL; use journal:/path/to/file or an RDB URL "
-            "such as postgresql://user@host/db"
-        )
-    from optuna.storages import RDBStorage
-    from sqlalchemy.exc import SQLAlchemyError
-
-    scheme = url.split("://", 1)[0]
-    attempt = 0
-    while True:
-        attempt += 1
-        try:
-            return RDBStorage(url)
-        except ImportError:
-            raise SearchError(
-                f"--storage {scheme}://…: the database driver is not installed; for PostgreSQL: "
-                "pip install 'psycopg[binary]'"
-            ) from None
-        except SQLAlchemyError as exc:
-            # workers starting at once on a new database race to create Optuna's tables (on
-            # PostgreSQL: "duplicate key ... pg_type_typname_nsp_index"): the loser retries
-            if attempt == 5:
-                reason = " ".join(str(getattr(exc, "orig", None) or exc).split())[:200]
-                raise SearchError(
-                    f"--storage {scheme}://…: cannot open the study database ({reason})"
-                ) from None
-            time.sleep(0.5 * attempt)
 
 
 def _finished(study: Any) -> int:
