@@ -21,7 +21,7 @@ import pytest
 
 from autotune.measure.verdict import PICK
 from autotune.store.database import Store
-from autotune.tuning.search import Outcome, SearchOptions, run_search
+from autotune.tuning.search import SearchOptions, SearchResult, run_search
 from tests import models
 from tests.conftest import FAST
 
@@ -57,12 +57,12 @@ def light_load() -> Iterator[int]:
         os.kill(pid, signal.SIGKILL)
 
 
-def _search(tmp_path: Path) -> Outcome:
+def _search(tmp_path: Path) -> SearchResult:
     model = models.shape_folding(tmp_path / "shape_folding.onnx")
     return run_search(model, SearchOptions(trials=14, protocol=PROTOCOL, seed=1, patience=None))
 
 
-def _assert_picked_free_dims(outcome: Outcome) -> None:
+def _assert_picked_free_dims(outcome: SearchResult) -> None:
     assert outcome.outcome == PICK, outcome.reason
     assert outcome.pick is not None and dict(outcome.pick.free_dimension_overrides) == {"N": 1}
     assert (outcome.speedup_low or 0) > 1.5

@@ -36,10 +36,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from autotune.measure.conditions import QUIET, Conditions
+from autotune.store.records import Outcome
 
-PICK = "pick"
-DEFAULT = "default"
-INCONCLUSIVE = "inconclusive"
+# the three answers, as the store names them
+PICK, DEFAULT, INCONCLUSIVE = Outcome.PICK, Outcome.DEFAULT, Outcome.INCONCLUSIVE
 
 CONFIDENCE = 0.95
 MIN_ROUNDS_PER_PROCESS = 2
@@ -74,7 +74,7 @@ class Entry:
 
 @dataclass
 class Verdict:
-    outcome: str  # pick, default or inconclusive
+    outcome: Outcome
     reason: str
     pick_index: int | None  # the contender picked (0: the default); None when inconclusive
     entries: list[Entry]
@@ -264,7 +264,7 @@ def decide(
     generations = len(aa)
     threshold = 1 / (1 - min_gain)
 
-    def verdict(outcome: str, reason: str, pick: int | None, open_: list[int]) -> Verdict:
+    def verdict(outcome: Outcome, reason: str, pick: int | None, open_: list[int]) -> Verdict:
         upper = [e.speedup_high for e in entries[1:] if e.speedup_high is not None]
         resolution = max([*upper, 1.0]) - 1 if upper else None
         return Verdict(

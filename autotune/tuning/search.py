@@ -132,7 +132,7 @@ class Event:
 
 
 @dataclass
-class Outcome:
+class SearchResult:
     """What a search concluded. ``outcome`` is pick (``pick`` beat ORT's defaults), default
     (nothing did) or inconclusive (the machine could not resolve the margin: ``pick`` is None and
     nothing new reaches apps)."""
@@ -184,7 +184,7 @@ def run_search(
     model_path: str | os.PathLike[str],
     options: SearchOptions,
     progress: Progress | None = None,
-) -> Outcome:
+) -> SearchResult:
     """Search the fastest correct configuration for ``model_path`` on this machine.
 
     Raises ModelError, ShapeError, DatabaseError or SearchError (all AutotuneError) for bad
@@ -402,7 +402,7 @@ class _Search:
             self.worker = None
 
     # -- the study -----------------------------------------------------------------------
-    def run(self, ctx: SearchContext) -> Outcome:
+    def run(self, ctx: SearchContext) -> SearchResult:
         """Resume from this machine's stored trials, seed the study, run the loop, then the
         head-to-head; the search row records each state (running, done, interrupted, failed)."""
         previous = self._resume()
@@ -634,7 +634,7 @@ class _Search:
 
     def _conclude(
         self, verdict: Verdict, compared: list[dict[str, Any]], resumed: int, stopped: str | None
-    ) -> Outcome:
+    ) -> SearchResult:
         """Store the verdict (no pick when inconclusive) and say what the search concluded."""
         if self.options.sustained:  # a flagged pick gives way to a stable finalist
             from autotune.serving.sustained import recheck
@@ -657,7 +657,7 @@ class _Search:
             )
         )
         self.emit(Event(EventKind.DONE, elapsed=wall))
-        return Outcome(
+        return SearchResult(
             search_id=self.search_id,
             key=self.key,
             model_name=self.model_name,
