@@ -21,15 +21,13 @@ import contextlib
 import json
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from autotune import defaults
+from autotune.background import DEFAULT_BUDGET_S, DEFAULT_MIN_GAIN, start_background
 from autotune.chip import current_chip, current_descriptor, provenance
 from autotune.config import DEFAULT_CONFIG, SessionConfig
 from autotune.ladder import roles_of
@@ -39,9 +37,8 @@ from autotune.store.records import SearchRecord, SearchState, Status, TrialRecor
 from autotune.tuning import head_to_head
 from autotune.tuning.lock import ModelLock
 
-DEFAULT_BUDGET_S = 30.0
+__all__ = ["DEFAULT_BUDGET_S", "AdaptResult", "adapt", "lower_priority", "start_background"]
 DEFAULT_TOP = 3
-DEFAULT_MIN_GAIN = defaults.MIN_GAIN
 
 
 @dataclass
@@ -301,55 +298,6 @@ def _store_verdict(
                 wall_s=wall,
             )
         )
-
-
-def start_background(
-    model_path: str | os.PathLike[str],
-    *,
-    db: str | None = None,
-    budget_s: float = DEFAULT_BUDGET_S,
-    nice: int = 10,
-    min_gain: float = DEFAULT_MIN_GAIN,
-) -> subprocess.Popen[bytes] | None:
-    """Start ``autotune adapt`` in its own low-priority process and return at once (None if it
-    cannot be started). Its output goes nowhere; its verdict goes to the database.
-
-    Not in a frozen app (py2app, PyInstaller, Briefcase): there ``sys.executable`` is the app's
-    own launcher, so this would start a second instance of the app, and so would every measuring
-    process adapt spawns. Such an app ships results measured elsewhere (``AUTOTUNE_DB``)."""
-    if getattr(sys, "frozen", False):
-        import logging
-
-        logging.getLogger("autotune").warning(
-            "autotune: adapt='background' is skipped in a frozen app (it would relaunch the "
-            "app); run `autotune adapt MODEL` where autotune is installed and ship its database"
-        )
-        return None
-    command = [
-        sys.executable,
-        "-m",
-        "autotune.commands.cli",
-        "adapt",
-        os.fspath(model_path),
-        "--budget",
-        str(budget_s),
-        "--nice",
-        str(nice),
-        "--min-gain",
-        str(min_gain),
-    ]
-    if db:
-        command += ["--db", db]
-    try:
-        return subprocess.Popen(
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-    except OSError:
-        return None
 
 
 def lower_priority(nice: int) -> None:

@@ -585,7 +585,7 @@ def _start_adapt(
     """``best_session(adapt="background")``: adapt a borrowed result in a separate process."""
     if not needed or shapes:
         return  # measured here already (or explicit shapes, which the background run lacks)
-    from autotune.adapt import start_background
+    from autotune.background import start_background
 
     if start_background(path, db=db) is not None:
         log.info("autotune: adapting borrowed results for %s in the background", os.fspath(path))

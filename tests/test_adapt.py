@@ -16,6 +16,7 @@ from click.testing import CliRunner
 
 import autotune
 from autotune import adapt as adapt_module
+from autotune import background
 from autotune.chip import current_chip
 from autotune.config import SessionConfig
 from autotune.store.database import Store
@@ -122,7 +123,7 @@ def test_best_session_adapts_in_the_background(
 ) -> None:
     _relabel_to_sibling(tmp_path / "autotune.db", mlp_path)
     started: list[Any] = []
-    original = adapt_module.start_background
+    original = background.start_background
 
     def spy(*args: Any, **kwargs: Any) -> Any:
         # a wide margin: the A/A control of a loaded test machine does not veto the verdict
@@ -130,7 +131,7 @@ def test_best_session_adapts_in_the_background(
         started.append(proc)
         return proc
 
-    monkeypatch.setattr(adapt_module, "start_background", spy)
+    monkeypatch.setattr(background, "start_background", spy)
     session = autotune.best_session(mlp_path, adapt="background")
     # returned at once, with the borrowed configuration
     assert str(session.get_session_options().graph_optimization_level).endswith("BASIC")
@@ -163,6 +164,6 @@ def test_a_frozen_app_is_never_relaunched_to_adapt(
     monkeypatch.setattr(sys, "frozen", True, raising=False)
     monkeypatch.setattr(subprocess, "Popen", lambda *a, **k: started.append(a))
     with caplog.at_level(logging.WARNING, logger="autotune"):
-        assert adapt_module.start_background(mlp_path) is None
+        assert background.start_background(mlp_path) is None
     assert started == []
     assert "skipped in a frozen app" in caplog.text
