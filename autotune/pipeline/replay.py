@@ -20,8 +20,8 @@ _shared_threads: int | None = None  # the size this process's global pool was cr
 
 def use_shared_pool(threads: int) -> None:
     """Create this process's global intra-op thread pool with ``threads`` threads. ORT creates
-    its environment once per process, with the first session: raises ConfigError when that
-    already happened (a shared pool needs a process that has built no session yet)."""
+    it once per process: raises ConfigError when this process already has one of another
+    size."""
     import onnxruntime as ort
 
     global _shared_threads
@@ -32,20 +32,24 @@ def use_shared_pool(threads: int) -> None:
         _shared_threads = threads
     except Exception as exc:  # noqa: BLE001 - ORT raises its own Fail
         raise ConfigError(
-            "a shared thread pool must be set before the process builds its first ONNX Runtime "
-            f"session ({str(exc).splitlines()[0][:160]}); call best_pipeline() first"
+            f"this process's shared thread pool already exists ({str(exc).splitlines()[0][:160]}"
+            "); call best_pipeline() before anything else sets it"
         ) from None
 
 
-def build_sessions(spec: PipelineSpec, arrangement: Arrangement) -> list[Any]:
-    """One ``InferenceSession`` per stage, in stage order, with the arrangement's threads."""
+def build_sessions(
+    spec: PipelineSpec, arrangement: Arrangement, *, size_pool: bool = True
+) -> list[Any]:
+    """One ``InferenceSession`` per stage, in stage order, with the arrangement's threads.
+    ``size_pool`` False: a shared arrangement's sessions join the process's existing pool."""
     import onnxruntime as ort
 
     if arrangement.shared_threads is None:
         return [
             build_session(s.model, c) for s, c in zip(spec.stages, arrangement.configs, strict=True)
         ]
-    use_shared_pool(arrangement.shared_threads)
+    if size_pool:
+        use_shared_pool(arrangement.shared_threads)
     sessions = []
     for stage, config in zip(spec.stages, arrangement.configs, strict=True):
         so = session_options(config)

@@ -94,9 +94,9 @@ def stored_pipeline(spec: PipelineSpec, db: str | None = None) -> PipelineRecord
 
 def best_pipeline(path: str | os.PathLike[str], *, db: str | None = None) -> PipelineSessions:
     """Every stage's ``InferenceSession``, built with the arrangement stored for this pipeline
-    here (ORT's defaults for every stage when none is). A shared thread pool needs a process
-    that has built no ONNX Runtime session yet; where one was built, each stage gets its own
-    pool instead (noted, and logged). Raises ConfigError for a bad pipeline file."""
+    here (ORT's defaults for every stage when none is). ORT creates a process's shared thread
+    pool once: where it already exists at another size, the sessions join it (noted, and
+    logged). Raises ConfigError for a bad pipeline file."""
     spec = load_pipeline(Path(path))
     record = stored_pipeline(spec, db)
     notes = []
@@ -109,12 +109,11 @@ def best_pipeline(path: str | os.PathLike[str], *, db: str | None = None) -> Pip
             record = None
     try:
         sessions = build_sessions(spec, arrangement)
-    except ConfigError as exc:
+    except ConfigError as exc:  # the process's shared pool exists, at another size
         if arrangement.shared_threads is None:
             raise
-        notes.append(f"one pool per session instead of the shared pool: {exc}")
-        arrangement = Arrangement(arrangement.configs)
-        sessions = build_sessions(spec, arrangement)
+        notes.append(f"the sessions share the pool this process already has: {exc}")
+        sessions = build_sessions(spec, arrangement, size_pool=False)
     for note in notes:
         log.warning("autotune: pipeline %s: %s", spec.name, note)
     named = {s.name: session for s, session in zip(spec.stages, sessions, strict=True)}

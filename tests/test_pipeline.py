@@ -1,0 +1,165 @@
+"""Pipeline searches with real processes (issue 20): overlapping stages whose thread split
+matters on a 2-core machine, a looped stage with state, and a pipeline whose joint candidate
+can only match the stage picks (no false gain). What apps get back: best_pipeline()."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+import autotune
+from autotune.config import SessionConfig
+from autotune.pipeline.example import speech, streams
+from autotune.pipeline.search import PipelineOptions, run_pipeline_search
+from autotune.pipeline.spec import load_pipeline, write_pipeline
+from tests import models
+from tests.conftest import FAST
+
+# a few rounds per process, three fresh processes per contender: seconds per pipeline
+QUICK = replace(FAST, block_seconds=0.03, rounds=3, max_rounds=8, final_rounds=6, generations=3)
+
+
+def _options(**kw: object) -> PipelineOptions:
+    return PipelineOptions(protocol=QUICK, trial_timeout=120, **kw)  # type: ignore[arg-type]
+
+
+def test_overlapping_stages_split_the_threads(tmp_path: Path) -> None:
+    """Two encoders at the same time, each with ORT's default pool (a thread per core, which
+    spin): on 2 cores the split (one thread each), no spinning, and one shared pool are the
+    joint candidates; the verdict holds them against both baselines."""
+    path = streams(tmp_path)
+    outcome = run_pipeline_search(path, _options(cores=2))
+    labels = [c["label"] for c in outcome.screened]
+    assert "video: CPU ALL t1 | audio: CPU ALL t1" in labels
+    assert any("spin=0" in label for label in labels)
+    assert any("shared pool of 2 threads" in label for label in labels)
+    assert all(c["status"] == "ok" and c["peak_rss_mb"] > 0 for c in outcome.screened), [
+        (c["status"], c["error"], c["peak_rss_mb"]) for c in outcome.screened
+    ]
+    assert outcome.contenders[0]["label"] == "ORT defaults for every stage"
+    # oversubscribed default pools are not the best arrangement: never "no gain possible"
+    assert outcome.outcome in ("pick", "inconclusive"), outcome.reason
+    if outcome.outcome == "pick":
+        assert outcome.chosen is not None and not outcome.chosen.is_default()
+        assert outcome.speedup_vs_defaults and outcome.speedup_vs_defaults > 1.03
+        pipeline = autotune.best_pipeline(path)
+        assert pipeline.arrangement == outcome.chosen
+        assert pipeline.source == "pick"
+
+
+def test_a_looped_stage_with_state(tmp_path: Path) -> None:
+    """Encoder, a decoder step called 8 times with its hidden state fed back, a post-net fed
+    the decoder's last output: searched end to end, stored, and served with prewarm()."""
+    path = speech(tmp_path)
+    outcome = run_pipeline_search(path, _options())
+    labels = [c["label"] for c in outcome.screened]
+    # the looped stage at one thread is a joint candidate, its neighbours untouched
+    assert "encoder: CPU ALL t0 | decoder: CPU ALL t1 | postnet: CPU ALL t0" in labels
+    assert all(c["status"] == "ok" for c in outcome.screened), outcome.screened
+    pipeline = autotune.best_pipeline(path)
+    if outcome.outcome == "inconclusive":
+        assert pipeline.source == "none stored" and pipeline.arrangement.is_default()
+    else:
+        assert pipeline.arrangement == outcome.chosen
+    took = pipeline.prewarm()
+    assert list(took) == ["encoder", "decoder", "postnet"]
+    assert pipeline["decoder"].get_inputs()[1].name == "h_in"
+
+
+def test_no_false_gain_when_the_joint_candidate_is_the_stage_picks(tmp_path: Path) -> None:
+    """Two sequential stages whose own picks (stored as their searches leave them) run one
+    thread each, and a budget of one
+    thread: the only joint candidate (one shared pool of one thread) runs what the picks run.
+    It must not be picked over them."""
+    from tests.test_resolver import _store_pick
+
+    picks = {
+        "a": SessionConfig(intra_op_num_threads=1),
+        "b": SessionConfig(intra_op_num_threads=1, graph_optimization_level="ORT_ENABLE_EXTENDED"),
+    }
+    for name, config in picks.items():
+        models.mlp(tmp_path / f"{name}.onnx", width=512)
+        _store_pick(tmp_path / f"{name}.onnx", config)
+    path = write_pipeline(
+        {
+            "name": "pair",
+            "stages": [
+                {"name": "a", "model": "a.onnx"},
+                {"name": "b", "model": "b.onnx"},
+            ],
+        },
+        tmp_path / "pipeline.toml",
+    )
+    outcome = run_pipeline_search(path, _options(cores=1))
+    assert outcome.stage_sources["a"] == "its own pick, CPU ALL t1"
+    roles = [c["role"] for c in outcome.contenders]
+    assert roles == ["defaults", "stage picks", "joint"]
+    assert outcome.contenders[2]["label"].endswith("(one shared pool of 1 threads)")
+    assert outcome.outcome != "pick", outcome.reason
+    if outcome.outcome == "stage_picks":
+        assert autotune.best_pipeline(path).arrangement.configs[0].intra_op_num_threads == 1
+
+
+def test_best_pipeline_does_not_import_optuna_or_onnx(tmp_path: Path) -> None:
+    path = speech(tmp_path)
+    code = (
+        "import sys, autotune\n"
+        f"p = autotune.best_pipeline({str(path)!r})\n"
+        "p.prewarm()\n"
+        "heavy = sorted(m for m in ('optuna', 'onnx', 'sqlite_utils') if m in sys.modules)\n"
+        "print(sorted(p.sessions), p.source, heavy)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert out == "['decoder', 'encoder', 'postnet'] none stored []"
+
+
+def test_a_shared_pool_is_created_once_per_process(tmp_path: Path) -> None:
+    """A stored shared-pool arrangement, served in a fresh process (one pool for every
+    session) and in one whose shared pool already exists at another size (ORT creates it
+    once per process: the sessions join it, noted)."""
+    from autotune.pipeline.arrangement import Arrangement
+    from autotune.pipeline.runtime import stored_pipeline
+    from autotune.pipeline.search import PipelineOutcome, _store
+
+    path = speech(tmp_path)
+    spec = load_pipeline(path)
+    shared = Arrangement((SessionConfig(),) * 3, shared_threads=2)
+    outcome = PipelineOutcome(
+        "speech", spec.key(), "pick", "stored by the test", shared, "shared", 1.2, 1.1, [], [],
+        {}, 1.0,
+    )  # fmt: skip
+    _store(spec, outcome, None, autotune.current_chip())
+    assert stored_pipeline(spec) is not None
+    code = (
+        "import sys, autotune, onnxruntime as ort\n"
+        "if sys.argv[1] == 'taken':\n"
+        "    ort.set_global_thread_pool_sizes(1, 1)\n"
+        "    so = ort.SessionOptions()\n"
+        "    so.use_per_session_threads = False\n"
+        f"    ort.InferenceSession({str(tmp_path / 'postnet.onnx')!r}, so)\n"
+        f"p = autotune.best_pipeline({str(path)!r})\n"
+        "print(p.arrangement.shared_threads, len(p.notes))\n"
+    )
+    for state, expected in (("fresh", "2 0"), ("taken", "2 1")):
+        out = subprocess.run(
+            [sys.executable, "-c", code, state], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        assert out == expected, state
+
+
+@pytest.mark.parametrize("stage", ["nope", ""])
+def test_inputs_for_an_unknown_stage_is_one_line(tmp_path: Path, stage: str) -> None:
+    from click.testing import CliRunner
+
+    from autotune.commands.cli import cli
+
+    path = speech(tmp_path)
+    result = CliRunner().invoke(cli, ["search", str(path), "--inputs", f"{stage}=x.npz"])
+    assert result.exit_code == 1
+    assert result.output.count("\n") == 1 and result.output.startswith("Error: --inputs ")
