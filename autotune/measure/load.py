@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import time
+import typing
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -116,6 +117,18 @@ def _machine_cpu() -> tuple[float, float]:
     steal = getattr(t, "steal", 0.0)
     busy = sum(t) - idle - steal - getattr(t, "guest", 0.0) - getattr(t, "guest_nice", 0.0)
     return busy, steal
+
+
+class LoadSource(typing.Protocol):
+    """What reports other programs' load: :class:`LoadMonitor`, or a steady stand-in in tests."""
+
+    def sample(self) -> Load: ...
+
+    def measure(self, seconds: float = 1.0) -> Load: ...
+
+    def wait_for_quiet(
+        self, max_wait: float, on_wait: Callable[[Load, float], None] | None = None
+    ) -> Load: ...
 
 
 class LoadMonitor:

@@ -30,6 +30,7 @@ import random
 import signal
 import statistics
 import time
+import typing
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -171,6 +172,46 @@ class WorkerLost(Exception):
 
 
 WorkerTarget = Callable[[Any, ProcessSetup], None]
+
+
+class Measurer(typing.Protocol):
+    """What the search and the head-to-head measure with: :class:`MeasuringWorker` (real
+    processes), or a deterministic stand-in in tests of the search's logic."""
+
+    info: dict[str, Any]
+    latency_estimate_ms: float
+    floor_ms: float
+
+    def measure(
+        self,
+        config: SessionConfig,
+        *,
+        timeout: float,
+        trial_dir: str | None = None,
+        on_round: Callable[[int, float, bool], bool] | None = None,
+    ) -> TrialResult: ...
+
+    def compare(
+        self,
+        configs: list[SessionConfig],
+        rounds: int,
+        timeout: float,
+        generations: int = 3,
+        *,
+        deadline: float | None = None,
+        on_round: Callable[[HeadToHeadProgress], None] | None = None,
+        still_open: Callable[[HeadToHead], list[int]] | None = None,
+        max_generations: int | None = None,
+        extra_seconds: float = 0.0,
+    ) -> HeadToHead: ...
+
+    def round_seconds(self, processes: int) -> float: ...
+
+    def slowdown(self, reference_blocks_ms: list[float]) -> float: ...
+
+    def kill(self) -> None: ...
+
+    def close(self) -> None: ...
 
 
 class SessionProcess:

@@ -22,8 +22,8 @@ from autotune.chip import current_descriptor
 from autotune.config import DEFAULT_CONFIG, SessionConfig
 from autotune.ladder import roles_of
 from autotune.measure.conditions import Conditions
-from autotune.measure.load import Load, LoadMonitor
-from autotune.measure.manager import HeadToHead, HeadToHeadProgress, MeasuringWorker, Protocol
+from autotune.measure.load import Load, LoadMonitor, LoadSource
+from autotune.measure.manager import HeadToHead, HeadToHeadProgress, Measurer, Protocol
 from autotune.measure.verdict import Entry, Verdict, decide
 
 # session entries that are thread settings (a pick changing one is held when measured under load)
@@ -83,10 +83,10 @@ class _Judge:
 
     def __init__(
         self,
-        worker: MeasuringWorker,
+        worker: Measurer,
         contenders: list[SessionConfig],
         plan: Plan,
-        monitor: LoadMonitor,
+        monitor: LoadSource,
     ) -> None:
         self.worker, self.plan, self.monitor = worker, plan, monitor
         self.flags = [changes_threads(c) for c in contenders]
@@ -133,11 +133,11 @@ class _Judge:
 
 
 def run(
-    worker: MeasuringWorker,
+    worker: Measurer,
     contenders: list[SessionConfig],
     plan: Plan,
     *,
-    monitor: LoadMonitor | None = None,
+    monitor: LoadSource | None = None,
     on_round: Callable[[HeadToHeadProgress], None] | None = None,
 ) -> HeadToHeadResult:
     """Measure ``contenders`` (ORT's default configuration first) and decide."""

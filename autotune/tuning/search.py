@@ -33,10 +33,11 @@ from autotune.config import CPU, DEFAULT_CONFIG, SessionConfig
 from autotune.errors import AutotuneError, ConfigError, SearchError
 from autotune.ladder import roles_of
 from autotune.measure.accuracy import check_tolerances, judged_alike, stored_tier, tier_for
-from autotune.measure.load import Load, LoadMonitor
+from autotune.measure.load import Load, LoadMonitor, LoadSource
 from autotune.measure.manager import (
     HeadToHead,
     HeadToHeadProgress,
+    Measurer,
     MeasuringWorker,
     Protocol,
     TrialResult,
@@ -94,6 +95,9 @@ class SearchOptions:
         default_factory=lambda: float(os.environ.get("AUTOTUNE_SUSTAINED") or 0) or None
     )
     worker_target: WorkerTarget = worker_main  # tests inject faults here (crash, hang)
+    # what measures: real processes (MeasuringWorker), or a deterministic stand-in in tests
+    measurer: Callable[[WorkerSetup, WorkerTarget], Measurer] | None = None
+    monitor: Callable[[], LoadSource] = LoadMonitor  # what other programs use meanwhile
 
 
 class SearchSpace(NamedTuple):
@@ -281,9 +285,9 @@ class _Search:
         self.search_id = uuid.uuid4().hex
         self.inputs_digest: str | None = None  # digest of --inputs data; None for synthetic
         self.synthetic_hint: str | None = None  # what to say if synthetic inputs break the model
-        self.monitor = LoadMonitor()
+        self.monitor = options.monitor()
         self.busy: dict[str, Any] = {}  # other programs' CPU use: before, during, head-to-head
-        self.worker: MeasuringWorker | None = None
+        self.worker: Measurer | None = None
         self.known: dict[str, TrialRecord] = {}
         self.measured = 0
         self.failures = 0
@@ -362,7 +366,7 @@ class _Search:
         self.known[config.config_id] = row
         return row
 
-    def _worker(self) -> MeasuringWorker:
+    def _worker(self) -> Measurer:
         if self.worker is None:
             setup = WorkerSetup(
                 model_path=str(self.path),
@@ -372,7 +376,8 @@ class _Search:
                 cache_root=self.trial_root,
             )
             try:
-                self.worker = MeasuringWorker(setup, target=self.options.worker_target)
+                make = self.options.measurer or _processes
+                self.worker = make(setup, self.options.worker_target)
             except WorkerLost as exc:
                 reason = ort_reason(str(exc))
                 if (
@@ -1015,6 +1020,11 @@ class _Search:
                 load_cores=load.other_cores,
             )
         )
+
+
+def _processes(setup: WorkerSetup, target: WorkerTarget) -> Measurer:
+    """The real measurer: one process per session."""
+    return MeasuringWorker(setup, target=target)
 
 
 def _plan_text(spaces: list[Any], policies: tuple[str, ...]) -> str:
