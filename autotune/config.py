@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from autotune.errors import ConfigError
+from autotune.signature import parse_signature
 
 CPU = "CPUExecutionProvider"
 
@@ -368,7 +369,7 @@ def fit(
     if overrides:
         if model_inputs is None:
             raise ConfigError("free dimension overrides cannot be checked without the model")
-        asked = _signature_dims(shapes)
+        asked = parse_signature(shapes)
         for name, size in overrides.items():
             places = [
                 (inp, i)
@@ -398,18 +399,6 @@ def fit(
         intra_op_num_threads=cores if intra > 2 * cores else intra,
         inter_op_num_threads=cores if inter > 2 * cores else inter,
     ).canonical()
-
-
-def _signature_dims(signature: str) -> dict[str, tuple[int, ...]]:
-    """``x=1x16;tokens=1x8`` as {input: dims}; an unreadable part is left out."""
-    out: dict[str, tuple[int, ...]] = {}
-    for part in signature.split(";"):
-        name, _, dims = part.partition("=")
-        try:
-            out[name] = tuple(int(d) for d in dims.split("x")) if dims else ()
-        except ValueError:
-            continue
-    return out
 
 
 DEFAULT_CONFIG = SessionConfig().canonical()

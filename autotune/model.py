@@ -19,6 +19,9 @@ import numpy as np
 
 from autotune.digest import model_digest
 from autotune.errors import ModelError, ShapeError
+from autotune.signature import parse_signature, shape_signature
+
+__all__ = ["parse_signature", "shape_signature"]  # re-exported: the signature's one home
 
 Dim = int | str | None  # a fixed size, a named symbolic dim, or an unnamed one
 
@@ -299,24 +302,6 @@ def free_dimensions(info: ModelInfo, shapes: dict[str, tuple[int, ...]]) -> dict
             if isinstance(d, str):
                 sizes.setdefault(d, set()).add(size)
     return {name: next(iter(s)) for name, s in sizes.items() if len(s) == 1}
-
-
-def shape_signature(shapes: dict[str, tuple[int, ...]]) -> str:
-    """Canonical text of the shapes, e.g. ``attention_mask=1x128;input_ids=1x128``."""
-    return ";".join(f"{k}={'x'.join(map(str, v))}" for k, v in sorted(shapes.items()))
-
-
-def parse_signature(signature: str) -> dict[str, tuple[int, ...]]:
-    """The shapes a :func:`shape_signature` stands for (``sr=`` is a scalar)."""
-    out: dict[str, tuple[int, ...]] = {}
-    for part in signature.split(";"):
-        name, _, dims = part.partition("=")
-        if name:
-            try:
-                out[name] = tuple(int(d) for d in dims.split("x")) if dims else ()
-            except ValueError:
-                return {}
-    return out
 
 
 def match_signature(given: dict[str, tuple[int, ...]], stored: list[str]) -> str | None:

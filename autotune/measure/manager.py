@@ -35,8 +35,6 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import numpy as np
-
 from autotune import defaults
 from autotune.config import DEFAULT_CONFIG, SessionConfig
 from autotune.measure.accuracy import gate
@@ -48,6 +46,7 @@ from autotune.measure.messages import (
     RunBlock,
     Stop,
 )
+from autotune.measure.stats import iqr, percentile
 from autotune.measure.verdict import Round
 from autotune.measure.worker import worker_main
 from autotune.store.records import Status
@@ -145,22 +144,6 @@ class TrialResult:
         row = asdict(self)
         del row["bounded"]
         return row
-
-
-def _percentile(values: list[float], q: float) -> float | None:
-    return float(np.percentile(values, q)) if values else None
-
-
-def _iqr(values: list[float]) -> float:
-    if len(values) < 2:
-        return 0.0
-    q75, q25 = np.percentile(values, [75, 25])
-    return float(q75 - q25)
-
-
-# ---------------------------------------------------------------------------------------------
-# parent side
-# ---------------------------------------------------------------------------------------------
 
 
 class WorkerLost(Exception):
@@ -487,12 +470,12 @@ class MeasuringWorker:
             samples, ref_samples = blocks["c"], blocks["r"]
         result.ratios = kept_ratios
         result.ratio = statistics.median(kept_ratios)
-        result.ratio_iqr = _iqr(kept_ratios)
+        result.ratio_iqr = iqr(kept_ratios)
         result.rounds_kept = len(kept_ratios) if not result.error else 0
         result.rounds_dropped = dropped
-        result.latency_ms_p50 = _percentile(samples, 50)
-        result.latency_ms_p90 = _percentile(samples, 90)
-        result.reference_ms_p50 = _percentile(ref_samples, 50)
+        result.latency_ms_p50 = percentile(samples, 50)
+        result.latency_ms_p90 = percentile(samples, 90)
+        result.reference_ms_p50 = percentile(ref_samples, 50)
         result.runs = len(samples)
         if stopped:
             result.status = Status.PRUNED

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from autotune.measure.conditions import QUIET, Conditions
+from autotune.measure.stats import percentile
 from autotune.store.records import Outcome
 
 # the three answers, as the store names them
@@ -145,15 +146,6 @@ def _per_generation(rounds: list[Round], value: Any) -> list[float]:
     return [statistics.median(xs) for xs in by_gen.values() if len(xs) >= MIN_ROUNDS_PER_PROCESS]
 
 
-def _percentile(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    k = (len(ordered) - 1) * q / 100
-    lo, hi = math.floor(k), math.ceil(k)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
-
-
 @dataclass(frozen=True)
 class _Pool:
     """The A/A control's variance, the prior every candidate's own variance is pooled with."""
@@ -247,8 +239,8 @@ def decide(
     changes_threads = changes_threads or [False] * contenders
     entries = [
         Entry(
-            latency_ms_p50=_percentile(latencies[i], 50),
-            latency_ms_p90=_percentile(latencies[i], 90),
+            latency_ms_p50=percentile(latencies[i], 50),
+            latency_ms_p90=percentile(latencies[i], 90),
         )
         for i in range(contenders)
     ]
