@@ -421,3 +421,50 @@ def write(
         raise ConfigError(f"{parsed.dropped} entries would be refused on load; not written")
     Path(output).write_text(text, encoding="utf-8")
     return data
+
+
+# -- pipelines (autotune.pipeline) -----------------------------------------------------------
+
+PIPELINE_FORMAT = "autotune-pipeline-manifest"
+
+
+def build_pipeline(path: str | os.PathLike[str], *, db: str | None = None) -> dict[str, Any]:
+    """A pipeline file's manifest, for apps without Python: per chip and ORT version, the
+    newest stored arrangement (each stage's configuration, one shared thread pool or one per
+    session) with its speed-ups over both baselines. Raises ConfigError if none is stored."""
+    from autotune.pipeline.spec import load_pipeline
+    from autotune.store.database import Store, now
+    from autotune.version import __version__
+
+    spec = load_pipeline(Path(path))
+    names = [s.name for s in spec.stages]
+    entries: dict[tuple[str | None, str | None], dict[str, Any]] = {}
+    with Store.open(db, write=False) as store:
+        for r in store.pipeline_verdicts(spec.key()):
+            if r.arrangement and (r.chip, r.ort_version) not in entries:
+                arrangement = json.loads(r.arrangement)
+                entries[r.chip, r.ort_version] = {
+                    "chip": r.chip,
+                    "ort_version": r.ort_version,
+                    "outcome": r.outcome,
+                    "stages": dict(zip(names, arrangement["stages"], strict=True)),
+                    "shared_threads": arrangement["shared_threads"],
+                    "speedup_vs_defaults": r.speedup_vs_defaults,
+                    "speedup_vs_picks": r.speedup_vs_picks,
+                    "measured_at": r.created_at,
+                }
+    if not entries:
+        raise ConfigError(
+            f"the database holds no result for pipeline {spec.name}; run: autotune search "
+            f"{os.fspath(path)}"
+        )
+    return {
+        "format": PIPELINE_FORMAT,
+        "version": VERSION,
+        "pipeline": spec.name,
+        "pipeline_key": spec.key(),
+        "pattern": spec.pattern(),
+        "created_at": now(),
+        "autotune_version": __version__,
+        "entries": list(entries.values()),
+    }

@@ -163,3 +163,35 @@ def test_inputs_for_an_unknown_stage_is_one_line(tmp_path: Path, stage: str) -> 
     result = CliRunner().invoke(cli, ["search", str(path), "--inputs", f"{stage}=x.npz"])
     assert result.exit_code == 1
     assert result.output.count("\n") == 1 and result.output.startswith("Error: --inputs ")
+
+
+def test_the_manifest_carries_a_pipelines_arrangement(tmp_path: Path) -> None:
+    """``autotune manifest pipeline.toml``: per chip, each stage's configuration and the pool."""
+    import json
+
+    from click.testing import CliRunner
+
+    from autotune.commands.cli import cli
+    from autotune.pipeline.arrangement import Arrangement
+    from autotune.pipeline.search import PipelineOutcome, _store
+
+    path = speech(tmp_path)
+    result = CliRunner().invoke(cli, ["manifest", str(path)])
+    assert result.exit_code == 1 and "holds no result for pipeline speech" in result.output
+    spec = load_pipeline(path)
+    one = SessionConfig(intra_op_num_threads=1)
+    picked = Arrangement((SessionConfig(), one, SessionConfig()))
+    outcome = PipelineOutcome(
+        "speech", spec.key(), "pick", "stored by the test", picked, "t1 decoder", 1.2, 1.1, [],
+        [], {}, 1.0,
+    )  # fmt: skip
+    _store(spec, outcome, None, autotune.current_chip())
+    out = tmp_path / "speech.json"
+    result = CliRunner().invoke(cli, ["manifest", str(path), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    data = json.loads(out.read_text())
+    (entry,) = data["entries"]
+    assert entry["chip"] == autotune.current_chip().chip_id
+    assert entry["stages"]["decoder"] == one.to_dict()
+    assert (entry["shared_threads"], entry["speedup_vs_picks"]) == (None, 1.1)
+    assert data["pattern"]["steps"] == [["encoder"], ["decoder"], ["postnet"]]

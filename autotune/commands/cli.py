@@ -504,7 +504,10 @@ def adapt_cmd(
 @click.option("--swift", type=click.Path(), help="Also write the Swift resolver to this file.")
 @_db_option
 def manifest_cmd(model: str, output: str | None, swift: str | None, db: str | None) -> None:
-    """Write MODEL's verdicts per chip as a small JSON manifest an app reads without SQLite."""
+    """Write MODEL's (or pipeline.toml's) verdicts per chip as a small JSON manifest an app
+    reads without SQLite."""
+    if cli_pipeline.is_pipeline(model):  # autotune.pipeline
+        return cli_pipeline.write_pipeline_manifest(model, output, db)
     from pathlib import Path
 
     from autotune import manifest

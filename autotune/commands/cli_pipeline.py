@@ -110,3 +110,15 @@ def write_pipeline_example(output: str | None) -> None:
     path = write_example_pipeline(output or "pipeline")
     click.echo(f"wrote {path} (encoder, decoder step x8 with its state fed back, post-net)")
     click.echo(f"try: autotune search {path}")
+
+
+def write_pipeline_manifest(path: str, output: str | None, db: str | None) -> None:
+    """``autotune manifest PIPELINE.toml``: its arrangements per chip, as JSON."""
+    from pathlib import Path
+
+    from autotune.manifest import build_pipeline
+
+    data = build_pipeline(path, db=db)
+    out = Path(output) if output else Path(path).with_suffix(".autotune.json")
+    out.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    click.echo(f"wrote {out}: {len(data['entries'])} entries for pipeline {data['pipeline']}")

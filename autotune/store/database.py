@@ -425,11 +425,14 @@ class Store:
 
     # -- reading ---------------------------------------------------------------------------
     def pipeline_verdicts(
-        self, pipeline_key: str, chip: str, ort_version: str | None = None
+        self, pipeline_key: str, chip: str | None = None, ort_version: str | None = None
     ) -> list[PipelineRecord]:
-        """Verdicts of this pipeline on this chip (of this ORT version, when given): layer by
+        """Verdicts of this pipeline (on this chip, of this ORT version, when given): layer by
         layer, the personal one first, each layer's newest first."""
-        where, params = "pipeline_key = ? and chip = ?", [pipeline_key, chip]
+        where, params = "pipeline_key = ?", [pipeline_key]
+        if chip is not None:
+            where += " and chip = ?"
+            params.append(chip)
         if ort_version is not None:
             where += " and ort_version = ?"
             params.append(ort_version)
