@@ -195,3 +195,17 @@ def test_the_manifest_carries_a_pipelines_arrangement(tmp_path: Path) -> None:
     assert entry["stages"]["decoder"] == one.to_dict()
     assert (entry["shared_threads"], entry["speedup_vs_picks"]) == (None, 1.1)
     assert data["pattern"]["steps"] == [["encoder"], ["decoder"], ["postnet"]]
+
+
+def test_a_search_option_that_does_not_apply_is_one_line(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from autotune.commands.cli import cli
+
+    path = speech(tmp_path)
+    result = CliRunner().invoke(cli, ["search", str(path), "--shape", "x=1x2"])
+    assert result.exit_code == 1
+    assert result.output == (
+        "Error: --shape does not apply to a pipeline file (shapes and inputs go in its stages; "
+        "see docs/pipelines.md)\n"
+    )

@@ -17,15 +17,25 @@ def is_pipeline(path: str | None) -> bool:
     return bool(path) and str(path).endswith(".toml")
 
 
+# the search's options a pipeline search takes (--trials: each stage's own search, if any)
+_APPLY = {"model", "trials", "rounds", "min_gain", "rtol", "atol", "db", "trial_timeout",
+          "inputs", "allow_busy", "as_json"}  # fmt: skip
+
+
 def search_pipeline(ctx: click.Context) -> None:
     """``autotune search PIPELINE.toml``: the search's options that apply to a pipeline."""
     from autotune.measure.manager import Protocol
     from autotune.pipeline.search import PipelineOptions, run_pipeline_search
 
     p = ctx.params
-    given = ctx.get_parameter_source("trials") == click.core.ParameterSource.COMMANDLINE
-    if p["study"]:
-        raise AutotuneError("a pipeline file is its own study; leave out --study")
+    typed = click.core.ParameterSource.COMMANDLINE
+    for param in ctx.command.params:
+        if param.name not in _APPLY and ctx.get_parameter_source(param.name or "") == typed:
+            raise AutotuneError(
+                f"{param.opts[0]} does not apply to a pipeline file (shapes and inputs go in its "
+                "stages; see docs/pipelines.md)"
+            )
+    given = ctx.get_parameter_source("trials") == typed
     if p["rounds"] < 1 or not 0 <= p["min_gain"] < 1:
         raise AutotuneError("--rounds must be at least 1 and --min-gain from 0 to below 1")
     inputs: dict[str, str] = {}
@@ -62,10 +72,10 @@ def search_pipeline(ctx: click.Context) -> None:
     click.echo(f"pipeline {outcome.name}: {outcome.outcome}: {outcome.reason}")
     if outcome.label:
         click.echo(f"  apps get: {outcome.label}")
-    click.echo(f"  {'contender':<58} {'vs defaults':>11} {'vs picks':>9} {'peak RSS':>9}")
+    click.echo(f"  {'vs defaults':>11} {'vs picks':>9} {'peak RSS':>9}  contender")
     for c in outcome.contenders:
         cells = [_x(c["vs_defaults"]), _x(c["vs_picks"]), _mb(c["peak_rss_mb"])]
-        click.echo(f"  {c['label'][:58]:<58} {cells[0]:>11} {cells[1]:>9} {cells[2]:>9}")
+        click.echo(f"  {cells[0]:>11} {cells[1]:>9} {cells[2]:>9}  {c['label']}")
     click.echo(f"stored; apps get it with autotune.best_pipeline({p['model']!r})")
 
 
