@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from autotune import ladder
+from autotune.compile_cache import compile_key
 from autotune.config import SessionConfig, fit
 from autotune.descriptor import ChipDescriptor
 from autotune.errors import ConfigError, printable
@@ -54,6 +55,7 @@ _ENTRY_FIELDS = frozenset(
         "ratio",
         "source",
         "measured_at",
+        "compile_key",  # written for the Swift resolver's compile cache; derived from config
     }
 )
 _TOP_FIELDS = frozenset(
@@ -100,6 +102,7 @@ class Entry:
             "ratio": self.ratio,
             "source": self.source,
             "measured_at": self.measured_at,
+            "compile_key": compile_key(self.config),
         }
 
 

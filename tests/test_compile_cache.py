@@ -18,6 +18,7 @@ import platform
 import signal
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -429,3 +430,43 @@ def test_best_session_fills_then_reuses_the_cache(
     assert session.get_providers()[0] == "OpenVINOExecutionProvider"
     assert "rebuilt: a build that stopped part-way left it incomplete" in caplog.text
     assert marker.exists()
+
+
+# -- the Swift resolver -----------------------------------------------------------------------
+
+
+def test_the_manifest_gives_the_swift_resolver_each_entrys_compile_key(mlp_path: Path) -> None:
+    from autotune import manifest
+
+    coreml = _coreml(MLComputeUnits="CPUAndNeuralEngine")
+    _store_pick(mlp_path, SessionConfig(intra_op_num_threads=1).canonical())
+    data = manifest.build(mlp_path)
+    (entry,) = data["entries"]
+    assert entry["compile_key"] == compile_key(SessionConfig.from_dict(entry["config"]))
+    (read,) = manifest.parse(json.dumps(data)).entries  # autotune's own reader accepts it
+    # the key a Swift app files a CoreML compile under ignores the load-time options too
+    keyed = replace(read, config=coreml).to_dict()["compile_key"]
+    assert keyed == compile_key(_coreml()) != compile_key(_coreml(ModelFormat="NeuralNetwork"))
+
+
+def test_the_swift_compile_cache_is_keyed_and_guarded_as_autotunes() -> None:
+    """No Swift compiler installs here (tests/test_manifest.py parses the file with tree-sitter's
+    Swift grammar): the Swift cache is checked to name what autotune.compile_cache names."""
+    from autotune.output.snippets import manifest_swift
+    from autotune.providers import SPACES
+
+    swift = manifest_swift("model.autotune.json")
+    cache = swift.split("struct AutotuneCompileCache {", 1)[1]
+    (folder,) = SPACES[COREML].cache_options.values()
+    assert f'static let marker = "{compile_cache.MARKER}"' in cache
+    assert f"static let maxEntries = {compile_cache.MAX_ENTRIES}" in cache
+    assert f'dir.appendingPathComponent("{folder}")' in swift
+    assert 'providerOptions["ModelCacheDirectory"] = folder.path' in swift
+    # <digest16>/<ort VERSION-Darwin BUILD-ARCH>/<compile key>, as runtime_tag() and entry_dir()
+    assert '"ort\\(ORTVersion() ?? "unknown")-Darwin\\(sysctlString("kern.osversion")' in cache
+    assert "String(modelDigest.prefix(16))" in cache
+    assert 'open(directory.path + ".lock", O_RDWR | O_CREAT, 0o644)' in cache
+    assert "flock(lock, LOCK_EX)" in cache
+    # no marker: wiped first; a failure on a filled cache: wiped and retried once
+    assert "if !filled { try? files.removeItem(at: directory) }" in cache
+    assert "if attempt == 1 || !filled { throw error }" in cache

@@ -310,7 +310,9 @@ def test_swift_resolver_skips_what_the_objc_api_cannot_apply() -> None:
         "                continue\n"
     ) in resolution
     # sessionOptions() applies everything: nothing is collected and dropped on the way
-    options = _swift_function(swift, "func sessionOptions() throws -> ORTSessionOptions {")
+    options = _swift_function(
+        swift, "func sessionOptions(coreMLCacheDirectory: URL? = nil) throws -> ORTSessionOptions {"
+    )
     assert "notApplied" not in swift and "return options" in options
     # resolve() logs every entry it skipped
     assert "NSLog(" in _swift_function(swift, "func resolve(")

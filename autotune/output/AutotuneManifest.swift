@@ -8,6 +8,11 @@
 //   let options = try choice?.sessionOptions() ?? ORTSessionOptions()
 //   let session = try ORTSession(env: env, modelPath: modelPath, sessionOptions: options)
 //
+// or, to keep CoreML's compiled model between launches (AutotuneCompileCache, at the end):
+//
+//   let session = try choice?.session(env: env, modelPath: modelPath,
+//                                     modelDigest: manifest.model_digest)
+//
 // The ladder is autotune's: this exact chip, then the same model with another core count,
 // then the same family and tier (M4 Max <- M3 Max), then the same generation (M3 Pro <- M3
 // Max); never another vendor, architecture or OS. Thread counts are roles re-derived here.
@@ -202,6 +207,7 @@ struct AutotuneEntry: Decodable {
     let thread_roles: [String: AutotuneRole]
     let ratio: Double?
     let source: String
+    let compile_key: String?  // autotune.compile_cache.compile_key of config
 }
 
 struct AutotuneChoice {
@@ -211,8 +217,9 @@ struct AutotuneChoice {
     var borrowed: Bool { rung != "exact" }
 
     /// The session options of this choice: every setting of the entry (`resolve()` returns
-    /// only entries whose settings the Objective-C API can all apply).
-    func sessionOptions() throws -> ORTSessionOptions {
+    /// only entries whose settings the Objective-C API can all apply); with a
+    /// `coreMLCacheDirectory`, CoreML keeps its compiled model in its `coreml` folder.
+    func sessionOptions(coreMLCacheDirectory: URL? = nil) throws -> ORTSessionOptions {
         let c = entry.config
         let options = try ORTSessionOptions()
         if let level = autotuneLevels[c.graph_optimization_level] {
@@ -224,7 +231,14 @@ struct AutotuneChoice {
         }
         for provider in c.providers where provider.name != "CPUExecutionProvider" {
             if let short = autotuneProviders[provider.name] {
-                try options.appendExecutionProvider(short, providerOptions: provider.options)
+                var providerOptions = provider.options
+                if provider.name == "CoreMLExecutionProvider", let dir = coreMLCacheDirectory {
+                    let folder = dir.appendingPathComponent("coreml")
+                    try? FileManager.default.createDirectory(
+                        at: folder, withIntermediateDirectories: true)
+                    providerOptions["ModelCacheDirectory"] = folder.path
+                }
+                try options.appendExecutionProvider(short, providerOptions: providerOptions)
             }
         }
         return options
@@ -320,5 +334,137 @@ struct AutotuneManifest: Decodable {
             return AutotuneResolution(choice: choice, skipped: skipped)
         }
         return AutotuneResolution(choice: nil, skipped: skipped)
+    }
+}
+
+// MARK: the CoreML compile cache (autotune.compile_cache, the same keying and safety)
+
+/// Where CoreML keeps this app's compiled models, as autotune keeps its own:
+/// `<root>/<model digest>/<ORT version, OS build, architecture>/<compile key>/`, so an ONNX
+/// Runtime or macOS update never loads another runtime's compile (ORT reuses whatever it finds
+/// in `ModelCacheDirectory`). Each directory is built holding `flock` on `<compile key>.lock`
+/// and marked complete afterwards: a directory without its marker (a launch force-quit during
+/// the compile) is wiped first, a second instance starting at once waits and loads the first's
+/// compile, and a build that fails on a filled cache is wiped and retried once.
+struct AutotuneCompileCache {
+    let root: URL
+    static let marker = ".autotune-complete"  // autotune.compile_cache.MARKER
+    static let maxEntries = 16  // autotune.compile_cache.MAX_ENTRIES
+
+    /// The app's Caches directory (the container's in a sandboxed app), `autotune/compiled`.
+    static var standard: AutotuneCompileCache? {
+        guard let caches = FileManager.default.urls(for: .cachesDirectory, in: .userDomainMask).first
+        else { return nil }
+        return AutotuneCompileCache(
+            root: caches.appendingPathComponent("autotune").appendingPathComponent("compiled"))
+    }
+
+    /// autotune.compile_cache.runtime_tag: ORT version, OS build and architecture.
+    static func runtimeTag() -> String {
+        let text = "ort\(ORTVersion() ?? "unknown")-Darwin\(sysctlString("kern.osversion") ?? "")-\(machine())"
+        return String(text.map { c -> Character in
+            c.isASCII && (c.isLetter || c.isNumber || "._-".contains(c)) ? c : "_"
+        })
+    }
+
+    static func machine() -> String {
+        var info = utsname()
+        uname(&info)
+        return withUnsafeBytes(of: &info.machine) { raw in
+            String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+        }
+    }
+
+    func directory(modelDigest: String, compileKey: String) -> URL {
+        root.appendingPathComponent(String(modelDigest.prefix(16)))
+            .appendingPathComponent(AutotuneCompileCache.runtimeTag())
+            .appendingPathComponent(compileKey)
+    }
+
+    /// `make(directory)` under the directory's lock, then the directory marked complete;
+    /// `make(nil)` (no cache) when the lock cannot be created.
+    func build<T>(_ directory: URL, _ make: (URL?) throws -> T) throws -> T {
+        let files = FileManager.default
+        try? files.createDirectory(
+            at: directory.deletingLastPathComponent(), withIntermediateDirectories: true)
+        let lock = open(directory.path + ".lock", O_RDWR | O_CREAT, 0o644)
+        guard lock >= 0 else { return try make(nil) }
+        defer { close(lock) }  // releases the flock too
+        flock(lock, LOCK_EX)
+        let marker = directory.appendingPathComponent(AutotuneCompileCache.marker)
+        var filled = files.fileExists(atPath: marker.path)
+        if !filled { try? files.removeItem(at: directory) }  // a build that stopped part-way
+        for attempt in 0..<2 {
+            let start = Date()
+            do {
+                let made = try make(directory)
+                if filled {
+                    try? files.setAttributes([.modificationDate: Date()], ofItemAtPath: marker.path)
+                } else {
+                    let coldMs = Date().timeIntervalSince(start) * 1000
+                    let temporary = directory.appendingPathComponent(
+                        AutotuneCompileCache.marker + ".\(getpid())")
+                    try? files.createDirectory(at: directory, withIntermediateDirectories: true)
+                    if (try? Data("{\"cold_ms\": \(coldMs)}".utf8).write(to: temporary)) != nil {
+                        rename(temporary.path, marker.path)  // complete or absent
+                    }
+                    prune()
+                }
+                return made
+            } catch {
+                try? files.removeItem(at: directory)
+                if attempt == 1 || !filled { throw error }
+                filled = false
+            }
+        }
+        fatalError("unreachable: the second attempt returns or throws")
+    }
+
+    /// The least recently used compiled directories beyond `maxEntries` are deleted; one whose
+    /// lock another process holds is left alone.
+    func prune() {
+        let files = FileManager.default
+        var complete: [(Date, URL)] = []
+        let digests = (try? files.contentsOfDirectory(at: root, includingPropertiesForKeys: nil)) ?? []
+        for digest in digests {
+            let tags = (try? files.contentsOfDirectory(at: digest, includingPropertiesForKeys: nil)) ?? []
+            for tag in tags {
+                let keys = (try? files.contentsOfDirectory(at: tag, includingPropertiesForKeys: nil)) ?? []
+                for key in keys where key.pathExtension != "lock" {
+                    let marker = key.appendingPathComponent(AutotuneCompileCache.marker).path
+                    let attributes = try? files.attributesOfItem(atPath: marker)
+                    if let used = attributes?[.modificationDate] as? Date { complete.append((used, key)) }
+                }
+            }
+        }
+        complete.sort { $0.0 > $1.0 }  // most recently used first
+        for (_, key) in complete.dropFirst(AutotuneCompileCache.maxEntries) {
+            let lock = open(key.path + ".lock", O_RDWR | O_CREAT, 0o644)
+            guard lock >= 0 else { continue }
+            if flock(lock, LOCK_EX | LOCK_NB) == 0 { try? files.removeItem(at: key) }
+            close(lock)
+        }
+    }
+}
+
+extension AutotuneChoice {
+    /// A session of this choice whose CoreML compile is kept in `cache` (see
+    /// AutotuneCompileCache), so only the first launch of this model, configuration and
+    /// runtime pays it:
+    ///
+    ///   let session = try choice.session(env: env, modelPath: modelPath,
+    ///                                    modelDigest: manifest.model_digest)
+    func session(
+        env: ORTEnv, modelPath: String, modelDigest: String,
+        cache: AutotuneCompileCache? = .standard
+    ) throws -> ORTSession {
+        let usesCoreML = entry.config.providers.contains { $0.name == "CoreMLExecutionProvider" }
+        guard usesCoreML, let cache = cache, let key = entry.compile_key else {
+            return try ORTSession(env: env, modelPath: modelPath, sessionOptions: sessionOptions())
+        }
+        return try cache.build(cache.directory(modelDigest: modelDigest, compileKey: key)) { dir in
+            try ORTSession(env: env, modelPath: modelPath,
+                           sessionOptions: sessionOptions(coreMLCacheDirectory: dir))
+        }
     }
 }
