@@ -30,6 +30,7 @@ from typing import Any
 from autotune.background import DEFAULT_BUDGET_S, DEFAULT_MIN_GAIN, start_background
 from autotune.chip import current_chip, current_descriptor, provenance
 from autotune.config import DEFAULT_CONFIG, SessionConfig
+from autotune.figures import speedup_text
 from autotune.ladder import roles_of
 from autotune.measure.manager import MeasuringWorker, Protocol, WorkerLost, WorkerSetup
 from autotune.measure.verdict import INCONCLUSIVE, Verdict
@@ -165,7 +166,7 @@ def adapt(
         rounds=verdict.rounds_kept,
         wall_s=wall,
         message=(
-            f"{pick.describe()} beats ORT's defaults here: {speedup:.3f}x"
+            f"{pick.describe()} beats ORT's defaults here: {speedup_text(speedup)}"
             if not pick.is_default()
             else f"no borrowed candidate beat ORT's defaults here by {min_gain:.0%}"
         ),

@@ -35,6 +35,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from autotune.figures import speedup_text
 from autotune.measure.conditions import QUIET, Conditions
 from autotune.measure.stats import percentile
 from autotune.store.records import Outcome
@@ -185,7 +186,7 @@ def _classify(
 ) -> None:
     """Set the entry's state and, when it cannot be picked, why not."""
     assert e.speedup is not None and e.speedup_low is not None and e.speedup_high is not None
-    figures = f"{e.speedup:.3f}× [{e.speedup_low:.3f}, {e.speedup_high:.3f}]"
+    figures = speedup_text(e.speedup, e.speedup_low, e.speedup_high)
     margin = 1 - 1 / threshold  # the --min-gain asked for
     # held: thread settings measured while others used the CPU; else the load's effect widens
     held = conditions.loaded and changes_threads
@@ -288,7 +289,10 @@ def decide(
             and e.state == "open"
             and (e.speedup_high or 0.0) < (entries[best].speedup or 0.0)
         ):
-            e.state, e.why_not = "dominated", f"below the pick's {entries[best].speedup:.3f}×"
+            e.state, e.why_not = (
+                "dominated",
+                f"below the pick's {speedup_text(entries[best].speedup)}",
+            )
     early = complete and generations < min_generations
     open_ = [i for i in measured if _open(entries[i], early)]
     if early:

@@ -27,6 +27,7 @@ from typing import Any
 
 from autotune.config import DEFAULT_CONFIG, SessionConfig
 from autotune.errors import AutotuneError, DatabaseError, ReportError
+from autotune.figures import speedup_text
 from autotune.output.tables import ms, ordered_trials, printable
 from autotune.store.database import ResultKey, Store
 from autotune.store.records import Outcome, SearchRecord, Status, TrialRecord, current_verdict
@@ -170,7 +171,7 @@ def format_speedup(ratio: float | None, iqr: float | None = None, *, base: float
     if not ratio or ratio <= 0 or not math.isfinite(ratio):
         return "-"
     speedup = base / ratio
-    text = f"{speedup:.2f}×"
+    text = speedup_text(speedup, digits=2)
     if iqr is not None and math.isfinite(iqr):
         half = speedup * iqr / ratio / 2
         text += " ±<0.01" if half < 0.005 else f" ±{half:.2f}"
@@ -380,9 +381,8 @@ def _verdict(data: ReportData) -> str:
                 badges += '<span class="badge">ORT default</span>'
             if c.get("config_id") == pick_id and outcome != "inconclusive":
                 badges += '<span class="badge pick">picked</span>'
-            speed = "-" if value is None else f"{value:.2f}×"
-            if low is not None and high is not None and c is not compared[0]:
-                speed += f" [{low:.2f}–{high:.2f}]"
+            first = c is compared[0]
+            speed = speedup_text(value, None if first else low, None if first else high, digits=2)
             css = _speed_class(1 / value if value else None)
             rows.append(
                 f'<tr><td class="cfg">{_e(c.get("label"))}{badges}</td>'
@@ -436,7 +436,7 @@ def _verdict_speedup(search: SearchRecord) -> tuple[str, str]:
         return "-", ""
     low, high = _float(stored.speedup_low), _float(stored.speedup_high)
     interval = f" [{low:.2f}–{high:.2f}] (95%)" if low is not None and high is not None else ""
-    return f"{value:.2f}×", interval
+    return speedup_text(value, digits=2), interval
 
 
 def _entry_speedup(

@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from autotune import figures
 from autotune.errors import printable as printable  # re-exported: the one sanitizer
+from autotune.figures import ratio_text
 from autotune.store.records import KeySummary, Outcome, SearchRecord, Status, TrialRecord
 
 
@@ -56,7 +58,7 @@ def load_text(load_ms: float | None, cold_ms: float | None) -> str:
 
 
 def speedup(ratio: float | None) -> str:
-    return "-" if not ratio else f"{1 / ratio:.2f}×"
+    return ratio_text(ratio)
 
 
 # -- what the commands print ----------------------------------------------------------------
@@ -96,11 +98,7 @@ def outcome_dict(outcome: Any) -> dict[str, Any]:
 
 def speedup_text(value: float | None, low: float | None = None, high: float | None = None) -> str:
     """A speed-up (ORT's default latency / this one; higher is better), with its interval."""
-    if not value:
-        return "-"
-    if low and high and not (low == high == value):
-        return f"{value:.3f}× [{low:.3f}–{high:.3f}]"
-    return f"{value:.3f}×"
+    return figures.speedup_text(value, low, high)
 
 
 _OBJECTIVE_COLUMN = {"load": ("load", "load_ms"), "memory": ("memory", "session_rss_mb")}
@@ -140,9 +138,8 @@ def outcome_text(outcome: Any) -> str:
         f"{outcome.measured} trials measured ({outcome.resumed} stored before, "
         f"{outcome.failures} failed) in {outcome.wall_s:.0f} s{early}\n"
         f"head-to-head: {outcome.rounds_kept} rounds kept, {outcome.rounds_dropped} dropped as "
-        f"slow phases; A/A spread of ORT's defaults across processes {aa}"
-        + _busy_text(outcome.busy)
-        + "\n\n"
+        f"bursts, {outcome.verdict.get('generations') or '-'} processes per configuration; "
+        f"A/A spread of ORT's defaults across processes {aa}" + _busy_text(outcome.busy) + "\n\n"
     )
     return head + table(rows, headers) + "\n\n" + verdict_text(outcome) + _accuracy_text(outcome)
 
@@ -281,7 +278,7 @@ def _verdict_cell(outcome: str | None, pick: str | None, speedup_value: float | 
         return "inconclusive"
     if outcome == "default" or not speedup_value:
         return "ORT default"
-    return f"{pick} {speedup_value:.2f}×"
+    return f"{pick} {figures.speedup_text(speedup_value, digits=2)}"
 
 
 _STATUS_ORDER: dict[str, int] = {Status.OK: 0, Status.PRUNED: 1}

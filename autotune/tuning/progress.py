@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from typing import TextIO
 
+from autotune.figures import ratio_text
 from autotune.tuning.search import Event, EventKind
 
 
@@ -38,7 +39,11 @@ class ProgressLine:
         filled = int(self.width * min(e.done, total) / total)
         bar = "#" * filled + "." * (self.width - filled)
         # speed-ups, higher is better: trial estimates until the head-to-head confirms one
-        best = f"best so far {1 / e.best_ratio:.3f}× ({e.best_label})" if e.best_ratio else ""
+        best = (
+            f"best so far {ratio_text(e.best_ratio, digits=3)} ({e.best_label})"
+            if e.best_ratio
+            else ""
+        )
         busy = f" | busy: others use {e.load_cores:.1f} cores" if e.load_cores else ""
         head = f"[{bar}] {e.done}/{e.total} {_clock(e.elapsed)} {best}{busy}"
         if self.tty:

@@ -31,6 +31,7 @@ from autotune import defaults
 from autotune.chip import current_chip, current_descriptor, provenance
 from autotune.config import CPU, DEFAULT_CONFIG, SessionConfig
 from autotune.errors import AutotuneError, ConfigError, SearchError
+from autotune.figures import ratio_text
 from autotune.ladder import roles_of
 from autotune.measure.accuracy import check_tolerances, judged_alike, stored_tier, tier_for
 from autotune.measure.load import Load, LoadMonitor, LoadSource
@@ -1061,9 +1062,9 @@ def _ratios(row: TrialRecord) -> list[float]:
 
 def _result_text(result: TrialResult) -> str:
     if result.status == Status.OK and result.ratio is not None:
-        return f"speed-up {1 / result.ratio:.3f}× (estimate)"
+        return f"speed-up {ratio_text(result.ratio, digits=3)} (estimate)"
     if result.status == Status.PRUNED and result.ratio is not None:
-        return f"pruned: slower than the default (about {1 / result.ratio:.2f}×)"
+        return f"pruned: slower than the default (about {ratio_text(result.ratio)})"
     return f"{result.status}: {result.error or ''}".strip()
 
 
