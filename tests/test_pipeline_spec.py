@@ -194,3 +194,19 @@ def test_example_pipeline_and_best_without_a_result(tmp_path: Path) -> None:
         f"Error: no tuned arrangement for pipeline speech on this chip; run: autotune search "
         f"{path}\n"
     )
+
+
+def test_a_thread_arrangement_measured_under_load_is_held() -> None:
+    """As a single model's: one thread each can win while another program holds a core and
+    lose on the quiet machine the app runs on."""
+    from autotune.measure.conditions import Conditions, LoadLevel
+
+    light = Conditions.measured(0.4, 0.0, 2, 2, 1.1, "other programs use 0.40 cores")
+    assert light.level == LoadLevel.LIGHT
+    rounds = _rounds([(10.0, 8.0, 6.0)] * 4)
+    flags = [[False, False, True], [False, False, True]]
+    v = decide_pipeline(
+        rounds, contenders=3, picks=1, min_gain=0.03, conditions=light, changes_threads=flags
+    )
+    assert v.outcome != "pick"
+    assert v.vs_defaults.entries[2].state == "held"

@@ -64,5 +64,20 @@ class Arrangement:
             text += f" (one shared pool of {self.shared_threads} threads)"
         return text
 
+    def threads_differ(self, other: Arrangement) -> bool:
+        """Whether the two differ in a thread setting (counts, spinning, the pool): such a
+        pick is held when measured under load, as a single model's is."""
+        if self.shared_threads != other.shared_threads:
+            return True
+        return any(
+            _threads(a) != _threads(b) for a, b in zip(self.configs, other.configs, strict=True)
+        )
+
     def is_default(self) -> bool:
         return self.shared_threads is None and all(c.is_default() for c in self.configs)
+
+
+def _threads(config: SessionConfig) -> tuple[Any, ...]:
+    c = config.canonical()
+    spinning = {k: v for k, v in c.session_entries.items() if "spinning" in k}
+    return c.intra_op_num_threads, c.inter_op_num_threads, c.execution_mode, spinning

@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from autotune.measure.conditions import QUIET, Conditions
 from autotune.measure.verdict import DEFAULT, INCONCLUSIVE, PICK, Round, Verdict, decide
 
 STAGE_PICKS = "stage_picks"  # the stage picks beat the defaults; no joint candidate beat both
@@ -67,11 +68,17 @@ def decide_pipeline(
     latencies: list[list[float]] | None = None,
     rounds_dropped: int = 0,
     complete: bool = True,
+    conditions: Conditions = QUIET,
+    changes_threads: list[list[bool]] | None = None,
 ) -> PipelineVerdict:
     """``picks``: the stage picks' contender index (1), or None when they are the defaults;
-    the joint candidates follow it."""
+    the joint candidates follow it. ``changes_threads``: per baseline (defaults, then picks),
+    whether each contender differs from it in a thread setting (held under load)."""
+    flags = changes_threads or [[False] * contenders, [False] * contenders]
 
-    def verdict(rs: list[Round], n: int, lat: list[list[float]] | None) -> Verdict:
+    def verdict(
+        rs: list[Round], n: int, lat: list[list[float]] | None, threads: list[bool]
+    ) -> Verdict:
         return decide(
             rs,
             contenders=n,
@@ -79,9 +86,11 @@ def decide_pipeline(
             latencies=lat,
             rounds_dropped=rounds_dropped,
             complete=complete,
+            conditions=conditions,
+            changes_threads=threads,
         )
 
-    first = verdict(rounds, contenders, latencies)
+    first = verdict(rounds, contenders, latencies, flags[0])
     if first.outcome == INCONCLUSIVE:
         return PipelineVerdict(INCONCLUSIVE, first.reason, None, first, None)
     if picks is None:
@@ -89,7 +98,10 @@ def decide_pipeline(
             return PipelineVerdict(PICK, first.reason, first.pick_index, first, None)
         return PipelineVerdict(DEFAULT, first.reason, 0, first, None)
     second = verdict(
-        rebased(rounds, picks), contenders - picks, latencies[picks:] if latencies else None
+        rebased(rounds, picks),
+        contenders - picks,
+        latencies[picks:] if latencies else None,
+        flags[1][picks:],
     )
     both = [
         i

@@ -18,6 +18,7 @@ from __future__ import annotations
 import itertools
 import math
 import os
+import statistics
 import time
 import uuid
 from collections.abc import Callable
@@ -28,6 +29,7 @@ from typing import Any
 from autotune import defaults
 from autotune.config import DEFAULT_CONFIG, SessionConfig
 from autotune.errors import AutotuneError, ConfigError, SearchError
+from autotune.measure.conditions import Conditions
 from autotune.measure.manager import Protocol, WorkerLost
 from autotune.measure.verdict import INCONCLUSIVE
 from autotune.pipeline.arrangement import Arrangement
@@ -248,6 +250,7 @@ def run_pipeline_search(
         h2h = bench.head_to_head([c.arrangement for c in final], p.generations, per_generation)
         load = monitor.sample()
         reference_rss = bench.reference.peak_rss_mb
+        floor_ms = bench.floor_ms
     except WorkerLost as exc:
         raise SearchError(
             f"pipeline {spec.name}: a contender failed in the head-to-head ({exc})"
@@ -255,6 +258,8 @@ def run_pipeline_search(
     finally:
         bench.close()
     picks_index = None if picks_arrangement.is_default() else 1
+    references = [r.reference for r in h2h.rounds]
+    slowdown = statistics.median(references) / floor_ms if references else 1.0
     verdict = decide_pipeline(
         h2h.rounds,
         contenders=len(final),
@@ -262,6 +267,13 @@ def run_pipeline_search(
         min_gain=options.min_gain,
         latencies=h2h.latencies,
         rounds_dropped=h2h.dropped,
+        conditions=Conditions.measured(
+            load.other_cores, load.steal, load.cores, load.threads, slowdown, load.text()
+        ),
+        changes_threads=[
+            [c.arrangement.threads_differ(base) for c in final]
+            for base in (defaults_arrangement, picks_arrangement)
+        ],
     )
     busy = load.text() if load.busy else None
     if busy and not options.allow_busy and verdict.outcome != "default":
