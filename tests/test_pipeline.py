@@ -209,3 +209,13 @@ def test_a_search_option_that_does_not_apply_is_one_line(tmp_path: Path) -> None
         "Error: --shape does not apply to a pipeline file (shapes and inputs go in its stages; "
         "see docs/pipelines.md)\n"
     )
+
+
+def test_best_with_a_format_a_pipeline_cannot_take_is_one_line(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from autotune.commands.cli import cli
+
+    result = CliRunner().invoke(cli, ["best", str(speech(tmp_path)), "--format", "swift"])
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: --format does not apply to a pipeline file")

@@ -270,7 +270,7 @@ def best(
 ) -> None:
     """Print the best known configuration for MODEL (or pipeline.toml) on this chip."""
     if cli_pipeline.is_pipeline(model):  # autotune.pipeline
-        return cli_pipeline.best_pipeline_text(model, db, as_json)
+        return cli_pipeline.best_pipeline_text(click.get_current_context())
     from autotune.errors import DatabaseError
     from autotune.model import parse_shape_args, search_hint
     from autotune.output.snippets import snippet, unsupported

@@ -22,20 +22,28 @@ _APPLY = {"model", "trials", "rounds", "min_gain", "rtol", "atol", "db", "trial_
           "inputs", "allow_busy", "as_json"}  # fmt: skip
 
 
+def _refuse_others(ctx: click.Context, applies: set[str]) -> None:
+    """One line for an option given on the command line that a pipeline file does not take."""
+    for param in ctx.command.params:
+        name = param.name or ""
+        if (
+            name not in applies
+            and ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE
+        ):
+            raise AutotuneError(
+                f"{param.opts[0]} does not apply to a pipeline file (shapes and inputs go in its "
+                "stages; see docs/pipelines.md)"
+            )
+
+
 def search_pipeline(ctx: click.Context) -> None:
     """``autotune search PIPELINE.toml``: the search's options that apply to a pipeline."""
     from autotune.measure.manager import Protocol
     from autotune.pipeline.search import PipelineOptions, run_pipeline_search
 
     p = ctx.params
-    typed = click.core.ParameterSource.COMMANDLINE
-    for param in ctx.command.params:
-        if param.name not in _APPLY and ctx.get_parameter_source(param.name or "") == typed:
-            raise AutotuneError(
-                f"{param.opts[0]} does not apply to a pipeline file (shapes and inputs go in its "
-                "stages; see docs/pipelines.md)"
-            )
-    given = ctx.get_parameter_source("trials") == typed
+    _refuse_others(ctx, _APPLY)
+    given = ctx.get_parameter_source("trials") == click.core.ParameterSource.COMMANDLINE
     if p["rounds"] < 1 or not 0 <= p["min_gain"] < 1:
         raise AutotuneError("--rounds must be at least 1 and --min-gain from 0 to below 1")
     inputs: dict[str, str] = {}
@@ -87,12 +95,14 @@ def _mb(value: Any) -> str:
     return f"{value:.0f} MB" if isinstance(value, float) else "-"
 
 
-def best_pipeline_text(path: str, db: str | None, as_json: bool) -> None:
+def best_pipeline_text(ctx: click.Context) -> None:
     """``autotune best PIPELINE.toml``: the arrangement stored for it on this chip."""
     from autotune.pipeline.runtime import stored_pipeline
     from autotune.pipeline.spec import load_pipeline
     from autotune.store.records import as_plain
 
+    _refuse_others(ctx, {"model", "db", "as_json"})
+    path, db, as_json = ctx.params["model"], ctx.params["db"], ctx.params["as_json"]
     spec = load_pipeline(path)
     record = stored_pipeline(spec, db)
     if record is None:
