@@ -4,12 +4,13 @@ On a chip with no result of its own, ``best_config`` borrows a sibling chip's (t
 ladder, :mod:`autotune.ladder`). :func:`adapt` checks that borrowing here: the few best borrowed
 candidates (thread counts re-derived for this chip) race ORT's default configuration with the
 search's own isolated, paired protocol (every session in its own process, interleaved rounds,
-the idle process frozen, slow-phase guard: ``MeasuringWorker.compare``), within a time budget.
-The verdict is the search's (``autotune.measure.verdict``): the A/A control can make it inconclusive
-(nothing is stored then), and a candidate is picked only if its interval clears the margin
-(``min_gain``) and it is faster in every process. The verdict is stored in the writable
-database layer under this chip's own id, so the next ``best_session`` uses a result measured
-on this device, and ``adapt`` has nothing to do.
+the idle process frozen, burst guard: ``autotune.tuning.head_to_head``), within a time budget.
+The verdict is the search's (``autotune.measure.verdict``): a candidate is picked only if its
+interval, which holds the spread between processes, clears the margin (``min_gain``), widened
+by the load's measured effect when other programs use the CPU (a thread-setting candidate is
+held then); an inconclusive race stores nothing. A verdict is stored in the writable database
+layer under this chip's own id, so the next ``best_session`` uses a result measured on this
+device, and ``adapt`` has nothing to do.
 
 ``best_session(path, adapt="background")`` starts ``autotune adapt`` in a separate, low-priority
 process and returns at once; the app never waits for it. Never imports optuna.
@@ -88,7 +89,7 @@ def adapt(
 
     Raises ModelError/ShapeError for a bad model or shapes, DatabaseError for a bad database,
     SearchError if a search or another adapt of this model is running here."""
-    from autotune.model import load_model_info, resolve_shapes, shape_signature, synthetic_feeds
+    from autotune.model import load_model_info, resolve_shapes, synthetic_feeds
 
     started = time.monotonic()
     chip = current_chip()
@@ -132,6 +133,26 @@ def adapt(
         # same rule as the search: no verdict, nothing stored; the borrowed choice stays
         within = "" if result.measured.complete else f" within the {budget_s:g} s budget"
         return _failed(chip.chip_id, started, f"inconclusive here{within}: {verdict.reason}")
+    return _adapted(db, info, resolved, shapes, borrowed, contenders, result, floor_ms, started)
+
+
+def _adapted(
+    db: str | None,
+    info: Any,
+    resolved: dict[str, tuple[int, ...]],
+    shapes: dict[str, tuple[int, ...]] | None,
+    borrowed: list[Any],
+    contenders: list[SessionConfig],
+    result: head_to_head.HeadToHeadResult,
+    floor_ms: float,
+    started: float,
+) -> AdaptResult:
+    """Store a decided race (its trials and a finished search, under this chip's own id) and
+    say what it found."""
+    from autotune.model import shape_signature
+
+    chip, verdict, plan = current_chip(), result.verdict, result.plan
+    assert verdict.pick_index is not None and plan is not None
     pick = contenders[verdict.pick_index]
     speedup = verdict.speedup or 1.0
     compared = [
@@ -168,7 +189,7 @@ def adapt(
         message=(
             f"{pick.describe()} beats ORT's defaults here: {speedup_text(speedup)}"
             if not pick.is_default()
-            else f"no borrowed candidate beat ORT's defaults here by {min_gain:.0%}"
+            else f"no borrowed candidate beat ORT's defaults here by {plan.min_gain:.0%}"
         ),
     )
 

@@ -76,6 +76,7 @@ class HeadToHeadResult:
     load: Load  # what other programs used over the whole head-to-head
     wall_s: float
     samples: list[Load] = field(default_factory=list)
+    plan: Plan | None = None  # how it was run and judged
 
 
 class _Judge:
@@ -156,7 +157,7 @@ def run(
     )
     verdict = judge(measured)
     return HeadToHeadResult(
-        verdict, measured, judge.last, time.monotonic() - started, judge.samples
+        verdict, measured, judge.last, time.monotonic() - started, judge.samples, plan
     )
 
 

@@ -581,15 +581,8 @@ class _Search:
                 self._learn_from(study, trial.number)
             known = self.known.get(config.config_id)
             if known is not None:
-                row = known
                 # measured before (this run or an earlier one): never measure it again
-                value = self._value(row)
-                if row.status in (Status.OK, "elsewhere") and value is not None:
-                    for step, ratio in enumerate(_ratios(row)):
-                        trial.report(ratio, step)
-                    study.tell(trial, value)
-                else:
-                    study.tell(trial, state=TrialState.FAIL)
+                self._tell_known(study, trial, known)
                 stale_asks += 1
                 if stale_asks > 200:
                     return "every configuration of the space is measured"
@@ -606,37 +599,64 @@ class _Search:
                 # cut short by --timeout, not by the trial's own limit: nothing to record
                 study.tell(trial, state=TrialState.FAIL)
                 return f"--timeout {options.timeout:g} s reached during a trial"
-            load = self.monitor.sample()
-            self._record(trial.number, config, result, params, load)
-            self.measured += 1
-            before = self.best
-            value = self._value(self.known[config.config_id])
-            if result.status == Status.OK and value is not None:
-                study.tell(trial, value)
-            elif result.status == Status.PRUNED:
-                study.tell(trial, state=TrialState.PRUNED)
-            else:
-                self.failures += 1
-                study.tell(trial, state=TrialState.FAIL)
-            self._update_best()
-            improved = self.best is not None and (
-                before is None or self.best[0] < before[0] * (1 - IMPROVEMENT)
-            )
+            improved = self._tell_measured(study, trial, config, result, params, budget)
             since_best = 0 if improved else since_best + 1
-            self._freeze_dead_dimensions()
-            self.emit(
-                Event(
-                    EventKind.TRIAL,
-                    done=self.measured,
-                    total=budget,
-                    elapsed=self._elapsed(),
-                    best_ratio=self.best[0] if self.best else None,
-                    best_label=self.best[1] if self.best else None,
-                    message=f"{config.describe()}: {_result_text(result)}",
-                    load_cores=load.other_cores if load.loaded else None,
-                )
-            )
         return None
+
+    def _tell_known(self, study: Any, trial: Any, row: TrialRecord) -> None:
+        """Tell the study what a configuration measured before gave, without measuring it."""
+        from optuna.trial import TrialState
+
+        value = self._value(row)
+        if row.status in (Status.OK, "elsewhere") and value is not None:
+            for step, ratio in enumerate(_ratios(row)):
+                trial.report(ratio, step)
+            study.tell(trial, value)
+        else:
+            study.tell(trial, state=TrialState.FAIL)
+
+    def _tell_measured(
+        self,
+        study: Any,
+        trial: Any,
+        config: SessionConfig,
+        result: TrialResult,
+        params: dict[str, Any],
+        budget: int,
+    ) -> bool:
+        """Record a measured trial, tell the study and the progress line; whether it improved
+        on the best by 1%."""
+        from optuna.trial import TrialState
+
+        load = self.monitor.sample()
+        self._record(trial.number, config, result, params, load)
+        self.measured += 1
+        before = self.best
+        value = self._value(self.known[config.config_id])
+        if result.status == Status.OK and value is not None:
+            study.tell(trial, value)
+        elif result.status == Status.PRUNED:
+            study.tell(trial, state=TrialState.PRUNED)
+        else:
+            self.failures += 1
+            study.tell(trial, state=TrialState.FAIL)
+        self._update_best()
+        self._freeze_dead_dimensions()
+        self.emit(
+            Event(
+                EventKind.TRIAL,
+                done=self.measured,
+                total=budget,
+                elapsed=self._elapsed(),
+                best_ratio=self.best[0] if self.best else None,
+                best_label=self.best[1] if self.best else None,
+                message=f"{config.describe()}: {_result_text(result)}",
+                load_cores=load.other_cores if load.loaded else None,
+            )
+        )
+        return self.best is not None and (
+            before is None or self.best[0] < before[0] * (1 - IMPROVEMENT)
+        )
 
     def _conclude(
         self, verdict: Verdict, compared: list[dict[str, Any]], resumed: int, stopped: str | None
