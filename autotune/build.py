@@ -137,7 +137,7 @@ def build_trial_session(
 def cached_load_ms(model_path: str, config: SessionConfig, cache_dir: Path) -> float | None:
     """The build of ``config`` from its filled compile cache in a fresh Python process (Core ML
     keeps state in the process that compiled), or None if that process failed."""
-    command = [sys.executable, "-m", "autotune.compile_cache", model_path, config.to_json()]
+    command = [sys.executable, "-m", "autotune.cached_load", model_path, config.to_json()]
     try:
         done = subprocess.run(
             [*command, str(cache_dir)], capture_output=True, text=True, timeout=600, check=True

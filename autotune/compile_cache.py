@@ -356,21 +356,3 @@ def _write_marker(directory: Path, data: dict[str, Any]) -> None:
 
 def _wipe(directory: Path) -> None:
     shutil.rmtree(directory, ignore_errors=True)
-
-
-def main(argv: list[str]) -> int:
-    """``python -m autotune.compile_cache MODEL CONFIG_JSON DIRECTORY``: build the session from
-    a filled cache in this fresh process and print the build's milliseconds (a search measures
-    the cached load this way: an app's next launch is a fresh process too)."""
-    from autotune.build import build_session
-
-    model, config_json, directory = argv
-    config = SessionConfig.from_json(config_json)
-    t0 = time.perf_counter()
-    build_session(model, config, cache_dir=Path(directory))
-    print(json.dumps({"build_ms": (time.perf_counter() - t0) * 1000.0}))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main(sys.argv[1:]))

@@ -2,7 +2,7 @@
 
 Core ML cannot run here, so the compiling EP is the OpenVINO plugin (``onnxruntime-ep-openvino``
 on the CPU device, its cache directory inside ``load_config``): the same code path
-(``python -m autotune.compile_cache``, which a search runs for a trial's cached load). Each
+(``python -m autotune.cached_load``, which a search runs for a trial's cached load). Each
 round empties the cache, builds once (the cold compile) and once more (from the cache), each
 build timed inside its own fresh Python process; medians over the rounds are printed.
 

@@ -63,7 +63,8 @@ def merge(sources: tuple[str, ...], into: str | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 def stats(database: str | None, as_json: bool) -> None:
     """Count trials per model and chip: statuses, searches, chips and ORT versions."""
+    from autotune.output.tables import stats_text
     from autotune.store.sharing import stats as stats_
 
     summary = stats_(database)
-    click.echo(json.dumps(summary.to_dict(), indent=2) if as_json else summary.text())
+    click.echo(json.dumps(summary.to_dict(), indent=2) if as_json else stats_text(summary))

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from autotune import figures
 from autotune.errors import printable as printable  # re-exported: the one sanitizer
 from autotune.figures import ratio_text
 from autotune.store.records import KeySummary, Outcome, SearchRecord, Status, TrialRecord
+
+if TYPE_CHECKING:
+    from autotune.store.sharing import Stats
 
 
 def table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> str:
@@ -368,3 +371,34 @@ def tier_text(accuracy: str | None) -> str:
     """``fp16 (why)`` as stored -> ``fp16 tier (why)``; None (judged before tiers): fp32."""
     tier, _, why = (accuracy or "fp32").partition(" (")
     return f"{tier} tier" + (f" ({why}" if why else "")
+
+
+def stats_text(stats: Stats) -> str:
+    """``autotune db stats``: an aligned table of models x chips and a line of totals."""
+    if not stats.rows:
+        return "The database holds no results yet; run: autotune search MODEL.onnx"
+    statuses = list(stats.statuses)
+    body = [
+        [
+            r.model,
+            r.model_digest[:12],
+            r.chip,
+            r.trials,
+            *[r.statuses.get(s, 0) for s in statuses],
+            r.searches,
+            ", ".join(r.ort_versions),
+        ]
+        for r in stats.rows
+    ]
+    headers = ["model", "digest", "chip", "trials", *statuses, "searches", "ort"]
+    total = (
+        f"{_count(stats.models, 'model')}, {_count(len(stats.chips), 'chip')}, "
+        f"{_count(stats.trials, 'trial')}, {_count(stats.searches, 'search')}; "
+        f"onnxruntime {', '.join(stats.ort_versions) or '-'}"
+    )
+    return table(body, headers) + "\n\n" + total
+
+
+def _count(n: int, noun: str) -> str:
+    """``1 chip``, ``2 chips``, ``1 search``, ``3 searches``."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}{'es' if noun.endswith('ch') else 's'}"

@@ -213,38 +213,6 @@ class Stats:
             ],
         }
 
-    def text(self) -> str:
-        """An aligned table (``autotune.output.tables.table``) and a line of totals."""
-        from autotune.output.tables import table
-
-        if not self.rows:
-            return "The database holds no results yet; run: autotune search MODEL.onnx"
-        statuses = list(self.statuses)
-        body = [
-            [
-                r.model,
-                r.model_digest[:12],
-                r.chip,
-                r.trials,
-                *[r.statuses.get(s, 0) for s in statuses],
-                r.searches,
-                ", ".join(r.ort_versions),
-            ]
-            for r in self.rows
-        ]
-        headers = ["model", "digest", "chip", "trials", *statuses, "searches", "ort"]
-        total = (
-            f"{_count(self.models, 'model')}, {_count(len(self.chips), 'chip')}, "
-            f"{_count(self.trials, 'trial')}, {_count(self.searches, 'search')}; "
-            f"onnxruntime {', '.join(self.ort_versions) or '-'}"
-        )
-        return table(body, headers) + "\n\n" + total
-
-
-def _count(n: int, noun: str) -> str:
-    """``1 chip``, ``2 chips``, ``1 search``, ``3 searches``."""
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}{'es' if noun.endswith('ch') else 's'}"
-
 
 # -- export -------------------------------------------------------------------------------
 
