@@ -33,7 +33,7 @@ from autotune.chip import current_chip, current_descriptor, provenance
 from autotune.config import DEFAULT_CONFIG, SessionConfig
 from autotune.figures import speedup_text
 from autotune.ladder import roles_of
-from autotune.measure.manager import MeasuringWorker, Protocol, WorkerLost, WorkerSetup
+from autotune.measure.manager import Manager, Protocol, WorkerLost, WorkerSetup
 from autotune.measure.verdict import INCONCLUSIVE, Verdict
 from autotune.store.records import SearchRecord, SearchState, Status, TrialRecord
 from autotune.tuning import head_to_head
@@ -230,15 +230,15 @@ def _race(
             model_path=str(info.path), feeds=feeds, protocol=protocol, cache_root=root
         )
         try:
-            worker = MeasuringWorker(setup, startup_timeout=max(30.0, budget))
+            manager = Manager(setup, startup_timeout=max(30.0, budget))
         except WorkerLost as exc:
             return f"the default cannot be measured here ({exc})"
         try:
-            return head_to_head.run(worker, contenders, plan), worker.floor_ms
+            return head_to_head.run(manager, contenders, plan), manager.floor_ms
         except (WorkerLost, OSError) as exc:  # OSError: a pipe to a lost process
             return f"the head-to-head stopped: a process was lost ({exc})"
         finally:
-            worker.close()
+            manager.close()
     finally:
         shutil.rmtree(root, ignore_errors=True)
         lock.release()

@@ -80,7 +80,7 @@ def space_size(ctx: Any, levels: list[str]) -> int:
 def bench_model(path: Path, work: Path, options: dict[str, Any]) -> dict[str, Any]:
     from autotune.chip import current_chip
     from autotune.config import DEFAULT_CONFIG
-    from autotune.measure.manager import MeasuringWorker, Protocol, WorkerSetup
+    from autotune.measure.manager import Manager, Protocol, WorkerSetup
     from autotune.measure.verdict import decide
     from autotune.model import free_dimensions, load_model_info, resolve_shapes, synthetic_feeds
     from autotune.providers import SearchContext
@@ -109,7 +109,7 @@ def bench_model(path: Path, work: Path, options: dict[str, Any]) -> dict[str, An
     grid = oracle_grid(levels, gelu)
     print(f"== {path.name}: oracle, {len(grid)} configurations", file=sys.stderr, flush=True)
     t0 = time.monotonic()
-    worker = MeasuringWorker(WorkerSetup(str(path), feeds, Protocol()))
+    worker = Manager(WorkerSetup(str(path), feeds, Protocol()))
     oracle: list[tuple[float, Any]] = []
     oracle_dropped = 0
     try:

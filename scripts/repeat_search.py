@@ -39,7 +39,7 @@ def main() -> None:
         sys.exit("give MODEL.onnx or --example NAME")
 
     from autotune.config import DEFAULT_CONFIG, SessionConfig
-    from autotune.measure.manager import MeasuringWorker, Protocol, WorkerSetup
+    from autotune.measure.manager import Manager, Protocol, WorkerSetup
     from autotune.measure.verdict import decide
     from autotune.model import load_model_info, resolve_shapes, synthetic_feeds
     from autotune.tuning.search import SearchOptions, run_search
@@ -60,7 +60,7 @@ def main() -> None:
         )
     info = load_model_info(model)
     feeds = synthetic_feeds(info, resolve_shapes(info))
-    worker = MeasuringWorker(WorkerSetup(str(model), feeds, Protocol()))
+    worker = Manager(WorkerSetup(str(model), feeds, Protocol()))
     contenders = [DEFAULT_CONFIG, *picks]
     try:
         h2h = worker.compare(contenders, args.rounds, timeout=600)

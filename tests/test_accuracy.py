@@ -25,7 +25,7 @@ from autotune.measure.accuracy import (
     tier,
     tier_for,
 )
-from autotune.measure.manager import MeasuringWorker, Protocol, WorkerSetup
+from autotune.measure.manager import Manager, Protocol, WorkerSetup
 from autotune.model import load_model_info, resolve_shapes, synthetic_feeds
 from autotune.store.records import Status, TrialRecord
 from tests import models
@@ -40,10 +40,10 @@ def transformer(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_example("transformer", tmp_path_factory.mktemp("m") / "transformer.onnx")
 
 
-def _worker(path: Path, protocol: Protocol) -> MeasuringWorker:
+def _worker(path: Path, protocol: Protocol) -> Manager:
     info = load_model_info(path)
     feeds = synthetic_feeds(info, resolve_shapes(info))
-    return MeasuringWorker(WorkerSetup(str(path), feeds, protocol))
+    return Manager(WorkerSetup(str(path), feeds, protocol))
 
 
 @pytest.mark.slow

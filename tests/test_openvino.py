@@ -24,7 +24,7 @@ from autotune.build import build_session, dropped_providers
 from autotune.chip import current_chip
 from autotune.config import CPU, DEFAULT_CONFIG, SessionConfig
 from autotune.errors import ConfigError
-from autotune.measure.manager import MeasuringWorker, WorkerSetup
+from autotune.measure.manager import Manager, WorkerSetup
 from autotune.measure.worker import placement_of
 from autotune.model import free_dimensions, load_model_info, resolve_shapes, synthetic_feeds
 from autotune.providers import (
@@ -212,7 +212,7 @@ def test_silent_drop_of_openvino_is_detected(tmp_path: Path) -> None:
     config = SessionConfig(providers=((OV, {"device_type": "CPU", "precision": "FP16"}), (CPU, {})))
     with pytest.raises(ConfigError, match="precision FP16 is not available on CPU"):
         validate_config(config)
-    worker = MeasuringWorker(WorkerSetup(str(path), _feeds(path), protocol=FAST))
+    worker = Manager(WorkerSetup(str(path), _feeds(path), protocol=FAST))
     try:
         result = worker.measure(config, timeout=120)
     finally:
@@ -249,7 +249,7 @@ def test_openvino_computing_in_fp16_is_judged_at_the_fp16_tier(tmp_path: Path) -
     results = {}
     for accuracy in ("auto", "fp32"):
         protocol = Protocol(**{**FAST.__dict__, "accuracy": accuracy})
-        worker = MeasuringWorker(WorkerSetup(str(path), _feeds(path), protocol=protocol))
+        worker = Manager(WorkerSetup(str(path), _feeds(path), protocol=protocol))
         try:
             results[accuracy] = worker.measure(config, timeout=300)
         finally:

@@ -158,7 +158,7 @@ WorkerTarget = Callable[[Any, ProcessSetup], None]
 
 
 class Measurer(typing.Protocol):
-    """What the search and the head-to-head measure with: :class:`MeasuringWorker` (real
+    """What the search and the head-to-head measure with: :class:`Manager` (real
     processes), or a deterministic stand-in in tests of the search's logic."""
 
     info: dict[str, Any]
@@ -295,8 +295,10 @@ def _exit_text(code: int | None) -> str:
     return f"the process exited with code {code}"
 
 
-class MeasuringWorker:
-    """The search's measuring side: the reference process and one process per candidate."""
+class Manager:
+    """The measuring side (pyperf's manager): it spawns the session processes (the workers,
+    ``autotune.measure.worker``), the reference for the whole search and one per candidate, and
+    times them in paired rounds."""
 
     def __init__(
         self,
@@ -563,14 +565,14 @@ class _Generations:
 
     def __init__(
         self,
-        worker: MeasuringWorker,
+        manager: Manager,
         configs: list[SessionConfig],
         per_generation: int,
         timeout: float,
         out: HeadToHead,
         on_round: Callable[[HeadToHeadProgress], None] | None,
     ) -> None:
-        self.worker, self.configs, self.per_generation = worker, configs, per_generation
+        self.manager, self.configs, self.per_generation = manager, configs, per_generation
         self.timeout, self.out, self.on_round = timeout, out, on_round
         self.started = time.monotonic()
         self.rng = random.Random()
@@ -578,7 +580,7 @@ class _Generations:
     def generation(self, generation: int, active: list[int], share: float | None) -> float:
         """Measure one generation of the ``active`` contenders; its wall time in seconds."""
         began = time.monotonic()
-        worker, setup, out = self.worker, self.worker.setup, self.out
+        manager, setup, out = self.manager, self.manager.setup, self.out
         procs: dict[int, SessionProcess] = {}
         try:
             for i in active:
@@ -590,11 +592,11 @@ class _Generations:
                         cfg.to_json(),
                         trial_dir_for(setup.cache_root, cfg),
                     ),
-                    worker.target,
+                    manager.target,
                     self.timeout,
                 )
             for proc in procs.values():
-                proc.block(worker.runs_per_block, self.timeout)  # warm-up, discarded
+                proc.block(manager.runs_per_block, self.timeout)  # warm-up, discarded
             kept = attempts = 0
             # a slow phase can last minutes: keep trying (bounded), never judge on few rounds
             while attempts < self.per_generation * 6 and kept < self.per_generation:
@@ -609,15 +611,15 @@ class _Generations:
         return time.monotonic() - began
 
     def _round(self, generation: int, procs: dict[int, SessionProcess]) -> int:
-        worker, out = self.worker, self.out
+        manager, out = self.manager, self.out
         order = [*procs, -1]
         self.rng.shuffle(order)
         blocks: dict[int, list[float]] = {}
         for i in order:
-            proc = worker.baseline if i < 0 else procs[i]
-            blocks[i] = proc.block(worker.runs_per_block, self.timeout)
+            proc = manager.baseline if i < 0 else procs[i]
+            blocks[i] = proc.block(manager.runs_per_block, self.timeout)
         medians = {i: statistics.median(b) for i, b in blocks.items()}
-        kept = worker._kept(medians[-1])
+        kept = manager._kept(medians[-1])
         if kept:
             row = tuple(medians.get(i, math.nan) for i in range(out.contenders))
             out.rounds.append(Round(generation, row, medians[-1]))
@@ -626,7 +628,7 @@ class _Generations:
         else:
             out.rounds_dropped += 1
             # give the slow phase a moment to pass (up to 1 s; less for short rounds)
-            time.sleep(min(1.0, 10 * worker.round_seconds(len(procs))))
+            time.sleep(min(1.0, 10 * manager.round_seconds(len(procs))))
         if self.on_round is not None:
             done = len(out.rounds)
             elapsed = time.monotonic() - self.started

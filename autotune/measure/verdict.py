@@ -1,7 +1,7 @@
 """The head-to-head's verdict: each candidate's speed-up with an interval that holds the
 variation between processes, and a decision that says what the data can support.
 
-What is measured (``autotune.measure.manager.MeasuringWorker.compare``): *generations*; in each,
+What is measured (``autotune.measure.manager.Manager.compare``): *generations*; in each,
 every contender still in question (ORT's default configuration always, first) runs in a fresh
 process, and rounds time one block of each process and of the reference process (also ORT's
 defaults, alive for the whole search) in random order. Two processes of one configuration can

@@ -84,12 +84,12 @@ class _Judge:
 
     def __init__(
         self,
-        worker: Measurer,
+        manager: Measurer,
         contenders: list[SessionConfig],
         plan: Plan,
         monitor: LoadSource,
     ) -> None:
-        self.worker, self.plan, self.monitor = worker, plan, monitor
+        self.manager, self.plan, self.monitor = manager, plan, monitor
         self.flags = [changes_threads(c) for c in contenders]
         self.samples: list[Load] = []
         monitor.sample()  # the head-to-head's load starts now
@@ -117,7 +117,7 @@ class _Judge:
             load.steal,
             load.cores,
             load.threads,
-            self.worker.slowdown([r.reference for r in measured.rounds]),
+            self.manager.slowdown([r.reference for r in measured.rounds]),
             load.text(),
         )
         return decide(
@@ -134,7 +134,7 @@ class _Judge:
 
 
 def run(
-    worker: Measurer,
+    manager: Measurer,
     contenders: list[SessionConfig],
     plan: Plan,
     *,
@@ -143,8 +143,8 @@ def run(
 ) -> HeadToHeadResult:
     """Measure ``contenders`` (ORT's default configuration first) and decide."""
     started = time.monotonic()
-    judge = _Judge(worker, contenders, plan, monitor or LoadMonitor())
-    measured = worker.compare(
+    judge = _Judge(manager, contenders, plan, monitor or LoadMonitor())
+    measured = manager.compare(
         contenders,
         plan.rounds,
         timeout=plan.timeout,

@@ -4,7 +4,7 @@ imports optuna.
 Flow: check the model, shapes and database before anything heavy; replay the trials already
 stored for this model, chip, ORT version and shapes into the study (so a search resumes and never
 measures a configuration twice); enqueue ORT's default configuration as trial 0; ask the sampler
-for configurations and measure each in the worker process (paired against the default, pruned
+for configurations and measure each in its own session process (paired against the default, pruned
 when clearly slower); record every trial at once; then re-measure the best few head to head with
 the default and keep the default unless a candidate beats it by ``min_gain``.
 """
@@ -38,8 +38,8 @@ from autotune.measure.load import Load, LoadMonitor, LoadSource
 from autotune.measure.manager import (
     HeadToHead,
     HeadToHeadProgress,
+    Manager,
     Measurer,
-    MeasuringWorker,
     Protocol,
     TrialResult,
     WorkerLost,
@@ -96,7 +96,7 @@ class SearchOptions:
         default_factory=lambda: float(os.environ.get("AUTOTUNE_SUSTAINED") or 0) or None
     )
     worker_target: WorkerTarget = worker_main  # tests inject faults here (crash, hang)
-    # what measures: real processes (MeasuringWorker), or a deterministic stand-in in tests
+    # what measures: real processes (Manager), or a deterministic stand-in in tests
     measurer: Callable[[WorkerSetup, WorkerTarget], Measurer] | None = None
     monitor: Callable[[], LoadSource] = LoadMonitor  # what other programs use meanwhile
 
@@ -216,7 +216,7 @@ def run_search(
     chip = current_chip()
     key = ResultKey(info.digest, chip.chip_id, chip.ort_version, shape_signature(shapes))
     store = Store.open(options.db, write=True)
-    # a distributed study runs one worker per machine; locally, one search per model at a time
+    # a distributed study runs one search per machine; locally, one search per model at a time
     lock = None if options.storage else ModelLock(info.digest)
     try:
         search = _Search(
@@ -288,7 +288,7 @@ class _Search:
         self.synthetic_hint: str | None = None  # what to say if synthetic inputs break the model
         self.monitor = options.monitor()
         self.busy: dict[str, Any] = {}  # other programs' CPU use: before, during, head-to-head
-        self.worker: Measurer | None = None
+        self.manager: Measurer | None = None
         self.known: dict[str, TrialRecord] = {}
         self.measured = 0
         self.failures = 0
@@ -367,8 +367,8 @@ class _Search:
         self.known[config.config_id] = row
         return row
 
-    def _worker(self) -> Measurer:
-        if self.worker is None:
+    def _manager(self) -> Measurer:
+        if self.manager is None:
             setup = WorkerSetup(
                 model_path=str(self.path),
                 feeds=self.feeds,
@@ -378,7 +378,7 @@ class _Search:
             )
             try:
                 make = self.options.measurer or _processes
-                self.worker = make(setup, self.options.worker_target)
+                self.manager = make(setup, self.options.worker_target)
             except WorkerLost as exc:
                 reason = ort_reason(str(exc))
                 if (
@@ -397,15 +397,15 @@ class _Search:
                     f"the model fails with ORT's default configuration on {given} ({reason}); "
                     "check that onnxruntime can run it on real inputs"
                 ) from None
-            floor = self.worker.info.get("floor_ms")
+            floor = self.manager.info.get("floor_ms")
             if floor:
                 self.floor_ms = min(self.floor_ms or floor, floor)
-        return self.worker
+        return self.manager
 
-    def _drop_worker(self) -> None:
-        if self.worker is not None:
-            self.worker.kill()
-            self.worker = None
+    def _drop_manager(self) -> None:
+        if self.manager is not None:
+            self.manager.kill()
+            self.manager = None
 
     # -- the study -----------------------------------------------------------------------
     def run(self, ctx: SearchContext) -> SearchResult:
@@ -424,17 +424,17 @@ class _Search:
             stopped = self._loop(study, budget, seeds, shared)
             verdict, compared = self._final()
         except KeyboardInterrupt:
-            self._drop_worker()
+            self._drop_manager()
             self.search_row_state(SearchState.INTERRUPTED, finished_at=now())
             raise
         except BaseException as exc:
-            self._drop_worker()
+            self._drop_manager()
             self.search_row_state(SearchState.FAILED, finished_at=now(), error=_one_line(exc))
             raise
         finally:
-            if self.worker is not None:
-                self.worker.close()
-                self.worker = None
+            if self.manager is not None:
+                self.manager.close()
+                self.manager = None
             # compiled-model caches were for this search's trials and head-to-head only
             shutil.rmtree(self.trial_root, ignore_errors=True)
         return self._conclude(verdict, compared, resumed, stopped)
@@ -539,7 +539,7 @@ class _Search:
         if self.options.storage is None:
             # this process holds the model's lock: no other search of it runs here
             self.store.mark_abandoned(self.key.model_digest, provenance()["host_id"])
-        self._worker()
+        self._manager()
         self.search_row_state(SearchState.RUNNING)
         elsewhere = len(self.store.trials(self.key)) - len(previous)
         if resumed:
@@ -787,8 +787,9 @@ class _Search:
         return f"autotune-{k.model_digest[:16]}-{k.ort_version}-{where}"
 
     def _learn_from(self, study: Any, current: int) -> None:
-        """In a shared study, configurations other workers measured or are measuring count as
-        known: replay their parameters through the space to get their configuration ids."""
+        """In a shared study, configurations the study's other searches measured or are
+        measuring count as known: replay their parameters through the space to get their
+        configuration ids."""
         for t in study.get_trials(deepcopy=False):
             if t.number == current or not t.params:
                 continue
@@ -798,7 +799,7 @@ class _Search:
                 continue
             if cfg.config_id not in self.known:
                 self.known[cfg.config_id] = TrialRecord(
-                    status="elsewhere",  # measured by another worker of the study
+                    status="elsewhere",  # measured by another search of the study
                     ratio=t.value,
                     config=cfg.to_json(),
                     label=cfg.describe(),
@@ -861,12 +862,14 @@ class _Search:
         if left is not None and bounded:
             timeout = max(5.0, left - self._h2h_reserve())
         try:
-            worker = self._worker()
-            result = worker.measure(config, timeout=timeout, trial_dir=trial_dir, on_round=on_round)
+            manager = self._manager()
+            result = manager.measure(
+                config, timeout=timeout, trial_dir=trial_dir, on_round=on_round
+            )
             result.bounded = bounded
             return result
         except WorkerLost as exc:  # the reference process itself was lost
-            self._drop_worker()
+            self._drop_manager()
             status = exc.status if exc.status in (Status.CRASHED, Status.TIMEOUT) else Status.FAILED
             return TrialResult(status=status, error=f"reference process: {exc}")
         finally:
@@ -877,7 +880,7 @@ class _Search:
         """Head-to-head of the default and the best few in fresh processes (the winner's curse),
         judged by ``autotune.measure.verdict``: the A/A control can veto, a pick must clear the
         margin with confidence."""
-        for row in self._stored_trials():  # other workers of a shared study, too
+        for row in self._stored_trials():  # other searches of a shared study, too
             if row.config_id is not None:
                 self.known.setdefault(row.config_id, row)
         ok = [r for r in self.known.values() if r.status == Status.OK and r.ratio is not None]
@@ -909,7 +912,7 @@ class _Search:
         self._check_load("head_to_head", before="the head-to-head")
         try:
             result = head_to_head.run(
-                self._worker(),
+                self._manager(),
                 contenders,
                 head_to_head.Plan(
                     min_gain=self.options.min_gain,
@@ -926,7 +929,7 @@ class _Search:
             verdict = result.verdict
             self.busy["head_to_head"] = result.load.to_dict()
         except WorkerLost:
-            self._drop_worker()
+            self._drop_manager()
             empty = HeadToHead(contenders=len(contenders), target_rounds=0, complete=False)
             verdict = decide(
                 empty.rounds,
@@ -984,16 +987,16 @@ class _Search:
         """Fresh processes per configuration in the head-to-head: more for models under 1 ms,
         whose processes differ more and cost little."""
         p = self.options.protocol
-        latency = self.worker.latency_estimate_ms if self.worker else None
+        latency = self.manager.latency_estimate_ms if self.manager else None
         return p.small_generations if latency is not None and latency < 1.0 else p.generations
 
     def _h2h_reserve(self) -> float:
         """Seconds the head-to-head needs at least (two rounds per process), kept free of trials
         when --timeout bounds the search."""
-        if self.worker is None:
+        if self.manager is None:
             return 0.0
         processes = self.options.top_k + 1
-        per_generation = 0.5 * processes + 2 * self.worker.round_seconds(processes)
+        per_generation = 0.5 * processes + 2 * self.manager.round_seconds(processes)
         return self._generations() * per_generation
 
     def _h2h_progress(self, p: HeadToHeadProgress) -> None:
@@ -1045,7 +1048,7 @@ class _Search:
 
 def _processes(setup: WorkerSetup, target: WorkerTarget) -> Measurer:
     """The real measurer: one process per session."""
-    return MeasuringWorker(setup, target=target)
+    return Manager(setup, target=target)
 
 
 def _plan_text(spaces: list[Any], policies: tuple[str, ...]) -> str:
