@@ -505,73 +505,85 @@ def best_session(
         raise ValueError(f'warmup must be True, False or "background", not {warmup!r}')
     if adapt not in (None, "background"):
         raise ValueError(f'adapt must be "background" or None, not {adapt!r:.40}')
-    session = None
-    chosen: BestConfig | None = None
     notes = Notes()
     found = candidates(path, shapes=shapes, db=db, prefer=objectives.check(prefer), notes=notes)
     try:
-        for choice in found:
-            try:
-                session = build_cached_session(path, choice.config, choice.key.model_digest)
-            except PluginUnavailable as exc:  # a plugin package missing here: warn once
-                if strict:
-                    raise SessionBuildError(str(exc)) from None
-                warn_once(exc)
-                continue
-            except Exception as exc:  # noqa: BLE001 - ORT raises several types; fall back
-                if strict:
-                    raise SessionBuildError(
-                        f"stored configuration {choice.config.describe()} failed to build here: "
-                        f"{exc}"
-                    ) from None
-                notes.failed.append(
-                    f"stored configuration {choice.config.describe()} failed to build here "
-                    f"({' '.join(str(exc).split())[:200]})"
-                )
-                continue
-            dropped = dropped_providers(session, choice.config)
-            if dropped:
-                notes.changed.append(f"ORT dropped {', '.join(dropped)} for {os.fspath(path)}")
-            if choice.stale:
-                log.info(
-                    "autotune: using a configuration measured with ORT %s", choice.key.ort_version
-                )
-            chosen = choice
-            break
+        session, chosen = _first_that_builds(path, found, notes, strict)
     finally:
         found.close()
     if strict and notes.skipped:
         raise DatabaseError(notes.skipped[0])
-    text = notes.text()
     if session is None:
-        if strict:
-            raise SessionBuildError(
-                f"no tuned configuration for {path} on {current_chip().chip_id}"
-                + (f" ({text})" if text else "")
-                + f"; run: {_search_hint(path, shapes, None)}"
-            )
-        session = build_session(path, DEFAULT_CONFIG)
-        if not text:
-            log.warning(
-                "autotune: no tuned configuration for %s on this chip; using ORT defaults "
-                "(run: %s)",
-                os.fspath(path),
-                _search_hint(path, shapes, session),
-            )
-        elif notes.skipped:  # a search would not fix a broken layer: no hint
-            log.warning("autotune: %s; using ORT defaults", text)
-        else:
-            log.warning(
-                "autotune: %s; using ORT defaults (run: %s)",
-                text,
-                _search_hint(path, shapes, session),
-            )
-    elif text and chosen is not None:
-        log.warning("autotune: %s; using %s", text, printable(chosen.config.describe()))
+        session = _defaults(path, shapes, notes, strict)
+    elif notes.text() and chosen is not None:
+        log.warning("autotune: %s; using %s", notes.text(), printable(chosen.config.describe()))
     if adapt is not None:
         _start_adapt(path, db=db, needed=chosen is not None and chosen.borrowed, shapes=shapes)
     if warmup:
         _warm(session, background=warmup == "background", shapes=shapes)
+    return session
+
+
+def _first_that_builds(
+    path: str | os.PathLike[str], found: Iterator[BestConfig], notes: Notes, strict: bool
+) -> tuple[Any, BestConfig | None]:
+    """The session of the first choice that builds here, and that choice; (None, None) when none
+    does (each failure noted, or raised when ``strict``)."""
+    for choice in found:
+        try:
+            session = build_cached_session(path, choice.config, choice.key.model_digest)
+        except PluginUnavailable as exc:  # a plugin package missing here: warn once
+            if strict:
+                raise SessionBuildError(str(exc)) from None
+            warn_once(exc)
+            continue
+        except Exception as exc:  # noqa: BLE001 - ORT raises several types; fall back
+            if strict:
+                raise SessionBuildError(
+                    f"stored configuration {choice.config.describe()} failed to build here: {exc}"
+                ) from None
+            notes.failed.append(
+                f"stored configuration {choice.config.describe()} failed to build here "
+                f"({' '.join(str(exc).split())[:200]})"
+            )
+            continue
+        dropped = dropped_providers(session, choice.config)
+        if dropped:
+            notes.changed.append(f"ORT dropped {', '.join(dropped)} for {os.fspath(path)}")
+        if choice.stale:
+            log.info("autotune: using a configuration measured with ORT %s", choice.key.ort_version)
+        return session, choice
+    return None, None
+
+
+def _defaults(
+    path: str | os.PathLike[str],
+    shapes: dict[str, tuple[int, ...]] | None,
+    notes: Notes,
+    strict: bool,
+) -> Any:
+    """ORT's defaults when nothing stored builds here, with the one warning that says why (and
+    the search to run, unless a broken layer is the reason); raises when ``strict``."""
+    text = notes.text()
+    if strict:
+        raise SessionBuildError(
+            f"no tuned configuration for {path} on {current_chip().chip_id}"
+            + (f" ({text})" if text else "")
+            + f"; run: {_search_hint(path, shapes, None)}"
+        )
+    session = build_session(path, DEFAULT_CONFIG)
+    if not text:
+        log.warning(
+            "autotune: no tuned configuration for %s on this chip; using ORT defaults (run: %s)",
+            os.fspath(path),
+            _search_hint(path, shapes, session),
+        )
+    elif notes.skipped:  # a search would not fix a broken layer: no hint
+        log.warning("autotune: %s; using ORT defaults", text)
+    else:
+        log.warning(
+            "autotune: %s; using ORT defaults (run: %s)", text, _search_hint(path, shapes, session)
+        )
     return session
 
 
