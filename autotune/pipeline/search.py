@@ -141,7 +141,11 @@ def stage_picks(
             choice = best_config(stage.model, shapes=shapes, db=options.db)
         configs.append(choice.config if choice else DEFAULT_CONFIG)
         sources[stage.name] = (
-            f"its own pick, {choice.config.describe()}" if choice else "ORT defaults (none stored)"
+            "ORT defaults (none stored)"
+            if choice is None
+            else "its own search kept ORT's defaults"
+            if choice.config.is_default()
+            else f"its own pick, {choice.config.describe()}"
         )
     return configs, sources
 
