@@ -319,98 +319,113 @@ def _head(data: ReportData) -> str:
 
 
 def _verdict(data: ReportData) -> str:
-    out = ['<section id="verdict">', "<h2>Verdict</h2>"]
     s = data.search
     if s is None:
-        best = min(data.measured, key=lambda r: r.ratio or 0.0, default=None)
-        text = (
-            "No search of this model has finished yet, so there is no head-to-head verdict."
-            if best is None
-            else "No search of this model has finished yet, so there is no head-to-head verdict "
-            "and apps get ORT's defaults; the best single trial's search estimate is "
-            f"<code>{_e(best.label)}</code> at "
-            f"{_e(format_speedup(best.ratio, best.ratio_iqr))}."
-        )
-        out.append(f'<div class="verdict"><p>{text}</p></div>')
-        out.append("</section>")
-        return "\n".join(out)
-    verdict = s.verdict or {}
-    compared = verdict.get("compared") if isinstance(verdict, dict) else None
+        return _section("verdict", "Verdict", _no_verdict_yet(data))
+    verdict = s.verdict if isinstance(s.verdict, dict) else {}
+    compared = verdict.get("compared")
     compared = [c for c in compared if isinstance(c, dict)] if isinstance(compared, list) else []
     stored = s.stored_verdict
     outcome = stored.outcome if stored else Outcome.INCONCLUSIVE
     pick_id = stored.pick_config_id if stored else None  # what apps get, not the row's claim
-    pick_is_default = pick_id == DEFAULT_CONFIG.config_id
+    parts = [
+        f'<div class="verdict">{_verdict_body(s, outcome, pick_id)}</div>',
+        f'<p class="note">Search finished {_e(_when(s.finished_at))}; the default and the '
+        f"best {max(0, len(compared) - 1)} candidates were re-measured head to head, each in "
+        "several fresh processes, to avoid the winner's curse of the best single trial.</p>",
+        _compared_table(compared, pick_id, outcome),
+    ]
+    if pick_id != DEFAULT_CONFIG.config_id:
+        parts.append(_snippet_block(s.pick_config, data.model_name))
+    return _section("verdict", "Verdict", "\n".join(p for p in parts if p))
+
+
+def _section(ident: str, title: str, body: str) -> str:
+    return f'<section id="{ident}">\n<h2>{title}</h2>\n{body}\n</section>'
+
+
+def _no_verdict_yet(data: ReportData) -> str:
+    best = min(data.measured, key=lambda r: r.ratio or 0.0, default=None)
+    text = (
+        "No search of this model has finished yet, so there is no head-to-head verdict."
+        if best is None
+        else "No search of this model has finished yet, so there is no head-to-head verdict "
+        "and apps get ORT's defaults; the best single trial's search estimate is "
+        f"<code>{_e(best.label)}</code> at "
+        f"{_e(format_speedup(best.ratio, best.ratio_iqr))}."
+    )
+    return f'<div class="verdict"><p>{text}</p></div>'
+
+
+def _verdict_body(s: SearchRecord, outcome: str, pick_id: str | None) -> str:
+    """The verdict in a sentence or two: inconclusive (why, with the resolution reached), ORT's
+    defaults (what was ruled out), or the pick with its figure."""
+    stored = s.stored_verdict
+    reason = stored.reason if stored else None
     aa = _float(s.aa_spread)
     aa_text = f" A/A spread of ORT's defaults across processes: {aa:.1%}." if aa is not None else ""
     if outcome == "inconclusive":
-        reason = verdict.get("reason") if isinstance(verdict, dict) else None
-        body = (
+        return (
             "<p><strong>Inconclusive.</strong> "
-            f"{_e(reason or 'The head-to-head could not resolve the margin.')} Nothing new "
-            "reaches apps; close other programs, raise <code>--rounds</code> or search again."
-            f"{_e(aa_text)}</p>"
+            f"{_e(reason or 'The head-to-head could not resolve the margin.')}. Nothing new "
+            "reaches apps; search again on a quieter machine (measured trials are kept) or with "
+            f"a longer <code>--timeout</code>.{_e(aa_text)}</p>"
         )
-    elif pick_is_default or pick_id is None:
-        body = (
-            "<p><strong>Keep ORT's default configuration.</strong> No candidate beat it by the "
-            f"required margin with 95% confidence when re-measured head to head.{_e(aa_text)}</p>"
-        )
-    else:
-        figure, interval = _verdict_speedup(s)
-        body = (
-            f'<p><span class="big">{_e(figure)}</span><span class="muted">{_e(interval)}'
-            "</span> the speed of ORT's defaults with "
-            f"<code>{_e(stored.pick_label if stored else None)}</code></p>"
-            f'<p class="note">p50 {_e(ms(s.pick_latency_ms_p50))} against '
-            f"{_e(ms(s.default_latency_ms_p50))} for the default.{_e(aa_text)} "
-            "Apps get it with <code>autotune.best_session(path)</code>.</p>"
-        )
-    out.append(f'<div class="verdict">{body}</div>')
-    out.append(
-        f'<p class="note">Search finished {_e(_when(s.finished_at))}; the default and the '
-        f"best {max(0, len(compared) - 1)} candidates were re-measured head to head, each in "
-        "several fresh processes, to avoid the winner's curse of the best single trial.</p>"
+    if pick_id == DEFAULT_CONFIG.config_id or pick_id is None:
+        why = reason or "no candidate beat it by the required margin with 95% confidence"
+        return f"<p><strong>Keep ORT's default configuration.</strong> {_e(why)}.{_e(aa_text)}</p>"
+    figure, interval = _verdict_speedup(s)
+    return (
+        f'<p><span class="big">{_e(figure)}</span><span class="muted">{_e(interval)}'
+        "</span> the speed of ORT's defaults with "
+        f"<code>{_e(stored.pick_label if stored else None)}</code></p>"
+        f'<p class="note">p50 {_e(ms(s.pick_latency_ms_p50))} against '
+        f"{_e(ms(s.default_latency_ms_p50))} for the default.{_e(aa_text)} "
+        "Apps get it with <code>autotune.best_session(path)</code>.</p>"
     )
-    if compared:
-        rows = []
-        for c in compared:
-            value, low, high = _entry_speedup(c, compared[0])
-            badges = ""
-            if c.get("config_id") == DEFAULT_CONFIG.config_id:
-                badges += '<span class="badge">ORT default</span>'
-            if c.get("config_id") == pick_id and outcome != "inconclusive":
-                badges += '<span class="badge pick">picked</span>'
-            first = c is compared[0]
-            speed = speedup_text(value, None if first else low, None if first else high, digits=2)
-            css = _speed_class(1 / value if value else None)
-            rows.append(
-                f'<tr><td class="cfg">{_e(c.get("label"))}{badges}</td>'
-                f'<td class="{css}">{_e(speed)}</td>'
-                f'<td class="num">{_e(ms(_float(c.get("latency_ms_p50"))))}</td>'
-                f'<td class="num">{_e(ms(_float(c.get("latency_ms_p90"))))}</td>'
-                f'<td class="num">{_e(ms(_entry_load_ms(c)))}</td></tr>'
-            )
-        out.append(
-            '<table class="compared"><thead><tr><th>configuration</th>'
-            '<th class="num">speed-up [95%]</th><th class="num">p50</th><th class="num">p90</th>'
-            '<th class="num">load</th></tr></thead><tbody>' + "".join(rows) + "</tbody></table>"
-        )
-    if not pick_is_default:
-        try:
-            from autotune.output.snippets import snippet
 
-            code = snippet(SessionConfig.from_json(s.pick_config or ""), "python", data.model_name)
-        except AutotuneError:
-            code = ""
-        if code:
-            out.append(
-                "<p>The same configuration in plain onnxruntime (also "
-                "<code>autotune best MODEL --format python|swift|json</code>):</p>"
-                f"<pre><code>{_e(code)}</code></pre>"
-            )
-    out.append("</section>")
-    return "\n".join(out)
+
+def _compared_table(compared: list[dict[str, Any]], pick_id: str | None, outcome: str) -> str:
+    if not compared:
+        return ""
+    rows = []
+    for c in compared:
+        value, low, high = _entry_speedup(c, compared[0])
+        badges = ""
+        if c.get("config_id") == DEFAULT_CONFIG.config_id:
+            badges += '<span class="badge">ORT default</span>'
+        if c.get("config_id") == pick_id and outcome != "inconclusive":
+            badges += '<span class="badge pick">picked</span>'
+        first = c is compared[0]
+        speed = speedup_text(value, None if first else low, None if first else high, digits=2)
+        css = _speed_class(1 / value if value else None)
+        rows.append(
+            f'<tr><td class="cfg">{_e(c.get("label"))}{badges}</td>'
+            f'<td class="{css}">{_e(speed)}</td>'
+            f'<td class="num">{_e(ms(_float(c.get("latency_ms_p50"))))}</td>'
+            f'<td class="num">{_e(ms(_float(c.get("latency_ms_p90"))))}</td>'
+            f'<td class="num">{_e(ms(_entry_load_ms(c)))}</td></tr>'
+        )
+    return (
+        '<table class="compared"><thead><tr><th>configuration</th>'
+        '<th class="num">speed-up [95%]</th><th class="num">p50</th><th class="num">p90</th>'
+        '<th class="num">load</th></tr></thead><tbody>' + "".join(rows) + "</tbody></table>"
+    )
+
+
+def _snippet_block(pick_config: str | None, model_name: str) -> str:
+    """The pick in plain onnxruntime, for an app that does not use autotune."""
+    from autotune.output.snippets import snippet
+
+    try:
+        code = snippet(SessionConfig.from_json(pick_config or ""), "python", model_name)
+    except AutotuneError:
+        return ""
+    return (
+        "<p>The same configuration in plain onnxruntime (also "
+        "<code>autotune best MODEL --format python|swift|json</code>):</p>"
+        f"<pre><code>{_e(code)}</code></pre>"
+    )
 
 
 def _float(value: Any) -> float | None:
@@ -584,95 +599,138 @@ def _tick_label(v: float) -> str:
     return f"{v:g}"
 
 
-def _scatter_svg(data: ReportData, points: list[tuple[str, float, float]], front: list[str]) -> str:
-    width, height = 760, 380
-    left, right, top, bottom = 70, 24, 18, 56
-    pw, ph = width - left - right, height - top - bottom
-    loads = [p[1] for p in points]
-    ratios = [p[2] for p in points] + [1.0]
-    x_lo, x_hi = min(loads), max(loads)
-    log_x = x_hi / x_lo > 8
-    if log_x:
-        x_lo, x_hi = x_lo / 1.25, x_hi * 1.25
-    else:
-        pad = (x_hi - x_lo) * 0.08 or x_hi * 0.1 or 1.0
-        x_lo, x_hi = max(0.0, x_lo - pad), x_hi + pad
-    y_lo, y_hi = min(ratios), max(ratios)
-    pad = (y_hi - y_lo) * 0.1 or 0.05
-    y_lo, y_hi = y_lo - pad, y_hi + pad
+@dataclass(frozen=True)
+class _Axes:
+    """The chart's plot area and scales: load time (log when it spans 8x) against latency."""
 
-    def sx(v: float) -> float:
+    width: int
+    height: int
+    left: int
+    top: int
+    pw: int
+    ph: int
+    x_lo: float
+    x_hi: float
+    y_lo: float
+    y_hi: float
+    log_x: bool
+
+    @classmethod
+    def fit(cls, loads: list[float], ratios: list[float]) -> _Axes:
+        width, height = 760, 380
+        left, right, top, bottom = 70, 24, 18, 56
+        x_lo, x_hi = min(loads), max(loads)
+        log_x = x_hi / x_lo > 8
         if log_x:
-            frac = (math.log10(v) - math.log10(x_lo)) / (math.log10(x_hi) - math.log10(x_lo))
+            x_lo, x_hi = x_lo / 1.25, x_hi * 1.25
         else:
-            frac = (v - x_lo) / (x_hi - x_lo)
-        return left + frac * pw
+            pad = (x_hi - x_lo) * 0.08 or x_hi * 0.1 or 1.0
+            x_lo, x_hi = max(0.0, x_lo - pad), x_hi + pad
+        y_lo, y_hi = min(ratios), max(ratios)
+        pad = (y_hi - y_lo) * 0.1 or 0.05
+        pw, ph = width - left - right, height - top - bottom
+        return cls(width, height, left, top, pw, ph, x_lo, x_hi, y_lo - pad, y_hi + pad, log_x)
 
-    def sy(v: float) -> float:
-        return top + (1 - (v - y_lo) / (y_hi - y_lo)) * ph
+    def sx(self, v: float) -> float:
+        if self.log_x:
+            span = math.log10(self.x_hi) - math.log10(self.x_lo)
+            frac = (math.log10(v) - math.log10(self.x_lo)) / span
+        else:
+            frac = (v - self.x_lo) / (self.x_hi - self.x_lo)
+        return self.left + frac * self.pw
 
+    def sy(self, v: float) -> float:
+        return self.top + (1 - (v - self.y_lo) / (self.y_hi - self.y_lo)) * self.ph
+
+
+def _scatter_svg(data: ReportData, points: list[tuple[str, float, float]], front: list[str]) -> str:
+    ax = _Axes.fit([p[1] for p in points], [p[2] for p in points] + [1.0])
     svg = [
-        f'<svg id="pareto-chart" viewBox="0 0 {width} {height}" width="{width}" '
-        f'height="{height}" role="img" aria-label="latency against load time">',
-        f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="#fbfcfd" stroke="#d0d7de"/>',
+        f'<svg id="pareto-chart" viewBox="0 0 {ax.width} {ax.height}" width="{ax.width}" '
+        f'height="{ax.height}" role="img" aria-label="latency against load time">',
+        f'<rect x="{ax.left}" y="{ax.top}" width="{ax.pw}" height="{ax.ph}" fill="#fbfcfd" '
+        'stroke="#d0d7de"/>',
+        *_grid(ax),
+        *_front_line(ax, points, front),
+        *_point_marks(ax, data, points, front),
+        "</svg>",
     ]
-    x_ticks = _log_ticks(x_lo, x_hi) if log_x else _nice_ticks(x_lo, x_hi)
-    for t in x_ticks:
-        x = sx(t)
-        svg.append(
-            f'<line x1="{x:.1f}" y1="{top}" x2="{x:.1f}" y2="{top + ph}" stroke="#eaeef2"/>'
-            f'<text x="{x:.1f}" y="{top + ph + 18}" text-anchor="middle" font-size="12" '
+    return "\n".join(svg)
+
+
+def _grid(ax: _Axes) -> list[str]:
+    """Ticks, grid lines, the default's 1.0 line and the axis titles."""
+    out = []
+    for t in _log_ticks(ax.x_lo, ax.x_hi) if ax.log_x else _nice_ticks(ax.x_lo, ax.x_hi):
+        x = ax.sx(t)
+        out.append(
+            f'<line x1="{x:.1f}" y1="{ax.top}" x2="{x:.1f}" y2="{ax.top + ax.ph}" '
+            'stroke="#eaeef2"/>'
+            f'<text x="{x:.1f}" y="{ax.top + ax.ph + 18}" text-anchor="middle" font-size="12" '
             f'fill="#656d76">{_e(_tick_label(t))}</text>'
         )
-    for t in _nice_ticks(y_lo, y_hi, 5):
-        y = sy(t)
-        svg.append(
-            f'<line x1="{left}" y1="{y:.1f}" x2="{left + pw}" y2="{y:.1f}" stroke="#eaeef2"/>'
-            f'<text x="{left - 8}" y="{y + 4:.1f}" text-anchor="end" font-size="12" '
+    for t in _nice_ticks(ax.y_lo, ax.y_hi, 5):
+        y = ax.sy(t)
+        out.append(
+            f'<line x1="{ax.left}" y1="{y:.1f}" x2="{ax.left + ax.pw}" y2="{y:.1f}" '
+            'stroke="#eaeef2"/>'
+            f'<text x="{ax.left - 8}" y="{y + 4:.1f}" text-anchor="end" font-size="12" '
             f'fill="#656d76">{t:.2f}</text>'
         )
-    y1 = sy(1.0)
-    svg.append(
-        f'<line x1="{left}" y1="{y1:.1f}" x2="{left + pw}" y2="{y1:.1f}" stroke="#656d76" '
-        'stroke-dasharray="5 4"/>'
+    y1 = ax.sy(1.0)
+    scale = " (log scale)" if ax.log_x else ""
+    out.append(
+        f'<line x1="{ax.left}" y1="{y1:.1f}" x2="{ax.left + ax.pw}" y2="{y1:.1f}" '
+        'stroke="#656d76" stroke-dasharray="5 4"/>'
     )
-    scale = " (log scale)" if log_x else ""
-    svg.append(
-        f'<text x="{left + pw / 2:.1f}" y="{height - 12}" text-anchor="middle" font-size="13" '
-        f'fill="#1f2328">load time: session creation + first run, ms{scale}</text>'
-        f'<text transform="translate(18 {top + ph / 2:.1f}) rotate(-90)" text-anchor="middle" '
-        'font-size="13" fill="#1f2328">latency vs ORT default (lower is faster)</text>'
+    out.append(
+        f'<text x="{ax.left + ax.pw / 2:.1f}" y="{ax.height - 12}" text-anchor="middle" '
+        f'font-size="13" fill="#1f2328">load time: session creation + first run, ms{scale}</text>'
+        f'<text transform="translate(18 {ax.top + ax.ph / 2:.1f}) rotate(-90)" '
+        'text-anchor="middle" font-size="13" fill="#1f2328">latency vs ORT default (lower is '
+        "faster)</text>"
     )
+    return out
+
+
+def _front_line(ax: _Axes, points: list[tuple[str, float, float]], front: list[str]) -> list[str]:
+    """The Pareto front as steps: it holds its ratio until the next point's load time."""
+    if len(front) < 2:
+        return []
     by_id = {p[0]: p for p in points}
-    if len(front) > 1:
-        coords = []
-        for i, pid in enumerate(front):
-            _, load, ratio = by_id[pid]
-            if i:  # a step: the front holds its ratio until the next point's load time
-                coords.append(f"{sx(load):.1f},{sy(by_id[front[i - 1]][2]):.1f}")
-            coords.append(f"{sx(load):.1f},{sy(ratio):.1f}")
-        svg.append(
-            f'<polyline points="{" ".join(coords)}" fill="none" stroke="#0969da" '
-            'stroke-width="1.5" stroke-opacity="0.7"/>'
-        )
+    coords = []
+    for i, pid in enumerate(front):
+        _, load, ratio = by_id[pid]
+        if i:
+            coords.append(f"{ax.sx(load):.1f},{ax.sy(by_id[front[i - 1]][2]):.1f}")
+        coords.append(f"{ax.sx(load):.1f},{ax.sy(ratio):.1f}")
+    return [
+        f'<polyline points="{" ".join(coords)}" fill="none" stroke="#0969da" '
+        'stroke-width="1.5" stroke-opacity="0.7"/>'
+    ]
+
+
+def _point_marks(
+    ax: _Axes, data: ReportData, points: list[tuple[str, float, float]], front: list[str]
+) -> list[str]:
+    """Every trial as a point with its tooltip; the front numbered, drawn last (on top); the
+    default and the pick ringed."""
+    out = []
     rows = {r.trial_uid: r for r in data.measured}
     front_index = {pid: i for i, pid in enumerate(front, start=1)}
-    # draw front points last, so they sit on top
     for pid, load, ratio in sorted(points, key=lambda p: p[0] in front_index):
         r = rows[pid]
-        x, y = sx(load), sy(ratio)
-        classes = ["point"]
-        fill, radius = "#8c959f", 5.0
-        if pid in front_index:
-            classes.append("front")
-            fill, radius = "#0969da", 6.0
+        x, y = ax.sx(load), ax.sy(ratio)
+        on_front = pid in front_index
+        fill, radius = ("#0969da", 6.0) if on_front else ("#8c959f", 5.0)
+        classes = "point front" if on_front else "point"
         tip = f"{r.label}: {format_speedup(ratio, r.ratio_iqr)} speed-up, load {ms(load)}"
-        svg.append(
-            f'<circle class="{" ".join(classes)}" cx="{x:.1f}" cy="{y:.1f}" r="{radius}" '
+        out.append(
+            f'<circle class="{classes}" cx="{x:.1f}" cy="{y:.1f}" r="{radius}" '
             f'fill="{fill}" fill-opacity="0.85"><title>{_e(tip)}</title></circle>'
         )
-        if pid in front_index:
-            svg.append(
+        if on_front:
+            out.append(
                 f'<text x="{x + 8:.1f}" y="{y - 7:.1f}" font-size="11" fill="#0969da" '
                 f'font-weight="600">{front_index[pid]}</text>'
             )
@@ -682,14 +740,13 @@ def _scatter_svg(data: ReportData, points: list[tuple[str, float, float]], front
         if r.config_id == data.pick_config_id and r.config_id != DEFAULT_CONFIG.config_id:
             marks.append(("picked", "#bf5700"))
         for j, (text, color) in enumerate(marks):
-            svg.append(
+            out.append(
                 f'<circle class="ring" cx="{x:.1f}" cy="{y:.1f}" r="{radius + 4 + 3 * j}" '
                 f'fill="none" stroke="{color}" stroke-width="1.5"/>'
                 f'<text x="{x + 12:.1f}" y="{y + 16 + 13 * j:.1f}" font-size="12" '
                 f'fill="{color}" font-weight="600">{text}</text>'
             )
-    svg.append("</svg>")
-    return "\n".join(svg)
+    return out
 
 
 def _importance_section(data: ReportData) -> str:
