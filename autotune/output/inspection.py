@@ -350,7 +350,6 @@ def _nodes_text(supported: int, total: int) -> str:
 
 def format_inspection(inspection: Inspection) -> str:
     """The terminal report of ``autotune inspect``."""
-    from autotune.output.tables import table
 
     i = inspection
     specs = [*i.inputs, *i.outputs]
@@ -365,9 +364,6 @@ def format_inspection(inspection: Inspection) -> str:
 
     def field(name: str, values: list[str]) -> list[str]:
         return [f"{(name if k == 0 else '').ljust(10)} {v}" for k, v in enumerate(values)]
-
-    def wrapped(text: str, first: str = "  ", rest: str = "  ") -> list[str]:
-        return textwrap.wrap(text, width=96, initial_indent=first, subsequent_indent=rest)
 
     ops = "  ".join(f"{op} {count}" for op, count in i.op_counts.items())
     subgraphs = "has subgraphs" if i.has_subgraphs else "no subgraphs"
@@ -388,51 +384,61 @@ def format_inspection(inspection: Inspection) -> str:
         ),
         "",
     ]
-    if i.coreml_unavailable is not None:
-        lines.append(f"CoreML prediction unavailable: {i.coreml_unavailable}")
-    else:
-        lines.append(
-            f"CoreML, predicted by onnxruntime {i.ort_version}'s usability checker "
-            "(op lists only; nothing was run)"
-        )
-        rows: list[list[Any]] = []
-        for p in i.coreml:
-            rows.append(
-                [
-                    p.model_format,
-                    "0 (default)",
-                    p.partitions,
-                    _nodes_text(p.supported_nodes, p.total_nodes),
-                    _sizes_text(p.partition_sizes),
-                ]
-            )
-            rows.append(
-                [
-                    "",
-                    "1",
-                    p.static_partitions,
-                    _nodes_text(p.static_supported_nodes, p.total_nodes),
-                    _sizes_text(p.static_partition_sizes),
-                ]
-            )
-        headers = ["format", "RequireStaticInputShapes", "partitions", "nodes", "partition sizes"]
-        lines += ["  " + row for row in table(rows, headers).splitlines()]
-        for p in i.coreml:
-            unsupported = ", ".join(p.unsupported_ops) or "none"
-            lines += wrapped(f"{p.model_format} unsupported ops: {unsupported}", rest="    ")
-        lost = [p for p in i.coreml if p.dynamic_shape_nodes]
-        if lost:
-            counts = " and ".join(f"{p.dynamic_shape_nodes} {p.model_format}" for p in lost)
-            lines += wrapped(
-                f"RequireStaticInputShapes=1 would lose {counts} node(s) only because their "
-                "inputs have dynamic (or, to the checker, unknown) shapes; fix input dims with:",
-                rest="    ",
-            )
-            lines.append("    python -m onnxruntime.tools.make_dynamic_shape_fixed")
-        else:
-            lines.append("  RequireStaticInputShapes=1 would lose no node to dynamic shapes")
+    lines += _coreml_lines(i)
     if i.notes:
         lines += ["", "Notes"]
         for note in i.notes:
-            lines += wrapped(note, first="  - ", rest="    ")
+            lines += _wrapped(note, first="  - ", rest="    ")
     return "\n".join(lines)
+
+
+def _wrapped(text: str, first: str = "  ", rest: str = "  ") -> list[str]:
+    return textwrap.wrap(text, width=96, initial_indent=first, subsequent_indent=rest)
+
+
+def _coreml_lines(i: Inspection) -> list[str]:
+    """The CoreML prediction: partitions and nodes per model format, with and without static
+    input shapes, the unsupported ops, and what dynamic shapes cost."""
+    from autotune.output.tables import table
+
+    if i.coreml_unavailable is not None:
+        return [f"CoreML prediction unavailable: {i.coreml_unavailable}"]
+    lines = [
+        f"CoreML, predicted by onnxruntime {i.ort_version}'s usability checker "
+        "(op lists only; nothing was run)"
+    ]
+    rows: list[list[Any]] = []
+    for p in i.coreml:
+        rows.append(
+            [
+                p.model_format,
+                "0 (default)",
+                p.partitions,
+                _nodes_text(p.supported_nodes, p.total_nodes),
+                _sizes_text(p.partition_sizes),
+            ]
+        )
+        rows.append(
+            [
+                "",
+                "1",
+                p.static_partitions,
+                _nodes_text(p.static_supported_nodes, p.total_nodes),
+                _sizes_text(p.static_partition_sizes),
+            ]
+        )
+    headers = ["format", "RequireStaticInputShapes", "partitions", "nodes", "partition sizes"]
+    lines += ["  " + row for row in table(rows, headers).splitlines()]
+    for p in i.coreml:
+        unsupported = ", ".join(p.unsupported_ops) or "none"
+        lines += _wrapped(f"{p.model_format} unsupported ops: {unsupported}", rest="    ")
+    lost = [p for p in i.coreml if p.dynamic_shape_nodes]
+    if not lost:
+        return [*lines, "  RequireStaticInputShapes=1 would lose no node to dynamic shapes"]
+    counts = " and ".join(f"{p.dynamic_shape_nodes} {p.model_format}" for p in lost)
+    lines += _wrapped(
+        f"RequireStaticInputShapes=1 would lose {counts} node(s) only because their "
+        "inputs have dynamic (or, to the checker, unknown) shapes; fix input dims with:",
+        rest="    ",
+    )
+    return [*lines, "    python -m onnxruntime.tools.make_dynamic_shape_fixed"]
