@@ -184,41 +184,8 @@ def search(
     from autotune.tuning.progress import ProgressLine
     from autotune.tuning.search import SearchOptions, run_search
 
-    if trials < 1:
-        raise AutotuneError(f"--trials must be at least 1, not {trials}")
-    if rounds < 1:
-        raise AutotuneError(f"--rounds must be at least 1, not {rounds}")
-    if not 0 <= min_gain < 1:
-        raise AutotuneError(
-            f"--min-gain must be from 0 (any gain) to below 1, not {min_gain}; e.g. 0.03 for 3%"
-        )
-    if timeout is not None and timeout <= 0:
-        raise AutotuneError(
-            f"--timeout must be a positive number of seconds, not {timeout:g}; leave it out for "
-            "no time limit"
-        )
-    study_options: dict[str, Any] = {}
-    if study:
-        from autotune.tuning.study import load_study
-
-        loaded = load_study(study)
-        model, study_options = model or str(loaded.model), dict(loaded.options)
-        if loaded.example:
-            click.echo(f"study model: example {loaded.example}, at {loaded.model}", err=True)
-        ctx = click.get_current_context()
-        for key in _STUDY_PARAMS:
-            source = ctx.get_parameter_source(key)
-            if key in study_options and source == click.core.ParameterSource.COMMANDLINE:
-                # the command line wins, and says so (a quick run of a study with fewer trials)
-                flag = "--shape" if key == "shapes" else f"--{key}"
-                click.echo(
-                    f"note: {flag} from the command line replaces the study's {key}", err=True
-                )
-                del study_options[key]
-    if not model:
-        raise AutotuneError(
-            "give the model to search: autotune search MODEL.onnx (or --study FILE)"
-        )
+    _check_search_numbers(trials, rounds, min_gain, timeout)
+    model, study_options = _with_study(model, study)
     options = SearchOptions(
         trials=trials,
         timeout=timeout,
@@ -252,6 +219,51 @@ def search(
         )
         sys.exit(130)
     click.echo(json.dumps(outcome_dict(outcome), indent=2) if as_json else outcome_text(outcome))
+
+
+def _check_search_numbers(trials: int, rounds: int, min_gain: float, timeout: float | None) -> None:
+    """One line naming the fix for a number ``search`` cannot use."""
+    if trials < 1:
+        raise AutotuneError(f"--trials must be at least 1, not {trials}")
+    if rounds < 1:
+        raise AutotuneError(f"--rounds must be at least 1, not {rounds}")
+    if not 0 <= min_gain < 1:
+        raise AutotuneError(
+            f"--min-gain must be from 0 (any gain) to below 1, not {min_gain}; e.g. 0.03 for 3%"
+        )
+    if timeout is not None and timeout <= 0:
+        raise AutotuneError(
+            f"--timeout must be a positive number of seconds, not {timeout:g}; leave it out for "
+            "no time limit"
+        )
+
+
+def _with_study(model: str | None, study: str | None) -> tuple[str, dict[str, Any]]:
+    """The model to search and the study file's options (``--study``); an option given on the
+    command line replaces the study's, and says so."""
+    study_options: dict[str, Any] = {}
+    if study:
+        from autotune.tuning.study import load_study
+
+        loaded = load_study(study)
+        model, study_options = model or str(loaded.model), dict(loaded.options)
+        if loaded.example:
+            click.echo(f"study model: example {loaded.example}, at {loaded.model}", err=True)
+        ctx = click.get_current_context()
+        for key in _STUDY_PARAMS:
+            source = ctx.get_parameter_source(key)
+            if key in study_options and source == click.core.ParameterSource.COMMANDLINE:
+                # the command line wins, and says so (a quick run of a study with fewer trials)
+                flag = "--shape" if key == "shapes" else f"--{key}"
+                click.echo(
+                    f"note: {flag} from the command line replaces the study's {key}", err=True
+                )
+                del study_options[key]
+    if not model:
+        raise AutotuneError(
+            "give the model to search: autotune search MODEL.onnx (or --study FILE)"
+        )
+    return model, study_options
 
 
 @cli.command()
