@@ -122,10 +122,17 @@ def coldstart(path: Path, shapes: dict[str, tuple[int, ...]], args: Any) -> Any:
 
 def soaks(path: Path, shapes: dict[str, tuple[int, ...]], pick: Any, args: Any) -> Any:
     from autotune.config import DEFAULT_CONFIG, SessionConfig
+    from autotune.model import load_model_info
     from autotune.serving.soak import soak
 
-    # the batch (first) dimension varies from 1 to --soak-batch; the rest as searched
-    ranges = {k: ((1, args.soak_batch), *((d, d) for d in v[1:])) for k, v in shapes.items()}
+    # a symbolic batch (first) dimension varies from 1 to --soak-batch; the rest as searched
+    ranges = {}
+    for spec in load_model_info(path).inputs:
+        dims = shapes[spec.name]
+        first = (1, args.soak_batch) if spec.shape and isinstance(spec.shape[0], str) else None
+        ranges[spec.name] = tuple((d, d) for d in dims)
+        if first and dims:
+            ranges[spec.name] = (first, *ranges[spec.name][1:])
     configs = [DEFAULT_CONFIG]
     picked = SessionConfig.from_dict(pick)
     if picked.config_id != DEFAULT_CONFIG.config_id:
@@ -171,8 +178,9 @@ def main() -> None:
         entry["coldstart"] = coldstart(path, shapes, args)
         entry["soak"] = soaks(path, shapes, entry["throughput"][-1]["pick_config"], args)
         results["models"][name] = entry
+        args.out.parent.mkdir(parents=True, exist_ok=True)  # written after every model
+        args.out.write_text(json.dumps(results, indent=2, default=str))
     results["others_cores"].append(others_cores())
-    args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2, default=str))
     print(json.dumps(results, indent=2, default=str)[:4000])
 

@@ -116,6 +116,12 @@ def test_the_soak_command_prints_windows_and_stores_its_flags(mlp_path: Path) ->
             "Error: --seconds must cover at least 3 windows (3 s)\n",
         ),
         (["--shape", "x=1..ax16"], None),
+        (
+            ["--shape", "x=1..4x17"],
+            "Error: --shape x: dimension 1 is fixed at 16 in the model (batchx16); only "
+            "symbolic dimensions can vary\n",
+        ),
+        (["--shape", "y=1..4x16"], "Error: --shape names unknown input y; the inputs: x\n"),
     ],
 )
 def test_soak_refuses_bad_input_in_one_line(

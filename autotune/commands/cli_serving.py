@@ -245,8 +245,8 @@ def soak_cmd(
     _positive("--window", window)
     if seconds < 3 * window:
         raise AutotuneError(f"--seconds must cover at least 3 windows ({3 * window:g} s)")
-    load_model_info(model)  # a clear error for a missing or broken model
     ranges = soak.parse_shape_ranges(shapes)
+    soak.check_ranges(load_model_info(model), ranges)  # clear errors before any process starts
     chosen = [SessionConfig.from_json(c) for c in configs] or [DEFAULT_CONFIG]
     results = []
     for config in chosen:

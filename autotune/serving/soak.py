@@ -66,6 +66,27 @@ def parse_shape_ranges(args: tuple[str, ...] | list[str]) -> Ranges:
     return out
 
 
+def check_ranges(info: Any, ranges: Ranges) -> None:
+    """Every input named exists, with the model's rank, and only symbolic dimensions vary.
+    Raises ShapeError naming the input and dimension."""
+    specs = {s.name: s for s in info.inputs}
+    for name, dims in ranges.items():
+        spec = specs.get(name)
+        if spec is None:
+            raise ShapeError(f"--shape names unknown input {name}; the inputs: {', '.join(specs)}")
+        if len(dims) != len(spec.shape):
+            raise ShapeError(
+                f"--shape {name} has rank {len(dims)} but the input has rank {len(spec.shape)} "
+                f"({spec.shape_text()})"
+            )
+        for pos, ((low, high), want) in enumerate(zip(dims, spec.shape, strict=True)):
+            if isinstance(want, int) and (low, high) != (want, want):
+                raise ShapeError(
+                    f"--shape {name}: dimension {pos} is fixed at {want} in the model "
+                    f"({spec.shape_text()}); only symbolic dimensions can vary"
+                )
+
+
 @dataclass(frozen=True)
 class SoakWindow:
     seconds: float  # since the start of the run
