@@ -20,53 +20,19 @@ from autotune import background
 from autotune.chip import current_chip
 from autotune.config import SessionConfig
 from autotune.store.database import Store
-from autotune.store.records import SearchRecord, TrialRecord
 from tests.conftest import FAST
+from tests.rows import store_finished_search
 from tests.test_ladder import sibling_chip
 
 
 def _relabel_to_sibling(db: Path, model: Path) -> str:
     """Store a verdict measured on this chip, then relabel every row to a sibling chip (this
     chip's model with another core count), as if the database came from that machine."""
-    from autotune.digest import model_digest
 
     config = SessionConfig(
         graph_optimization_level="ORT_ENABLE_BASIC", intra_op_num_threads=1
     ).canonical()
-    chip = current_chip()
-    common = {
-        "model_digest": model_digest(model),
-        "model_name": model.name,
-        "chip": chip.chip_id,
-        "ort_version": chip.ort_version,
-        "shapes": "x=1x16",
-        "default_shapes": 1,
-    }
-    with Store.open(str(db), write=True) as store:
-        store.upsert_search(
-            SearchRecord.from_row(
-                {
-                    **common,
-                    "search_id": "s1",
-                    "state": "done",
-                    "finished_at": "2026-11-23T00:00:00+00:00",
-                    "pick_config": config.to_json(),
-                    "pick_ratio": 0.8,
-                }
-            )
-        )
-        store.record_trial(
-            TrialRecord.from_row(
-                {
-                    **common,
-                    "trial_uid": "t1",
-                    "config_id": config.config_id,
-                    "config": config.to_json(),
-                    "status": "ok",
-                    "ratio": 0.8,
-                }
-            )
-        )
+    store_finished_search(model, config, db=str(db), search_id="s1")
     sibling, desc = sibling_chip()
     conn = sqlite3.connect(db)
     for table in ("trials", "searches"):

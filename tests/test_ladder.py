@@ -15,8 +15,7 @@ import autotune
 from autotune import ladder
 from autotune.config import SessionConfig
 from autotune.descriptor import ChipDescriptor, describe, parse_brand
-from autotune.store.database import Store
-from autotune.store.records import SearchRecord, TrialRecord
+from tests.rows import store_finished_search
 
 
 def _apple(brand: str, p: int, e: int, acc: tuple[str, ...] = ("GPU Apple",)) -> ChipDescriptor:
@@ -119,45 +118,12 @@ def sibling_chip() -> tuple[str, ChipDescriptor]:
 
 
 def store_sibling_pick(model: Path, config: SessionConfig, chip: str, desc: ChipDescriptor) -> None:
-    from autotune.chip import current_chip
-    from autotune.digest import model_digest
-
-    roles = json.dumps(ladder.roles_of(config, desc))
     common = {
-        "model_digest": model_digest(model),
-        "model_name": model.name,
         "chip": chip,
         "chip_descriptor": desc.to_json(),
-        "thread_roles": roles,
-        "ort_version": current_chip().ort_version,
-        "shapes": "x=1x16",
-        "default_shapes": 1,
+        "thread_roles": json.dumps(ladder.roles_of(config, desc)),
     }
-    with Store.open(write=True) as store:
-        store.upsert_search(
-            SearchRecord.from_row(
-                {
-                    **common,
-                    "search_id": "sibling-" + chip,
-                    "state": "done",
-                    "finished_at": "2026-11-23T00:00:00+00:00",
-                    "pick_config": config.to_json(),
-                    "pick_ratio": 0.8,
-                }
-            )
-        )
-        store.record_trial(
-            TrialRecord.from_row(
-                {
-                    **common,
-                    "trial_uid": "sibling-t-" + chip,
-                    "config_id": config.config_id,
-                    "config": config.to_json(),
-                    "status": "ok",
-                    "ratio": 0.8,
-                }
-            )
-        )
+    store_finished_search(model, config, search_id="sibling-" + chip, common=common)
 
 
 def test_resolver_borrows_from_a_sibling_chip_and_says_so(

@@ -14,6 +14,7 @@ from autotune.config import SessionConfig
 from autotune.errors import SessionBuildError
 from autotune.store.database import Store
 from autotune.store.records import SearchRecord, TrialRecord
+from tests.rows import store_finished_search
 
 
 def _store_pick(
@@ -25,45 +26,14 @@ def _store_pick(
     **search: object,
 ) -> None:
     """Write a finished search whose verdict is ``config`` (as a search on this chip would)."""
-    from autotune.chip import current_chip
-    from autotune.digest import model_digest
-
-    chip = current_chip()
-    with Store.open(write=True) as store:
-        store.upsert_search(
-            SearchRecord.from_row(
-                {
-                    "search_id": config.config_id + (ort_version or ""),
-                    "model_digest": model_digest(mlp_path),
-                    "model_name": mlp_path.name,
-                    "chip": chip.chip_id,
-                    "ort_version": ort_version or chip.ort_version,
-                    "shapes": "x=1x16",
-                    "default_shapes": 1,
-                    "state": "done",
-                    "finished_at": finished_at,
-                    "pick_config": config.to_json(),
-                    "pick_ratio": 0.9,
-                    **search,
-                }
-            )
-        )
-        store.record_trial(
-            TrialRecord.from_row(
-                {
-                    "trial_uid": "t-" + config.config_id + (ort_version or ""),
-                    "model_digest": model_digest(mlp_path),
-                    "chip": chip.chip_id,
-                    "ort_version": ort_version or chip.ort_version,
-                    "shapes": "x=1x16",
-                    "default_shapes": 1,
-                    "config_id": config.config_id,
-                    "config": config.to_json(),
-                    "status": "ok",
-                    "ratio": 0.9,
-                }
-            )
-        )
+    store_finished_search(
+        mlp_path,
+        config,
+        search_id=config.config_id + (ort_version or ""),
+        ratio=0.9,
+        common={"ort_version": ort_version} if ort_version else None,
+        search={"finished_at": finished_at, **search},
+    )
 
 
 def test_no_database_gives_defaults_and_one_warning(
