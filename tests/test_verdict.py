@@ -433,3 +433,34 @@ def test_inspect_takes_the_shapes_and_inputs_a_search_takes(
     assert "Shapes     tokens=1x4;x=1x3x8" in text.output
     bad = runner.invoke(cli, ["inspect", str(dynamic_path), "--shape", "nope=1"])
     assert bad.exit_code != 0 and "Traceback" not in bad.output
+
+
+def test_compared_entries_are_read_typed_and_written_with_their_fields() -> None:
+    """The head-to-head's stored entries: every key the search writes is a field of the typed
+    record readers get, and values of the wrong type (a shared database is hostile input) read
+    as None instead of reaching a reader."""
+    from autotune.config import SessionConfig
+    from autotune.measure.verdict import Entry
+    from autotune.store.records import ComparedEntry, compared_entries
+    from autotune.tuning.head_to_head import entry_figures
+
+    written = entry_figures(SessionConfig(intra_op_num_threads=1), Entry(speedup=1.2))
+    names = {f for f in ComparedEntry.__dataclass_fields__}
+    assert set(written) <= names
+    hostile = {
+        "config_id": 7,
+        "speedup": "1.5",
+        "speedup_low": float("nan"),
+        "process_speedups": [1.1, "x", True, 1.2],
+        "eligible": "yes",
+        "label": "ok",
+        "load_ms": None,
+        "session_create_ms": 10,
+        "first_run_ms": 2.5,
+    }
+    (entry,) = compared_entries({"compared": [hostile, "not an entry", None]})
+    assert entry.config_id is None and entry.speedup is None and entry.speedup_low is None
+    assert entry.process_speedups == (1.1, 1.2) and entry.eligible is False
+    assert entry.label == "ok" and entry.load == 12.5
+    assert compared_entries("not a verdict") == []
+    assert ComparedEntry.read(written) == ComparedEntry(**{**written, "process_speedups": ()})

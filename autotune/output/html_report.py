@@ -30,7 +30,15 @@ from autotune.errors import AutotuneError, DatabaseError, ReportError
 from autotune.figures import speedup_text
 from autotune.output.tables import ms, ordered_trials, printable
 from autotune.store.database import ResultKey, Store
-from autotune.store.records import Outcome, SearchRecord, Status, TrialRecord, current_verdict
+from autotune.store.records import (
+    ComparedEntry,
+    Outcome,
+    SearchRecord,
+    Status,
+    TrialRecord,
+    compared_entries,
+    current_verdict,
+)
 from autotune.tuning.objectives import load_ms, pareto
 from autotune.version import __version__
 
@@ -322,9 +330,7 @@ def _verdict(data: ReportData) -> str:
     s = data.search
     if s is None:
         return _section("verdict", "Verdict", _no_verdict_yet(data))
-    verdict = s.verdict if isinstance(s.verdict, dict) else {}
-    compared = verdict.get("compared")
-    compared = [c for c in compared if isinstance(c, dict)] if isinstance(compared, list) else []
+    compared = compared_entries(s.verdict)
     stored = s.stored_verdict
     outcome = stored.outcome if stored else Outcome.INCONCLUSIVE
     pick_id = stored.pick_config_id if stored else None  # what apps get, not the row's claim
@@ -385,26 +391,26 @@ def _verdict_body(s: SearchRecord, outcome: str, pick_id: str | None) -> str:
     )
 
 
-def _compared_table(compared: list[dict[str, Any]], pick_id: str | None, outcome: str) -> str:
+def _compared_table(compared: list[ComparedEntry], pick_id: str | None, outcome: str) -> str:
     if not compared:
         return ""
     rows = []
     for c in compared:
         value, low, high = _entry_speedup(c, compared[0])
         badges = ""
-        if c.get("config_id") == DEFAULT_CONFIG.config_id:
+        if c.config_id == DEFAULT_CONFIG.config_id:
             badges += '<span class="badge">ORT default</span>'
-        if c.get("config_id") == pick_id and outcome != "inconclusive":
+        if c.config_id == pick_id and outcome != "inconclusive":
             badges += '<span class="badge pick">picked</span>'
         first = c is compared[0]
         speed = speedup_text(value, None if first else low, None if first else high, digits=2)
         css = _speed_class(1 / value if value else None)
         rows.append(
-            f'<tr><td class="cfg">{_e(c.get("label"))}{badges}</td>'
+            f'<tr><td class="cfg">{_e(c.label)}{badges}</td>'
             f'<td class="{css}">{_e(speed)}</td>'
-            f'<td class="num">{_e(ms(_float(c.get("latency_ms_p50"))))}</td>'
-            f'<td class="num">{_e(ms(_float(c.get("latency_ms_p90"))))}</td>'
-            f'<td class="num">{_e(ms(_entry_load_ms(c)))}</td></tr>'
+            f'<td class="num">{_e(ms(c.latency_ms_p50))}</td>'
+            f'<td class="num">{_e(ms(c.latency_ms_p90))}</td>'
+            f'<td class="num">{_e(ms(c.load))}</td></tr>'
         )
     return (
         '<table class="compared"><thead><tr><th>configuration</th>'
@@ -434,15 +440,6 @@ def _float(value: Any) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 
-def _entry_load_ms(entry: dict[str, Any]) -> float | None:
-    """A head-to-head entry's load time (older entries: from its creation and first run)."""
-    value = _float(entry.get("load_ms"))
-    if value is not None:
-        return value
-    create, first = _float(entry.get("session_create_ms")), _float(entry.get("first_run_ms"))
-    return None if create is None or first is None else create + first
-
-
 def _verdict_speedup(search: SearchRecord) -> tuple[str, str]:
     """The verdict's speed-up and its interval, as stored (older rows: from ``pick_ratio``)."""
     stored = search.stored_verdict
@@ -455,14 +452,13 @@ def _verdict_speedup(search: SearchRecord) -> tuple[str, str]:
 
 
 def _entry_speedup(
-    entry: dict[str, Any], default: dict[str, Any]
+    entry: ComparedEntry, default: ComparedEntry
 ) -> tuple[float | None, float | None, float | None]:
     """A head-to-head entry's speed-up (and interval): the stored estimate, or for rows of
     earlier versions the default's ratio over this one's."""
-    value = _float(entry.get("speedup"))
-    if value is not None:
-        return value, _float(entry.get("speedup_low")), _float(entry.get("speedup_high"))
-    ratio, base = _float(entry.get("ratio")), _float(default.get("ratio"))
+    if entry.speedup is not None:
+        return entry.speedup, entry.speedup_low, entry.speedup_high
+    ratio, base = entry.ratio, default.ratio
     return ((base or 1.0) / ratio if ratio else None), None, None
 
 

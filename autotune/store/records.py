@@ -265,6 +265,84 @@ class SearchRecord:
 
 
 @dataclass(frozen=True)
+class ComparedEntry:
+    """One contender of a finished search's head-to-head, as its verdict stores it (the JSON
+    list ``verdict["compared"]``, written by ``autotune.tuning.head_to_head``). Read from a
+    shared database, so every field is checked: a value of another type reads as None."""
+
+    config_id: str | None = None
+    config: str | None = None  # canonical SessionConfig JSON (only from_json reads it)
+    label: str | None = None
+    speedup: float | None = None  # ORT's default latency / this one's (higher is faster)
+    speedup_low: float | None = None  # its 95% interval
+    speedup_high: float | None = None
+    process_speedups: tuple[float, ...] = ()  # one per fresh process
+    ratio: float | None = None  # this latency / the default's (entries of older versions)
+    latency_ms_p50: float | None = None
+    latency_ms_p90: float | None = None
+    eligible: bool = False
+    why_not: str | None = None
+    state: str | None = None  # eligible, below, held, load, dominated, inconsistent, open
+    search_speedup: float | None = None  # the search phase's one-process estimate
+    session_create_ms: float | None = None
+    first_run_ms: float | None = None
+    load_ms: float | None = None  # what each launch pays (a compiling EP: from its cache)
+    cold_load_ms: float | None = None
+    session_rss_mb: float | None = None
+    accuracy: str | None = None  # the tier its outputs were judged at
+    accuracy_why: str | None = None
+    borrowed_from: str | None = None  # adapt: the sibling chip it came from
+    rung: str | None = None
+
+    @classmethod
+    def read(cls, value: Any) -> ComparedEntry | None:
+        """The entry a stored JSON object holds (wrong types dropped); None if not an object."""
+        if not isinstance(value, dict):
+            return None
+        kept: dict[str, Any] = {}
+        for f in fields(cls):
+            v = value.get(f.name)
+            if f.name == "process_speedups":
+                numbers = (_number(x) for x in (v if isinstance(v, list) else []))
+                kept[f.name] = tuple(x for x in numbers if x is not None)
+            elif f.name == "eligible":
+                kept[f.name] = v is True
+            elif str(f.type) == "float | None":
+                kept[f.name] = _number(v)
+            else:
+                kept[f.name] = v if isinstance(v, str) else None
+        return cls(**kept)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["process_speedups"] = list(self.process_speedups)
+        return out
+
+    @property
+    def load(self) -> float | None:
+        """Its load time (entries of older versions: creation plus first run)."""
+        if self.load_ms is not None:
+            return self.load_ms
+        if self.session_create_ms is None or self.first_run_ms is None:
+            return None
+        return self.session_create_ms + self.first_run_ms
+
+
+def _number(value: Any) -> float | None:
+    """A finite JSON number as a float; None for anything else (booleans too)."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    return None
+
+
+def compared_entries(verdict: Any) -> list[ComparedEntry]:
+    """A stored verdict's head-to-head entries, the default first (unreadable ones left out)."""
+    entries = verdict.get("compared") if isinstance(verdict, dict) else None
+    read = (ComparedEntry.read(e) for e in (entries if isinstance(entries, list) else []))
+    return [e for e in read if e is not None]
+
+
+@dataclass(frozen=True)
 class StoredVerdict:
     """A finished search's head-to-head verdict, as stored (``SearchRecord.stored_verdict``):
     what ``list``, ``show``, ``best``, the report and the resolver read, by one rule
@@ -293,12 +371,10 @@ class StoredVerdict:
 def _accuracy_of(verdict: Any, config_id: str | None) -> str | None:
     """The accuracy tier the verdict recorded for configuration ``config_id``: ``fp16 (why)``
     when the search's ``--accuracy auto`` chose fp16 for it; None for verdicts before tiers."""
-    entries = verdict.get("compared") if isinstance(verdict, dict) else None
-    for entry in entries if isinstance(entries, list) else ():
-        if isinstance(entry, dict) and entry.get("config_id") == config_id:
-            tier, why = entry.get("accuracy"), entry.get("accuracy_why")
-            if isinstance(tier, str):
-                return f"{tier} ({why})" if isinstance(why, str) else tier
+    for entry in compared_entries(verdict):
+        if entry.config_id == config_id and entry.accuracy is not None:
+            why = entry.accuracy_why
+            return f"{entry.accuracy} ({why})" if why is not None else entry.accuracy
     return None
 
 
