@@ -13,6 +13,7 @@ from autotune import defaults
 from autotune.commands import cli_pipeline
 from autotune.commands.cli_help import HelpGroup
 from autotune.errors import AutotuneError, printable
+from autotune.tuning.objectives import OBJECTIVES
 
 
 class _Group(HelpGroup):
@@ -130,7 +131,7 @@ _STUDY_PARAMS = ("trials", "timeout", "shapes", "inputs", "objective")
 )
 @click.option(
     "--objective",
-    type=click.Choice(["latency", "load", "memory", "balanced"]),
+    type=click.Choice(list(OBJECTIVES)),
     default=defaults.OBJECTIVE,
     show_default=True,
     help="What 'best' means: steady-state latency, load time, session memory, or a balance.",

@@ -13,18 +13,29 @@ import bisect
 import itertools
 import math
 from collections.abc import Iterable
+from enum import StrEnum
 from typing import Any
 
 from autotune.errors import SearchError
 from autotune.store.records import TrialRecord
 
-OBJECTIVES = ("latency", "load", "memory", "balanced")
+
+class Objective(StrEnum):
+    """What a search optimizes and an app prefers (``--objective``, ``prefer=``)."""
+
+    LATENCY = "latency"  # the paired ratio to ORT's defaults
+    LOAD = "load"  # session creation plus the first run (a compiling EP: from its cache)
+    MEMORY = "memory"  # the resident memory the session adds
+    BALANCED = "balanced"  # latency and load time together
 
 
-def check(objective: str) -> str:
+OBJECTIVES = tuple(o.value for o in Objective)
+
+
+def check(objective: str) -> Objective:
     if objective not in OBJECTIVES:
         raise SearchError(f"objective {objective!r} is not one of {', '.join(OBJECTIVES)}")
-    return objective
+    return Objective(objective)
 
 
 def _relative(value: float | None, reference: float | None) -> float | None:
@@ -45,12 +56,12 @@ def score(row: TrialRecord, objective: str, default: TrialRecord | None) -> floa
     """The row's figure for ``objective`` relative to the default configuration's (lower is
     better), or None if it was not measured."""
     ratio = row.ratio
-    if objective == "latency":
+    if objective == Objective.LATENCY:
         return None if ratio is None else float(ratio)
     ref = default
-    if objective == "load":
+    if objective == Objective.LOAD:
         return _relative(load_ms(row), load_ms(ref) if ref else None)
-    if objective == "memory":
+    if objective == Objective.MEMORY:
         # a floor of 1 MB: a session that adds nothing measurable ties with the others
         value, base = row.session_rss_mb, ref.session_rss_mb if ref else None
         if value is None or base is None:
