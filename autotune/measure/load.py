@@ -139,9 +139,10 @@ class LoadMonitor:
     ) -> None:
         self.clock = clock
         self.root = psutil.Process()
-        self.cores = psutil.cpu_count() or 1
-        # ORT's default intra-op pool: one thread per physical core
-        self.threads = threads or psutil.cpu_count(logical=False) or self.cores
+        # judged in physical cores: ORT's default intra-op pool is one thread per physical core,
+        # and a program on the sibling hyperthread of one of them competes with it
+        self.cores = psutil.cpu_count(logical=False) or psutil.cpu_count() or 1
+        self.threads = threads or self.cores
         self._tree_cpu = _TreeCpu(self.root)
         self._last = self._snapshot()
 
