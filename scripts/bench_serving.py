@@ -144,6 +144,67 @@ def soaks(path: Path, shapes: dict[str, tuple[int, ...]], pick: Any, args: Any) 
     return out
 
 
+def _f(value: Any, fmt: str) -> str:
+    return "-" if value is None else format(value, fmt)
+
+
+def markdown(results: dict[str, Any]) -> str:
+    """The results as Markdown tables (docs/serving.md pastes them)."""
+    m = results["machine"]
+    before, after = (results["others_cores"] + [None, None])[:2]
+    lines = [
+        f"Measured with `{results['command']}`, {m['date']}, {m['chip']}, {m['os']}, "
+        f"onnxruntime {m['onnxruntime']}, Python {m['python']}; other programs used "
+        f"{_f(before, '.2f')} cores before the run and {_f(after, '.2f')} after it (psutil).",
+        "",
+        "| model | N | verdict | pick | pick req/s | shared default req/s | exhaustive best "
+        "| pick / best (exhaustive) | check: pick / default | check A/A |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, entry in results["models"].items():
+        for t in entry["throughput"]:
+            lines.append(
+                f"| {name} | {t['concurrency']} | {t['outcome']} | {t['pick']} | "
+                f"{_f(t['pick_throughput'], '.0f')} | {_f(t['baseline_throughput'], '.0f')} | "
+                f"{t['exhaustive_best']} | {_f(t['pick_vs_exhaustive_best'], '.3f')} | "
+                f"{_f(t['check_pick_over_default'], '.3f')} "
+                f"({', '.join(format(r, '.2f') for r in t['check_ratios'])}) | "
+                f"{', '.join(format(r, '.3f') for r in t['check_aa'])} |"
+            )
+    lines += [
+        "",
+        "| model | choice | first ever ms | cached ms | warm p50 ms | verdict |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, entry in results["models"].items():
+        c = entry["coldstart"]
+        for choice in c["choices"]:
+            picked = f"**{c['outcome']}**" if choice["label"] == c["pick"] else ""
+            lines.append(
+                f"| {name} | {choice['label']} | {_f(choice['first_ever_ms'], '.0f')} | "
+                f"{_f(choice['cached_cold_ms'], '.0f')} | {_f(choice['warm_ms_p50'], '.3f')} | "
+                f"{picked} |"
+            )
+    for name, entry in results["models"].items():
+        c = entry["coldstart"]
+        lines += [
+            "",
+            f"{name}, cold start: {c['outcome']}, {c['pick'] or 'no pick'} ({c['reason']})",
+        ]
+    lines += [
+        "",
+        "| model | configuration | flags | RSS growth MB | drift ratio |",
+        "|---|---|---|---|---|",
+    ]
+    for name, entry in results["models"].items():
+        for s in entry["soak"]:
+            lines.append(
+                f"| {name} | {s['label']} | {'; '.join(s['flags']) or 'none'} | "
+                f"{_f(s['growth_mb'], '.1f')} | {_f(s['drift_ratio'], '.2f')} |"
+            )
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--models", default=",".join(EXAMPLES + UNSEEN))
@@ -156,7 +217,11 @@ def main() -> None:
     parser.add_argument("--soak", type=float, default=30.0, help="Seconds per soak.")
     parser.add_argument("--soak-batch", type=int, default=8)
     parser.add_argument("--out", type=Path, default=Path("docs/results/serving.json"))
+    parser.add_argument("--render", type=Path, help="Print a results file as Markdown; no run.")
     args = parser.parse_args()
+    if args.render:
+        print(markdown(json.loads(args.render.read_text())))
+        return
 
     from autotune.model import load_model_info, resolve_shapes
 
@@ -182,7 +247,7 @@ def main() -> None:
         args.out.write_text(json.dumps(results, indent=2, default=str))
     results["others_cores"].append(others_cores())
     args.out.write_text(json.dumps(results, indent=2, default=str))
-    print(json.dumps(results, indent=2, default=str)[:4000])
+    print(markdown(results))
 
 
 if __name__ == "__main__":

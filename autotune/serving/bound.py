@@ -1,9 +1,16 @@
-"""A bound on a second figure (the p99 under load, the warm latency after a cold start): the
-head-to-head picks by the first, and a pick that misses the bound gives way."""
+"""When to stop adding processes, and a bound on a second figure (the p99 under load, the warm
+latency after a cold start): the head-to-head picks by the first, and a pick that misses the
+bound gives way."""
 
 from __future__ import annotations
 
-from autotune.measure.verdict import DEFAULT, PICK, Verdict
+from autotune.measure.verdict import DEFAULT, INCONCLUSIVE, PICK, Verdict
+
+
+def more_generations(verdict: Verdict, done: int, most: int) -> bool:
+    """Another fresh process is worth its time: the verdict is inconclusive with a decision
+    still open (an interval straddling the margin) and fewer than ``most`` processes ran."""
+    return verdict.outcome == INCONCLUSIVE and bool(verdict.open) and done < most
 
 
 def within(value: float | None, bound: float | None) -> bool:

@@ -21,7 +21,7 @@ from typing import Any
 
 from autotune.config import DEFAULT_CONFIG
 from autotune.measure.verdict import Round, Verdict, decide
-from autotune.serving.bound import apply_bound
+from autotune.serving.bound import apply_bound, more_generations
 from autotune.serving.child import run_child
 from autotune.serving.coldstart import NONE, ORT_FORMAT, StartChoice
 
@@ -44,7 +44,8 @@ def choices() -> list[StartChoice]:
 class ColdStartOptions:
     warm_budget_ms: float | None = None  # the bound on the warm p50
     min_gain: float = 0.03
-    generations: int = 3
+    generations: int = 3  # fresh caches (and processes) before a verdict
+    max_generations: int = 6  # more while a decision is open
     rounds: int = 2
     warm_runs: int = 10
     seed: int = 0
@@ -130,7 +131,8 @@ def search_coldstart(
     warm: list[list[float]] = [[] for _ in contenders]
     states: list[list[str]] = [[] for _ in contenders]
     rounds: list[Round] = []
-    for g in range(options.generations):
+    g = 0
+    while True:
         with tempfile.TemporaryDirectory(prefix="autotune-coldstart-") as tmp:
             root = Path(tmp)
             for i, c in enumerate(contenders):
@@ -155,7 +157,12 @@ def search_coldstart(
                         if contenders[i].cache == NONE:
                             first[i].append(out["first_result_ms"])
                 rounds.append(Round(g, tuple(times[i] for i in range(n)), times[n]))
-    verdict = decide(rounds, contenders=n, min_gain=options.min_gain, latencies=cold)
+        g += 1
+        if g < options.generations:
+            continue
+        verdict = decide(rounds, contenders=n, min_gain=options.min_gain, latencies=cold)
+        if not more_generations(verdict, g, options.max_generations):
+            break
     warm_ms = [statistics.median(w) if w else None for w in warm]
     apply_bound(verdict, warm_ms, options.warm_budget_ms, "warm p50")
     return ColdStartOutcome(

@@ -27,7 +27,7 @@ from autotune.serving.arrangement import (
     Arrangement,
     baseline,
 )
-from autotune.serving.bound import apply_bound, within
+from autotune.serving.bound import apply_bound, more_generations, within
 from autotune.serving.child import run_child
 
 NO_SPIN = {"session.intra_op.allow_spinning": "0"}
@@ -45,7 +45,8 @@ class ThroughputOptions:
     window_s: float = 0.5
     max_windows: int = 10
     finalists: int = 3
-    generations: int = 3
+    generations: int = 3  # fresh processes before a verdict
+    max_generations: int = 6  # more while a decision is open (``more_generations``)
     rounds: int = 3  # per generation
     seed: int = 0
     generation_timeout_s: float = 600.0
@@ -190,7 +191,8 @@ def head_to_head(
     tails: list[list[float]] = [[] for _ in contenders]
     unstable: set[str] = set()
     dropped = 0
-    for g in range(options.generations):
+    g = 0
+    while True:
         result = run_generation(
             model, shapes, contenders, options, options.rounds, options.seed + 1 + g
         )
@@ -207,13 +209,18 @@ def head_to_head(
                     tails[i].append(m["latency_ms_p99"])
                 if not m["stable"]:
                     unstable.add(contenders[i].label())
-    verdict = decide(
-        rounds,
-        contenders=len(contenders),
-        min_gain=options.min_gain,
-        latencies=per_request,
-        rounds_dropped=dropped,
-    )
+        g += 1
+        if g < options.generations:
+            continue
+        verdict = decide(
+            rounds,
+            contenders=len(contenders),
+            min_gain=options.min_gain,
+            latencies=per_request,
+            rounds_dropped=dropped,
+        )
+        if not more_generations(verdict, g, options.max_generations):
+            break
     throughput = [statistics.median(r) if r else None for r in rates]
     p99 = [statistics.median(t) if t else None for t in tails]
     apply_bound(verdict, p99, options.p99_budget_ms, "p99")
