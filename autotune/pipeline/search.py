@@ -24,7 +24,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from autotune import defaults
 from autotune.config import DEFAULT_CONFIG, SessionConfig
@@ -34,9 +34,12 @@ from autotune.measure.manager import Protocol, WorkerLost
 from autotune.measure.verdict import INCONCLUSIVE
 from autotune.pipeline.arrangement import Arrangement
 from autotune.pipeline.decision import PipelineVerdict, decide_pipeline
-from autotune.pipeline.measure import PipelineBench, Screening
+from autotune.pipeline.measure import PipelineBench, Rounds, Screening
 from autotune.pipeline.spec import PipelineSpec, load_pipeline
 from autotune.store.records import PipelineRecord, Status
+
+if TYPE_CHECKING:
+    from autotune.measure.load import Load
 
 SPIN = "session.intra_op.allow_spinning"
 Progress = Callable[[str], None]
@@ -237,16 +240,8 @@ def run_pipeline_search(
             c.screening = bench.screen(c.arrangement)
             ratio = c.screening.ratio
             say(f"  {c.screening.status} {ratio if ratio else math.nan:.3f}  {c.label}")
-        ok = [c for c in screened if c.screening and c.screening.status == Status.OK]
-        best_joint = sorted(
-            (c for c in ok if c.role == "joint"),
-            key=lambda c: c.screening.ratio if c.screening and c.screening.ratio else math.inf,
-        )[: options.top_k]
         baseline = Contender("defaults", defaults_arrangement, "ORT defaults for every stage")
-        final = [baseline]
-        if not picks_arrangement.is_default():
-            final.append(next(c for c in screened if c.role == "stage picks"))
-        final += best_joint
+        final = [baseline, *_finalists(screened, options.top_k)]
         p = options.protocol
         say(f"head-to-head: {len(final)} contenders, {p.generations} fresh processes each")
         monitor.sample()
@@ -261,13 +256,43 @@ def run_pipeline_search(
         ) from None
     finally:
         bench.close()
-    picks_index = None if picks_arrangement.is_default() else 1
+    verdict = _judge(h2h, final, picks_arrangement, load, floor_ms, options)
+    busy = load.text() if load.busy else None
+    baseline.screening = Screening(Status.OK, ratio=1.0, peak_rss_mb=reference_rss)
+    for c, rss in zip(final, h2h.peak_rss_mb, strict=True):
+        if c.screening is not None and rss:
+            c.screening.peak_rss_mb = max(rss, c.screening.peak_rss_mb or 0.0)
+    outcome = _outcome(spec, verdict, final, screened, sources, time.monotonic() - started, busy)
+    _store(spec, outcome, options.db, current_chip())
+    return outcome
+
+
+def _finalists(screened: list[Contender], top_k: int) -> list[Contender]:
+    """The stage picks (when screened: they are not ORT's defaults) and the ``top_k`` fastest
+    joint candidates that measured correctly."""
+    ok = [c for c in screened if c.screening and c.screening.status == Status.OK]
+    joint = sorted(
+        (c for c in ok if c.role == "joint"),
+        key=lambda c: c.screening.ratio if c.screening and c.screening.ratio else math.inf,
+    )
+    return [c for c in screened if c.role == "stage picks"] + joint[:top_k]
+
+
+def _judge(
+    h2h: Rounds,
+    final: list[Contender],
+    picks: Arrangement,
+    load: Load,
+    floor_ms: float,
+    options: PipelineOptions,
+) -> PipelineVerdict:
+    """The verdict against both baselines, under the load measured during the head-to-head."""
     references = [r.reference for r in h2h.rounds]
     slowdown = statistics.median(references) / floor_ms if references else 1.0
     verdict = decide_pipeline(
         h2h.rounds,
         contenders=len(final),
-        picks=picks_index,
+        picks=None if picks.is_default() else 1,
         min_gain=options.min_gain,
         latencies=h2h.latencies,
         rounds_dropped=h2h.dropped,
@@ -276,20 +301,13 @@ def run_pipeline_search(
         ),
         changes_threads=[
             [c.arrangement.threads_differ(base) for c in final]
-            for base in (defaults_arrangement, picks_arrangement)
+            for base in (final[0].arrangement, picks)
         ],
     )
-    busy = load.text() if load.busy else None
-    if busy and not options.allow_busy and verdict.outcome != "default":
+    if load.busy and not options.allow_busy and verdict.outcome != "default":
         verdict.outcome, verdict.chosen = INCONCLUSIVE, None
-        verdict.reason = f"the machine was busy during the head-to-head ({busy}); run again"
-    baseline.screening = Screening(Status.OK, ratio=1.0, peak_rss_mb=reference_rss)
-    for c, rss in zip(final, h2h.peak_rss_mb, strict=True):
-        if c.screening is not None and rss:
-            c.screening.peak_rss_mb = max(rss, c.screening.peak_rss_mb or 0.0)
-    outcome = _outcome(spec, verdict, final, screened, sources, time.monotonic() - started, busy)
-    _store(spec, outcome, options.db, current_chip())
-    return outcome
+        verdict.reason = f"the machine was busy during the head-to-head ({load.text()}); run again"
+    return verdict
 
 
 def _outcome(
