@@ -31,6 +31,7 @@ from typing import Any
 import onnx
 
 sys.path.insert(0, str(Path(__file__).parent))
+import bench_machine
 from check_pick import check as interleaved_check
 from unseen_models import MODELS
 
@@ -90,18 +91,11 @@ def main() -> None:
         print(markdown(json.loads(args.render.read_text())))
         return
 
-    from autotune.chip import current_chip
     from autotune.config import DEFAULT_CONFIG
-    from autotune.measure.load import LoadMonitor
 
     work = Path(tempfile.mkdtemp(prefix="autotune-decisions-"))
-    results: dict[str, Any] = {
-        "machine": current_chip().chip_id,
-        "date": time.strftime("%Y-%m-%d"),
-        "command": " ".join(["python", "scripts/bench_decisions.py", *sys.argv[1:]]),
-        "others_cores_before": LoadMonitor().measure(2.0).other_cores,
-        "models": {},
-    }
+    before = bench_machine.others_cores()
+    results: dict[str, Any] = {"models": {}, **bench_machine.describe(before)}
     for name in args.models.split(","):
         path = work / f"{name}.onnx"
         onnx.save(MODELS[name](), str(path))
@@ -125,7 +119,7 @@ def main() -> None:
         results["models"][name] = runs
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(results, indent=2))  # what is done so far survives
-    results["others_cores_after"] = LoadMonitor().measure(2.0).other_cores
+    results.update(bench_machine.describe(before))  # the load after the run, too
     args.out.write_text(json.dumps(results, indent=2))
     print(markdown(results))
 
@@ -154,10 +148,6 @@ def _row(name: str, condition: str, r: dict[str, Any], aa: dict[str, Any] | None
 
 def markdown(results: dict[str, Any]) -> str:
     lines = [
-        f"{results['machine']}, {results['date']}: `{results['command']}`; others' CPU "
-        f"before / after: {results['others_cores_before']:.2f} / "
-        f"{results.get('others_cores_after', float('nan')):.2f} cores",
-        "",
         "| model | load | verdict | pick | claimed [95%] | checked (pairs' range) | largest gain "
         "still possible | processes | head-to-head load (others' cores) | wall |",
         "|---|---|---|---|---|---|---|---|---|---|",

@@ -107,3 +107,11 @@ def overhead_table(name: str = "overhead.json") -> str:
         f"Measured with {measured_on(found)}\n"
     )
     return table(["what", "measured"], rows) + note
+
+
+def decisions_table(name: str = "decisions.json") -> str:
+    """Unseen models searched quiet and under a 0.3-core load (scripts/bench_decisions.py)."""
+    from bench_decisions import markdown
+
+    found = results(name)
+    return markdown(found) + f"\n\nMeasured with {measured_on(found)}\n"

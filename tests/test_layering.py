@@ -113,3 +113,20 @@ def test_imports_point_down_the_layers() -> None:
         or (module.startswith("autotune.tuning") and imported.startswith("autotune.commands"))
     )
     assert wrong == []
+
+
+MAX_FUNCTION_LINES = 80
+
+
+def test_no_function_is_over_80_lines() -> None:
+    """Small functions named for what they do; the migrations' table definitions aside (a
+    migration is one table's columns, read at once)."""
+    long = [
+        f"{path.relative_to(PACKAGE)}:{node.lineno} {node.name} ({length} lines)"
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if path.name != "schema.py"
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        and (length := (node.end_lineno or node.lineno) - node.lineno + 1) > MAX_FUNCTION_LINES
+    ]
+    assert long == []
