@@ -219,3 +219,30 @@ def test_best_with_a_format_a_pipeline_cannot_take_is_one_line(tmp_path: Path) -
     result = CliRunner().invoke(cli, ["best", str(speech(tmp_path)), "--format", "swift"])
     assert result.exit_code == 1
     assert result.output.startswith("Error: --format does not apply to a pipeline file")
+
+
+def test_a_stages_runners_up_are_joint_candidates(tmp_path: Path) -> None:
+    """The other configurations a stage's own head-to-head found faster than ORT's defaults
+    (stored with its verdict) are tried in the pipeline, one stage at a time."""
+    from autotune.config import DEFAULT_CONFIG
+    from autotune.pipeline.search import joint_candidates, stage_runners_up
+    from tests.test_resolver import _store_pick
+
+    path = speech(tmp_path)
+    pick = SessionConfig(intra_op_num_threads=1)
+    second = SessionConfig(graph_optimization_level="ORT_ENABLE_BASIC")
+    slower = SessionConfig(enable_mem_pattern=False)
+    compared = [
+        {"config": DEFAULT_CONFIG.to_json(), "speedup": 1.0},
+        {"config": pick.to_json(), "speedup": 1.2},
+        {"config": slower.to_json(), "speedup": 0.9},
+        {"config": second.to_json(), "speedup": 1.1},
+        {"config": "not a configuration", "speedup": 1.5},
+    ]
+    _store_pick(tmp_path / "decoder.onnx", pick, outcome="pick", verdict={"compared": compared})
+    spec = load_pipeline(path)
+    runners_up = stage_runners_up(spec, None)
+    assert runners_up == [[], [second], []]
+    picks = [SessionConfig(), pick, SessionConfig()]
+    labels = [a.describe(["e", "d", "p"]) for a in joint_candidates(spec, picks, 2, runners_up)]
+    assert "e: CPU ALL t0 | d: CPU BASIC t0 | p: CPU ALL t0" in labels

@@ -1,11 +1,13 @@
 """The pipeline search: each stage alone first, then the stages jointly.
 
 1. **Alone**: each stage's own pick, the verdict stored for its model on this chip
-   (``autotune.best_config``); with ``stage_trials`` a stage with none is first searched alone
-   (``autotune.search_model``). Stages with nothing stored run at ORT's defaults.
+   (``autotune.best_config``), and its runners-up (the other configurations its head-to-head
+   found faster than ORT's defaults); with ``stage_trials`` a stage with none is first searched
+   alone (``autotune.search_model``). Stages with nothing stored run at ORT's defaults.
 2. **Jointly**: from the picks, the thread budget (this machine's usable cores) split between
    the stages that overlap, every overlapping stage at the full budget without spinning, a
-   looped stage (``repeat``) at one thread, and one thread pool shared by every session.
+   looped stage (``repeat``) at one thread, one thread pool shared by every session, and each
+   stage at each of its runners-up.
    Each candidate is measured against the reference (ORT's defaults for every stage, one
    long-lived process) in paired rounds, replaying the whole call pattern
    (``autotune.pipeline.worker``), outputs checked against a CPU-EP fp32 run.
@@ -162,10 +164,46 @@ def _splits(cores: int, parts: int) -> list[tuple[int, ...]]:
     ]
 
 
+def stage_runners_up(
+    spec: PipelineSpec, db: str | None, limit: int = 2
+) -> list[list[SessionConfig]]:
+    """Per stage, the other configurations its own search's head-to-head found faster than
+    ORT's defaults (not its pick), fastest first, at most ``limit``."""
+    from autotune.chip import current_chip
+    from autotune.digest import model_digest
+    from autotune.store.database import Store
+
+    chip = current_chip().chip_id
+    out: list[list[SessionConfig]] = []
+    with Store.open(db, write=False) as store:
+        for stage in spec.stages:
+            search = store.latest_search(model_digest(stage.model), chip)
+            verdict = search.verdict if search and isinstance(search.verdict, dict) else {}
+            compared = [c for c in verdict.get("compared") or [] if isinstance(c, dict)]
+            faster = sorted(
+                (c for c in compared if isinstance(c.get("speedup"), float) and c["speedup"] > 1),
+                key=lambda c: -float(c["speedup"]),
+            )
+            configs: list[SessionConfig] = []
+            for c in faster:
+                try:
+                    config = SessionConfig.from_json(str(c.get("config")))
+                except ConfigError:
+                    continue  # not a configuration this autotune reads: not a candidate
+                if config.to_json() != (search.pick_config if search else None):
+                    configs.append(config)
+            out.append(configs[:limit])
+    return out
+
+
 def joint_candidates(
-    spec: PipelineSpec, picks: list[SessionConfig], cores: int
+    spec: PipelineSpec,
+    picks: list[SessionConfig],
+    cores: int,
+    runners_up: list[list[SessionConfig]] | None = None,
 ) -> list[Arrangement]:
-    """Arrangements to try beyond the picks (see the module's docstring), each once."""
+    """Arrangements to try beyond the picks (see the module's docstring), each once; with
+    ``runners_up``, also each stage at each of its runners-up, the others at their picks."""
     per_step: list[list[dict[int, SessionConfig]]] = []
     for step in spec.overlapping():
         choices = [
@@ -197,6 +235,8 @@ def joint_candidates(
         ]
         out.append(Arrangement(tuple(configs)))
     out.append(Arrangement(tuple(picks), shared_threads=cores))
+    for i, others in enumerate(runners_up or []):
+        out += [Arrangement((*picks[:i], c, *picks[i + 1 :])) for c in others]
     seen = {Arrangement(tuple(picks)).config_id}
     unique = []
     for a in out:
@@ -225,7 +265,7 @@ def run_pipeline_search(
     cores = options.cores or usable_cores()
     defaults_arrangement = Arrangement.defaults(len(spec.stages))
     picks_arrangement = Arrangement(tuple(picks))
-    joint = joint_candidates(spec, picks, cores)
+    joint = joint_candidates(spec, picks, cores, stage_runners_up(spec, options.db))
     monitor = LoadMonitor()
     say(f"{spec.name}: {len(joint)} joint candidates on {cores} cores")
     bench = PipelineBench(str(spec.path), feeds, options.protocol, options.trial_timeout)
