@@ -37,18 +37,23 @@ def use_shared_pool(threads: int) -> None:
         ) from None
 
 
+def shared_pool() -> int | None:
+    """The size of the shared pool this module created in this process, or None."""
+    return _shared_threads
+
+
 def build_sessions(
-    spec: PipelineSpec, arrangement: Arrangement, *, size_pool: bool = True
+    spec: PipelineSpec, arrangement: Arrangement, *, join_pool: bool = False
 ) -> list[Any]:
     """One ``InferenceSession`` per stage, in stage order, with the arrangement's threads.
-    ``size_pool`` False: a shared arrangement's sessions join the process's existing pool."""
+    ``join_pool``: the sessions use the pool this process already has, as it is."""
     import onnxruntime as ort
 
-    if arrangement.shared_threads is None:
+    if arrangement.shared_threads is None and not join_pool:
         return [
             build_session(s.model, c) for s, c in zip(spec.stages, arrangement.configs, strict=True)
         ]
-    if size_pool:
+    if arrangement.shared_threads is not None and not join_pool:
         use_shared_pool(arrangement.shared_threads)
     sessions = []
     for stage, config in zip(spec.stages, arrangement.configs, strict=True):

@@ -21,7 +21,7 @@ import numpy as np
 
 from autotune.errors import ConfigError, SessionBuildError
 from autotune.pipeline.arrangement import Arrangement
-from autotune.pipeline.replay import build_sessions
+from autotune.pipeline.replay import build_sessions, shared_pool
 from autotune.pipeline.spec import PipelineSpec, load_pipeline
 from autotune.store.records import PipelineRecord
 
@@ -95,8 +95,9 @@ def stored_pipeline(spec: PipelineSpec, db: str | None = None) -> PipelineRecord
 def best_pipeline(path: str | os.PathLike[str], *, db: str | None = None) -> PipelineSessions:
     """Every stage's ``InferenceSession``, built with the arrangement stored for this pipeline
     here (ORT's defaults for every stage when none is). ORT creates a process's shared thread
-    pool once: where it already exists at another size, the sessions join it (noted, and
-    logged). Raises ConfigError for a bad pipeline file."""
+    pool once, and then every session must use it: where it already exists (at another size,
+    or for an arrangement of one pool per session), the sessions join it (noted, and logged).
+    Raises ConfigError for a bad pipeline file."""
     spec = load_pipeline(Path(path))
     record = stored_pipeline(spec, db)
     notes = []
@@ -108,12 +109,19 @@ def best_pipeline(path: str | os.PathLike[str], *, db: str | None = None) -> Pip
             notes.append(f"the stored arrangement was not used ({exc})")
             record = None
     try:
+        if arrangement.shared_threads is None and shared_pool() is not None:
+            raise RuntimeError("this process has a global thread pool (best_pipeline set it)")
         sessions = build_sessions(spec, arrangement)
     except ConfigError as exc:  # the process's shared pool exists, at another size
         if arrangement.shared_threads is None:
             raise
         notes.append(f"the sessions share the pool this process already has: {exc}")
-        sessions = build_sessions(spec, arrangement, size_pool=False)
+        sessions = build_sessions(spec, arrangement, join_pool=True)
+    except RuntimeError as exc:  # ORT: this process has a shared pool, every session uses it
+        if "global thread pool" not in str(exc):
+            raise
+        notes.append("this process has a shared thread pool: the sessions use it")
+        sessions = build_sessions(spec, arrangement, join_pool=True)
     for note in notes:
         log.warning("autotune: pipeline %s: %s", spec.name, note)
     named = {s.name: session for s, session in zip(spec.stages, sessions, strict=True)}
