@@ -117,10 +117,14 @@ def best_pipeline_text(ctx: click.Context) -> None:
         return
     click.echo(f"pipeline {spec.name}: {record.outcome} ({record.created_at})")
     click.echo(f"  {record.label}")
-    click.echo(
-        f"  vs ORT defaults {_x(record.speedup_vs_defaults)}, vs every stage's own pick "
-        f"{_x(record.speedup_vs_picks)}"
+    picks = (
+        f", vs every stage's own pick {_x(record.speedup_vs_picks)}"
+        if record.speedup_vs_picks is not None
+        else ""
+        if record.outcome == "default"
+        else " (each stage's own pick is ORT's defaults here)"
     )
+    click.echo(f"  vs ORT defaults {_x(record.speedup_vs_defaults)}{picks}")
 
 
 def write_pipeline_example(output: str | None) -> None:
