@@ -199,6 +199,12 @@ def test_the_manifest_carries_a_pipelines_arrangement(tmp_path: Path) -> None:
     assert entry["stages"]["decoder"] == one.to_dict()
     assert (entry["shared_threads"], entry["speedup_vs_picks"]) == (None, 1.1)
     assert data["pattern"]["steps"] == [["encoder"], ["decoder"], ["postnet"]]
+    lines = CliRunner().invoke(cli, ["best", str(path)]).output.splitlines()
+    assert lines[0].startswith("pipeline speech: pick (")
+    assert lines[1:] == [
+        "  t1 decoder",
+        "  vs ORT defaults 1.200×, vs every stage's own pick 1.100×",
+    ]
 
 
 def test_a_search_option_that_does_not_apply_is_one_line(tmp_path: Path) -> None:
