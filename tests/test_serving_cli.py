@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from autotune.commands.cli import cli
-from autotune.measure.verdict import Entry, Verdict
+from autotune.measure.verdict import PICK, Entry, Verdict
 from autotune.serving.sustained import rerank
 
 
@@ -88,7 +88,7 @@ def _verdict(eligible: list[bool]) -> Verdict:
     entries += [
         Entry(speedup=1.5, speedup_low=1.2 + i / 10, eligible=e) for i, e in enumerate(eligible)
     ]
-    return Verdict("pick", "beat", len(eligible), entries, 0.01, [1.0], 6, 0)
+    return Verdict(PICK, "beat", len(eligible), entries, 0.01, [1.0], 6, 0)
 
 
 def test_a_flagged_pick_gives_way_to_a_stable_finalist_then_to_the_default() -> None:
