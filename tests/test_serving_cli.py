@@ -103,3 +103,24 @@ def test_a_flagged_pick_gives_way_to_a_stable_finalist_then_to_the_default() -> 
     assert (v.outcome, v.pick_index) == ("pick", 2)  # everything flagged: the pick stands
     v, _ = rerank(_verdict([True, True]), labels, {"a": memory}, 60)
     assert (v.outcome, v.pick_index) == ("pick", 2)  # a stable pick is untouched
+
+
+def test_a_sustained_search_soaks_every_finalist_and_stores_it(mlp_path: Path) -> None:
+    """``--sustained``: after the head-to-head, each finalist (ORT's defaults first) runs for
+    the given seconds in its own process; the soaks are stored with the search's verdict."""
+    from autotune.chip import current_chip
+    from autotune.digest import model_digest
+    from autotune.store.database import Store
+    from autotune.tuning.search import SearchOptions, run_search
+    from tests.conftest import FAST
+
+    run_search(mlp_path, SearchOptions(trials=3, protocol=FAST, seed=1, sustained=1.5))
+    with Store.open(None) as store:
+        search = store.latest_search(model_digest(mlp_path), current_chip().chip_id)
+    assert search is not None and isinstance(search.verdict, dict)
+    compared = search.verdict["compared"]
+    assert len(compared) >= 2
+    for entry in compared:
+        soaked = entry["sustained"]
+        assert soaked["label"] == entry["label"] and isinstance(soaked["flags"], list)
+        assert len(soaked["windows"]) >= 5
