@@ -141,6 +141,26 @@ def bench(name: str, args: argparse.Namespace, root: Path) -> dict[str, Any]:
     }
 
 
+def recheck(previous: dict[str, Any], args: argparse.Namespace, root: Path) -> dict[str, Any]:
+    """The check alone, again, of a results file's pipeline: the same arrangements (ORT's
+    defaults, the stage picks the search held, its fastest joint candidate)."""
+    path = PIPELINES[previous["pipeline"]](root / previous["pipeline"])
+    n = len(load_pipeline(path).stages)
+    by_role = {c["role"]: c for c in previous["search"]["contenders"]}
+    joint = [c for c in previous["search"]["contenders"] if c["label"] == previous["best_joint"]]
+    picks = by_role.get("stage picks", by_role["defaults"])
+    arrangements = {
+        "defaults": Arrangement.defaults(n),
+        "stage picks": Arrangement.from_json(json.dumps(picks["arrangement"]), n),
+        "best joint": Arrangement.from_json(json.dumps(joint[0]["arrangement"]), n),
+    }
+    return {
+        "pipeline": previous["pipeline"],
+        "best_joint": previous["best_joint"],
+        "check": check(path, arrangements, args.checks, args.runs),
+    }
+
+
 def _x(value: float | None) -> str:
     return f"{value:.3f}×" if value is not None else "-"
 
@@ -156,8 +176,25 @@ def main() -> None:
         "--allow-busy", action="store_true", help="measure while other programs use the CPU"
     )
     parser.add_argument("--out", default=str(Path(bench_machine.RESULTS) / "pipeline.json"))
+    parser.add_argument("--recheck", help="only check again the picks of this results file")
     args = parser.parse_args()
     others = bench_machine.others_cores()
+    if args.recheck:
+        previous = json.loads(Path(args.recheck).read_text(encoding="utf-8"))["pipelines"]
+        with tempfile.TemporaryDirectory() as tmp:
+            again = [
+                recheck(r, args, Path(tmp)) for r in previous if r["pipeline"] in args.pipelines
+            ]
+        data = {**bench_machine.describe(others), "pipelines": again}
+        Path(args.out).write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+        for r in again:
+            d, p = r["check"]["best joint vs defaults"], r["check"]["best joint vs stage picks"]
+            print(
+                f"| {r['pipeline']} | {r['best_joint']} | {_x(d['median'])} "
+                f"[{d['min']:.2f}–{d['max']:.2f}] | {_x(p['median'])} "
+                f"[{p['min']:.2f}–{p['max']:.2f}] |"
+            )
+        return
     with tempfile.TemporaryDirectory() as tmp:
         results = [bench(name, args, Path(tmp)) for name in args.pipelines]
     data = {**bench_machine.describe(others), "pipelines": results}

@@ -1,8 +1,8 @@
 """A pipeline's call pattern run end to end in one process: the steps in order, a stage called
 ``repeat`` times with its ``state`` outputs fed back as the next call's inputs, the stages of an
-overlap step at the same time on threads (ORT releases the GIL while it runs), and an input
-named like an earlier step's output fed that output. Contention between stages and their
-memory are in what is measured because they are in what runs."""
+overlap step at the same time, each on a thread of its own (ORT releases the GIL while it
+runs), and an input named like an earlier step's output fed that output. Contention between
+stages and their memory are in what is measured because they are in what runs."""
 
 from __future__ import annotations
 
@@ -89,8 +89,10 @@ class Replay:
             ]
             if missing:
                 raise ConfigError(f"stage {stage.name!r} has no value for input {missing[0]!r}")
+        # one thread per stage of the widest step, each always running the same slot: a shared
+        # pool could let one of its threads run two "concurrent" stages one after the other
         widest = max(len(g) for g in spec.groups)
-        self._pool = ThreadPoolExecutor(widest, "autotune-stage") if widest > 1 else None
+        self.lanes = [ThreadPoolExecutor(1, f"autotune-lane{k}") for k in range(widest)]
 
     def run(self) -> dict[str, list[Any]]:
         """One pipeline run: each stage's outputs of its last call."""
@@ -98,10 +100,14 @@ class Replay:
         last: dict[str, list[Any]] = {}
         for step in self.spec.groups:
             before = dict(produced)  # the stages of one step do not see each other's outputs
-            if len(step) == 1 or self._pool is None:
-                results = [self._stage(i, before) for i in step]
+            if len(step) == 1:
+                results = [self._stage(step[0], before)]
             else:
-                results = list(self._pool.map(self._stage, step, [before] * len(step)))
+                lanes = self.lanes[: len(step)]
+                running = [
+                    lane.submit(self._stage, i, before) for lane, i in zip(lanes, step, strict=True)
+                ]
+                results = [r.result() for r in running]
             for i, outs in zip(step, results, strict=True):
                 produced.update(zip(self.outputs[i], outs, strict=True))
                 last[self.spec.stages[i].name] = outs
@@ -129,8 +135,8 @@ class Replay:
         )
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown()
+        for lane in self.lanes:
+            lane.shutdown()
 
 
 def fed_inputs(
