@@ -154,30 +154,36 @@ def test_a_throughput_search_at_concurrency_2_picks_an_arrangement(
         ],
     )
     outcome = search_throughput(wide_mlp, {"x": (64, 16)}, options, cores=2)
-    assert outcome.verdict.outcome == "pick", outcome.verdict.reason
-    pick = outcome.pick
-    assert pick is not None and not pick.is_baseline
-    i = outcome.verdict.pick_index
-    assert i is not None
-    assert (outcome.throughput[i] or 0) > (outcome.throughput[0] or 0)
+    v = outcome.verdict
+    # quiet: picked; while other programs use the CPU (this machine is shared), the latency
+    # rule holds a thread-setting pick until a quiet run confirms it: then the held one leads
+    assert v.outcome == "pick" or (v.held is not None and v.conditions.loaded), v.reason
+    lead = v.pick_index if v.outcome == "pick" else v.held
+    assert lead is not None and not outcome.contenders[lead].is_baseline
+    assert (outcome.throughput[lead] or 0) > (outcome.throughput[0] or 0)
     assert len(outcome.screening) == 3
 
+    pick = outcome.pick
     store_verdict(
         None,
         ServingKey(wide_mlp, "throughput", 2),
-        outcome=outcome.verdict.outcome,
-        pick=pick.to_json(),
-        pick_label=pick.label(),
-        value=outcome.throughput[i],
+        outcome=v.outcome,
+        pick=pick.to_json() if pick else None,
+        pick_label=pick.label() if pick else None,
+        value=outcome.throughput[lead],
         baseline_value=outcome.throughput[0],
     )
     from autotune.commands.cli import cli
 
     shown = CliRunner().invoke(cli, ["best", str(wide_mlp), "--concurrency", "2"])
     assert shown.exit_code == 0, shown.output
-    assert shown.output.splitlines()[0] == pick.label()
+    served = pick or baseline(2)
+    first = shown.output.splitlines()[0]
+    assert first == (
+        pick.label() if pick else f"1 shared session with ORT's defaults ({v.outcome})"
+    )
     with __import__("autotune").best_serving(wide_mlp, concurrency=2) as pool:
-        assert pool.arrangement == pick
+        assert pool.arrangement == served
 
 
 def test_best_serving_without_a_verdict_is_the_shared_default(

@@ -4,7 +4,28 @@ bound gives way."""
 
 from __future__ import annotations
 
+from autotune.measure.conditions import Conditions
+from autotune.measure.load import Load, LoadMonitor
 from autotune.measure.verdict import DEFAULT, INCONCLUSIVE, PICK, Verdict
+
+
+class LoadDuring:
+    """Other programs' CPU use over a head-to-head (this process's children excluded), as the
+    verdict's ``Conditions``: a thread-setting pick measured under load is held, any other
+    needs the margin widened (``autotune.measure.conditions``)."""
+
+    def __init__(self) -> None:
+        self.monitor = LoadMonitor()
+        self.samples: list[Load] = []
+
+    def conditions(self) -> Conditions:
+        self.samples.append(self.monitor.sample())
+        seconds = sum(s.seconds for s in self.samples) or 1e-6
+        other = sum(s.other_cores * s.seconds for s in self.samples) / seconds
+        steal = sum(s.steal * s.seconds for s in self.samples) / seconds
+        last = self.samples[-1]
+        text = f"other programs used {other:.2f} cores"
+        return Conditions.measured(other, steal, last.cores, last.threads, 1.0, text)
 
 
 def more_generations(verdict: Verdict, done: int, most: int) -> bool:

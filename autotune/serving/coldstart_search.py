@@ -21,7 +21,7 @@ from typing import Any
 
 from autotune.config import DEFAULT_CONFIG
 from autotune.measure.verdict import Round, Verdict, decide
-from autotune.serving.bound import apply_bound, more_generations
+from autotune.serving.bound import LoadDuring, apply_bound, more_generations
 from autotune.serving.child import run_child
 from autotune.serving.coldstart import NONE, ORT_FORMAT, StartChoice
 
@@ -131,7 +131,7 @@ def search_coldstart(
     warm: list[list[float]] = [[] for _ in contenders]
     states: list[list[str]] = [[] for _ in contenders]
     rounds: list[Round] = []
-    g = 0
+    g, load = 0, LoadDuring()
     while True:
         with tempfile.TemporaryDirectory(prefix="autotune-coldstart-") as tmp:
             root = Path(tmp)
@@ -160,7 +160,14 @@ def search_coldstart(
         g += 1
         if g < options.generations:
             continue
-        verdict = decide(rounds, contenders=n, min_gain=options.min_gain, latencies=cold)
+        verdict = decide(
+            rounds,
+            contenders=n,
+            min_gain=options.min_gain,
+            latencies=cold,
+            conditions=load.conditions(),  # no choice here changes a thread setting
+            min_generations=options.generations,
+        )
         if not more_generations(verdict, g, options.max_generations):
             break
     warm_ms = [statistics.median(w) if w else None for w in warm]

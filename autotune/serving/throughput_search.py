@@ -27,7 +27,7 @@ from autotune.serving.arrangement import (
     Arrangement,
     baseline,
 )
-from autotune.serving.bound import apply_bound, more_generations, within
+from autotune.serving.bound import LoadDuring, apply_bound, more_generations, within
 from autotune.serving.child import run_child
 
 NO_SPIN = {"session.intra_op.allow_spinning": "0"}
@@ -191,7 +191,7 @@ def head_to_head(
     tails: list[list[float]] = [[] for _ in contenders]
     unstable: set[str] = set()
     dropped = 0
-    g = 0
+    g, load = 0, LoadDuring()
     while True:
         result = run_generation(
             model, shapes, contenders, options, options.rounds, options.seed + 1 + g
@@ -218,6 +218,10 @@ def head_to_head(
             min_gain=options.min_gain,
             latencies=per_request,
             rounds_dropped=dropped,
+            conditions=load.conditions(),
+            # every arrangement but the baseline changes how threads serve the requests
+            changes_threads=[not a.is_baseline for a in contenders],
+            min_generations=options.generations,
         )
         if not more_generations(verdict, g, options.max_generations):
             break
