@@ -105,6 +105,10 @@ def test_the_soak_command_prints_windows_and_stores_its_flags(mlp_path: Path) ->
     record = latest_verdict(mlp_path, objective=SOAK)
     assert record is not None and record.pick_label == "CPU ALL t0"
     assert isinstance(record.flags, dict) and "CPU ALL t0" in record.flags
+    shown = CliRunner().invoke(cli, ["show", str(mlp_path)])
+    assert shown.exit_code == 0, shown.output
+    serving = shown.output.split("serving (autotune.serving):\n")[1].splitlines()
+    assert serving[0].startswith(f"  soak: {record.outcome}, CPU ALL t0 (")
 
 
 @pytest.mark.parametrize(

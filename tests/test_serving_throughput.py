@@ -184,6 +184,8 @@ def test_a_throughput_search_at_concurrency_2_picks_an_arrangement(
     )
     with __import__("autotune").best_serving(wide_mlp, concurrency=2) as pool:
         assert pool.arrangement == served
+    shown = CliRunner().invoke(cli, ["show", str(wide_mlp)])
+    assert f"  throughput at concurrency 2 (closed loop): {v.outcome}, " in shown.output
 
 
 def test_best_serving_without_a_verdict_is_the_shared_default(

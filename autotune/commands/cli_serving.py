@@ -185,6 +185,24 @@ def _wrap_best(best: click.Command) -> None:
     best.callback = callback
 
 
+def _wrap_show(show: click.Command) -> None:
+    original = show.callback
+    assert original is not None
+
+    def callback(**kwargs: Any) -> Any:
+        out = original(**kwargs)
+        if not kwargs.get("as_json"):
+            from autotune.serving.results import verdicts
+            from autotune.serving.text import serving_lines
+
+            lines = serving_lines(verdicts(kwargs["model"], db=kwargs.get("db")))
+            if lines:
+                click.echo("\nserving (autotune.serving):\n  " + "\n  ".join(lines))
+        return out
+
+    show.callback = callback
+
+
 def best_serving_cmd(model: str, concurrency: int, db: str | None, as_json: bool) -> None:
     """Print the stored arrangement for ``concurrency``; exit 1 with the command to run when
     none is stored."""
@@ -268,7 +286,9 @@ def soak_cmd(
 
 
 def register(group: click.Group) -> None:
-    """Add the serving options to ``search`` and ``best``, and the ``soak`` command."""
+    """Add the serving options to ``search`` and ``best``, serving verdicts to ``show``, and
+    the ``soak`` command."""
     _wrap_search(group.commands["search"])
     _wrap_best(group.commands["best"])
+    _wrap_show(group.commands["show"])
     group.add_command(soak_cmd)

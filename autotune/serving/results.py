@@ -97,16 +97,30 @@ def store_verdict(
 def latest_verdict(
     path: str | os.PathLike[str],
     *,
-    objective: str,
+    objective: str | None,
     concurrency: int | None = None,
     arrival: str | None = None,
     db: str | None = None,
 ) -> ServingRecord | None:
     """The newest stored verdict of ``objective`` for this model on this chip and ORT version
     (the personal database first), or None."""
+    found = verdicts(path, objective=objective, concurrency=concurrency, arrival=arrival, db=db)
+    return found[0] if found else None
+
+
+def verdicts(
+    path: str | os.PathLike[str],
+    *,
+    objective: str | None = None,
+    concurrency: int | None = None,
+    arrival: str | None = None,
+    db: str | None = None,
+) -> list[ServingRecord]:
+    """Stored verdicts for this model on this chip and ORT version, newest first (the
+    personal database first); every objective when ``objective`` is None."""
     ident = _identity(Path(path))
     with Store.open(db, write=False) as store:
-        found = serving_verdicts(
+        return serving_verdicts(
             store,
             ident["model_digest"],
             ident["chip"],
@@ -115,4 +129,3 @@ def latest_verdict(
             arrival=arrival,
             ort_version=ident["ort_version"],
         )
-    return found[0] if found else None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from autotune.serving.soak import SoakResult
+from autotune.store.records import ServingRecord
 
 
 def _f(value: float | None, fmt: str) -> str:
@@ -48,3 +49,43 @@ def soak_text(result: SoakResult) -> str:
         )
     lines += [f"flag: {f}" for f in result.flags] or ["stable: no drift, no memory growth"]
     return "\n".join(lines)
+
+
+def serving_lines(records: list[ServingRecord]) -> list[str]:
+    """What ``show`` adds: the newest verdict per objective, concurrency and arrival (per
+    configuration for soaks), with its flags."""
+    seen: set[tuple[Any, ...]] = set()
+    lines: list[str] = []
+    for r in records:  # newest first
+        key = (
+            r.objective,
+            r.concurrency,
+            r.arrival,
+            r.qps,
+            r.pick_label if r.objective == "soak" else None,
+        )
+        if key in seen:
+            continue
+        seen.add(key)
+        if r.objective == "throughput":
+            load = f"{r.arrival} loop" + (f" at {r.qps:g} qps" if r.qps else "")
+            what = f"throughput at concurrency {r.concurrency} ({load})"
+            figures = (
+                f": {r.value:.0f} req/s against {r.baseline_value:.0f}"
+                if r.value and r.baseline_value
+                else ""
+            )
+        elif r.objective == "coldstart":
+            what = "cold start"
+            figures = (
+                f": {r.value:.0f} ms against {r.baseline_value:.0f}"
+                if r.value and r.baseline_value
+                else ""
+            )
+        else:
+            what, figures = str(r.objective), ""
+        picked = r.pick_label or "ORT's defaults, shared"
+        lines.append(f"{what}: {r.outcome}, {picked}{figures} ({r.created_at})")
+        for label, flags in (r.flags or {}).items():
+            lines += [f"  flag ({label}): {f}" for f in flags]
+    return lines

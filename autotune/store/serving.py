@@ -46,13 +46,14 @@ def serving_verdicts(
     model_digest: str,
     chip: str,
     *,
-    objective: str,
+    objective: str | None,
     concurrency: int | None = None,
     arrival: str | None = None,
     ort_version: str | None = None,
 ) -> list[ServingRecord]:
-    """Stored verdicts of ``objective`` for a model on a chip (and concurrency, arrival and ORT
-    version when given): the personal layer first, newest first within a layer."""
+    """Stored verdicts of ``objective`` (None: every objective) for a model on a chip (and
+    concurrency, arrival and ORT version when given): the personal layer first, newest first
+    within a layer."""
     out: list[ServingRecord] = []
     for layer in store.layers:
         conn = layer.conn
@@ -63,9 +64,10 @@ def serving_verdicts(
                 (r["name"] if isinstance(r, dict) else r[1])
                 for r in conn.execute(f'PRAGMA table_info("{TABLE}")').fetchall()
             }
-            where = ["model_digest = ?", "chip = ?", "objective = ?"]
-            args: list[Any] = [model_digest, chip, objective]
+            where = ["model_digest = ?", "chip = ?"]
+            args: list[Any] = [model_digest, chip]
             for column, value in (
+                ("objective", objective),
                 ("concurrency", concurrency),
                 ("arrival", arrival),
                 ("ort_version", ort_version),
