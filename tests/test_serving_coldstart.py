@@ -129,3 +129,30 @@ def test_a_cold_start_search_picks_the_cached_optimized_model(tmp_path: Path) ->
     first, cold = outcome.first_ever_ms[2], outcome.cold_ms[2]
     assert first is not None and cold is not None and cold < first
     assert outcome.details()["contenders"][2]["label"].endswith("(cached)")
+
+
+def test_best_start_serves_the_stored_pick_from_its_cache(small_folding: Path) -> None:
+    """No verdict: ORT's defaults, no cache. A stored cached pick: the first launch fills the
+    cache, the next loads from it; both give the outputs of a plain session."""
+    import onnxruntime as ort
+
+    from autotune.serving.results import COLDSTART, ServingKey, store_verdict
+    from autotune.serving.runtime import best_start
+
+    _, how = best_start(small_folding)
+    assert how == "none"
+    cached = StartChoice(DEFAULT_CONFIG, ORT_FORMAT)
+    store_verdict(
+        None,
+        ServingKey(small_folding, COLDSTART),
+        outcome="pick",
+        pick=json.dumps(cached.to_dict()),
+        pick_label=cached.label(),
+    )
+    x = {"x": np.ones((2, 64), np.float32)}
+    expected = ort.InferenceSession(str(small_folding)).run(None, x)[0]
+    first, how1 = best_start(small_folding)
+    again, how2 = best_start(small_folding)
+    assert (how1, how2) == ("first", "cached")
+    np.testing.assert_allclose(again.run(None, x)[0], expected, rtol=1e-5)
+    np.testing.assert_allclose(first.run(None, x)[0], expected, rtol=1e-5)

@@ -3,15 +3,20 @@
     >>> pool = autotune.best_serving("model.onnx", concurrency=4)
     >>> pool.run(None, feeds)          # from up to 4 threads at once
     >>> pool.arrangement.label()       # e.g. "4 sessions, CPU ALL t1"
+    >>> session, how = best_start("model.onnx")   # the cold-start pick, from its cache
 
 Never imports optuna (``tests/test_imports.py``).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+from pathlib import Path
+from typing import Any
 
+from autotune.config import DEFAULT_CONFIG
 from autotune.errors import AutotuneError, ConfigError
 from autotune.serving.arrangement import Arrangement, baseline
 from autotune.serving.pool import ServingPool
@@ -61,3 +66,27 @@ def best_serving(
     if why:
         log.warning("autotune: %s; serving with %s", why, arrangement.label())
     return ServingPool(path, arrangement)
+
+
+def best_start(
+    path: str | os.PathLike[str], *, db: str | None = None, cache_root: Path | None = None
+) -> tuple[Any, str]:
+    """A session from the stored cold-start pick for this model here, and how it started:
+    "cached" (loaded from ORT's optimized model in autotune's cache), "first" (built and the
+    cache filled), or "none" (no cache: the pick, or ORT's defaults when nothing usable is
+    stored). The cache lives under ``cache_root`` (default: autotune's cache directory); a
+    stale entry is rebuilt, never loaded."""
+    from autotune.digest import model_digest
+    from autotune.paths import cache_dir
+    from autotune.serving.coldstart import StartChoice, start_session
+    from autotune.serving.results import COLDSTART
+
+    record = latest_verdict(path, objective=COLDSTART, db=db)
+    choice = StartChoice(DEFAULT_CONFIG)
+    if record is not None and record.pick is not None:
+        try:
+            choice = StartChoice.from_dict(json.loads(record.pick))
+        except (AutotuneError, ValueError) as exc:
+            log.warning("autotune: the stored cold-start pick cannot be used here (%s)", exc)
+    root = cache_root or cache_dir() / "coldstart"
+    return start_session(str(path), choice, model_digest(path), root)
