@@ -20,35 +20,29 @@ import threading
 import time
 import uuid
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
-from enum import StrEnum
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
-from autotune import defaults
 from autotune.chip import current_chip, current_descriptor, provenance
 from autotune.config import CPU, DEFAULT_CONFIG, SessionConfig
-from autotune.errors import AutotuneError, ConfigError, SearchError
-from autotune.figures import ratio_text
+from autotune.errors import ConfigError, SearchError
 from autotune.ladder import roles_of
-from autotune.measure.accuracy import check_tolerances, judged_alike, stored_tier, tier_for
-from autotune.measure.load import Load, LoadMonitor, LoadSource
+from autotune.measure.accuracy import check_tolerances, judged_alike
+from autotune.measure.load import Load
 from autotune.measure.manager import (
-    HeadToHead,
     HeadToHeadProgress,
     Manager,
     Measurer,
-    Protocol,
     TrialResult,
     WorkerLost,
     WorkerSetup,
     WorkerTarget,
     trial_dir_for,
 )
-from autotune.measure.verdict import DEFAULT, INCONCLUSIVE, PICK, Verdict, decide
-from autotune.measure.worker import worker_main
+from autotune.measure.verdict import Verdict
 from autotune.model import (
     feeds_digest,
     free_dimensions,
@@ -64,118 +58,23 @@ from autotune.paths import cache_dir
 from autotune.providers import SearchContext, available_spaces, device_policies, validate_config
 from autotune.store.database import ResultKey, Store, now
 from autotune.store.records import SearchRecord, SearchState, Status, TrialRecord
-from autotune.tuning import head_to_head, objectives
+from autotune.tuning import finalists, head_to_head, loop, objectives
 from autotune.tuning.lock import ModelLock
+from autotune.tuning.options import (
+    DEAD_DIMENSION,
+    Event,
+    EventKind,
+    Progress,
+    SearchOptions,
+    SearchResult,
+    SearchSpace,
+)
 from autotune.tuning.points import stored_params, stored_point
 from autotune.tuning.space import DEFAULT_PARAMS, graph_levels, one_knob_variants, suggest_config
 from autotune.tuning.storage import open_storage
 from autotune.version import __version__
 
-
-@dataclass
-class SearchOptions:
-    trials: int = defaults.TRIALS
-    timeout: float | None = None  # seconds for the whole search, head-to-head included
-    trial_timeout: float = defaults.TRIAL_TIMEOUT_S  # then the trial is killed: "timeout"
-    shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
-    inputs: str | None = None
-    db: str | None = None
-    protocol: Protocol = field(default_factory=Protocol)
-    top_k: int = 3  # candidates re-measured head to head with the default
-    min_gain: float = defaults.MIN_GAIN  # a candidate must beat the default by this to be picked
-    objective: str = defaults.OBJECTIVE  # or load, memory, balanced (autotune.tuning.objectives)
-    providers: tuple[str, ...] | None = None  # only these providers (default: all available)
-    seed: int | None = None
-    patience: int | None = defaults.PATIENCE  # stop after this many trials without 1% better
-    seed_variants: bool = True  # start with the default's one-knob variants
-    storage: str | None = None  # shared Optuna storage: an RDB URL or journal:/path/to/file
-    allow_busy: bool = field(default_factory=lambda: os.environ.get("AUTOTUNE_ALLOW_BUSY") == "1")
-    busy_wait: float = 60.0  # seconds to wait for other programs to quiet down before stopping
-    # run the finalists this long after the head-to-head (autotune.serving.sustained)
-    sustained: float | None = field(
-        default_factory=lambda: float(os.environ.get("AUTOTUNE_SUSTAINED") or 0) or None
-    )
-    worker_target: WorkerTarget = worker_main  # tests inject faults here (crash, hang)
-    # what measures: real processes (Manager), or a deterministic stand-in in tests
-    measurer: Callable[[WorkerSetup, WorkerTarget], Measurer] | None = None
-    monitor: Callable[[], LoadSource] = LoadMonitor  # what other programs use meanwhile
-
-
-class SearchSpace(NamedTuple):
-    """What this search draws configurations from."""
-
-    context: SearchContext  # the machine and model facts the spaces read
-    providers: list[Any]  # the provider spaces available here (ProviderSpace, PluginSpace)
-    levels: list[str]  # the graph optimization levels this ORT has
-    policies: tuple[str, ...]  # device selection policies (ORT >= 1.22), else ()
-
-
-class EventKind(StrEnum):
-    """What a progress event reports."""
-
-    PLAN = "plan"  # the providers and options to search (one or more lines)
-    START = "start"  # trials to measure
-    TRIAL = "trial"  # one trial measured
-    BUSY = "busy"  # other programs' load: waiting for quiet, or going on marked
-    FINAL = "final"  # the head-to-head begins
-    FINAL_ROUND = "final_round"  # a head-to-head round kept or dropped
-    DONE = "done"
-
-
-@dataclass
-class Event:
-    """Progress of a search, for a progress bar."""
-
-    kind: EventKind
-    done: int = 0
-    total: int = 0
-    elapsed: float = 0.0
-    best_ratio: float | None = None
-    best_label: str | None = None
-    message: str = ""
-    load_cores: float | None = None  # CPU other programs used meanwhile, when that was a lot
-
-
-@dataclass
-class SearchResult:
-    """What a search concluded. ``outcome`` is pick (``pick`` beat ORT's defaults), default
-    (nothing did) or inconclusive (the machine could not resolve the margin: ``pick`` is None and
-    nothing new reaches apps)."""
-
-    search_id: str
-    key: ResultKey
-    model_name: str
-    outcome: str
-    reason: str
-    pick: SessionConfig | None
-    speedup: float | None  # ORT default latency / the pick's: the verdict's estimate
-    speedup_low: float | None  # its 95% interval
-    speedup_high: float | None
-    aa_spread: float | None  # how far fresh processes of ORT's defaults disagreed
-    objective: str
-    compared: list[dict[str, Any]]
-    measured: int
-    resumed: int
-    failures: int
-    rounds_kept: int
-    rounds_dropped: int
-    wall_s: float
-    default_latency_ms: float | None
-    busy: dict[str, Any] = field(default_factory=dict)
-    stopped_early: str | None = None  # why the trial loop ended before --trials (patience…)
-    # the verdict as stored: resolution, processes (generations), held, the load it ran under
-    verdict: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def pick_ratio(self) -> float | None:
-        """The pick's latency relative to ORT's defaults (lower is faster)."""
-        return 1 / self.speedup if self.speedup else None
-
-
-Progress = Callable[[Event], None]
-
-IMPROVEMENT = 0.01  # a trial improves on the best when it is this much faster
-DEAD_DIMENSION = 0.015  # a one-knob change within this of the default does nothing measurable
+__all__ = ["Event", "EventKind", "SearchOptions", "SearchResult", "SearchSpace", "run_search"]
 
 
 def _quiet_optuna() -> Any:
@@ -421,8 +320,8 @@ class _Search:
         budget = max(0, self.options.trials - resumed)
         self._begin(budget, previous, resumed)
         try:
-            stopped = self._loop(study, budget, seeds, shared)
-            verdict, compared = self._final()
+            stopped = loop.run_trials(self, study, budget, seeds, shared)
+            verdict, compared = finalists.head_to_head_of(self)
         except KeyboardInterrupt:
             self._drop_manager()
             self.search_row_state(SearchState.INTERRUPTED, finished_at=now())
@@ -492,7 +391,7 @@ class _Search:
                         params=params,
                         distributions=dists,
                         value=value,
-                        intermediate_values=dict(enumerate(_ratios(row))),
+                        intermediate_values=dict(enumerate(loop.stored_ratios(row))),
                     )
                 else:
                     frozen = create_trial(params=params, distributions=dists, state=TrialState.FAIL)
@@ -553,110 +452,6 @@ class _Search:
             note = ""
         self.emit(Event(EventKind.START, done=0, total=budget, message=note))
         self._update_best()
-
-    def _loop(self, study: Any, budget: int, seeds: int, shared: bool) -> str | None:
-        """Ask, measure, record, tell until the budget, the time limit or patience ends it.
-        Returns why it ended early (None when it measured the budget)."""
-        from optuna.distributions import distribution_to_json
-        from optuna.trial import TrialState
-
-        options = self.options
-        stale_asks = 0
-        since_best = 0
-        while (_finished(study) < options.trials) if shared else (self.measured < budget):
-            left = self._time_left()
-            if left is not None and left <= self._h2h_reserve():
-                return f"--timeout {options.timeout:g} s: the time left is for the head-to-head"
-            if options.patience and self.measured > seeds and since_best >= options.patience:
-                return f"{options.patience} trials in a row brought no 1% gain (--patience)"
-            trial = study.ask()
-            try:
-                config = self._suggest(trial, frozen=self.frozen)
-                validate_config(config)
-            except (ConfigError, ValueError):
-                # ValueError: an enqueued point this space cannot take (another ORT build)
-                study.tell(trial, state=TrialState.FAIL)
-                continue
-            if shared:
-                self._learn_from(study, trial.number)
-            known = self.known.get(config.config_id)
-            if known is not None:
-                # measured before (this run or an earlier one): never measure it again
-                self._tell_known(study, trial, known)
-                stale_asks += 1
-                if stale_asks > 200:
-                    return "every configuration of the space is measured"
-                continue
-            stale_asks = 0
-            params = {
-                "params": trial.params,
-                "distributions": {
-                    k: distribution_to_json(d) for k, d in trial.distributions.items()
-                },
-            }
-            result = self._measure(trial, config)
-            if result.status == Status.TIMEOUT and self._time_left() is not None and result.bounded:
-                # cut short by --timeout, not by the trial's own limit: nothing to record
-                study.tell(trial, state=TrialState.FAIL)
-                return f"--timeout {options.timeout:g} s reached during a trial"
-            improved = self._tell_measured(study, trial, config, result, params, budget)
-            since_best = 0 if improved else since_best + 1
-        return None
-
-    def _tell_known(self, study: Any, trial: Any, row: TrialRecord) -> None:
-        """Tell the study what a configuration measured before gave, without measuring it."""
-        from optuna.trial import TrialState
-
-        value = self._value(row)
-        if row.status in (Status.OK, "elsewhere") and value is not None:
-            for step, ratio in enumerate(_ratios(row)):
-                trial.report(ratio, step)
-            study.tell(trial, value)
-        else:
-            study.tell(trial, state=TrialState.FAIL)
-
-    def _tell_measured(
-        self,
-        study: Any,
-        trial: Any,
-        config: SessionConfig,
-        result: TrialResult,
-        params: dict[str, Any],
-        budget: int,
-    ) -> bool:
-        """Record a measured trial, tell the study and the progress line; whether it improved
-        on the best by 1%."""
-        from optuna.trial import TrialState
-
-        load = self.monitor.sample()
-        self._record(trial.number, config, result, params, load)
-        self.measured += 1
-        before = self.best
-        value = self._value(self.known[config.config_id])
-        if result.status == Status.OK and value is not None:
-            study.tell(trial, value)
-        elif result.status == Status.PRUNED:
-            study.tell(trial, state=TrialState.PRUNED)
-        else:
-            self.failures += 1
-            study.tell(trial, state=TrialState.FAIL)
-        self._update_best()
-        self._freeze_dead_dimensions()
-        self.emit(
-            Event(
-                EventKind.TRIAL,
-                done=self.measured,
-                total=budget,
-                elapsed=self._elapsed(),
-                best_ratio=self.best[0] if self.best else None,
-                best_label=self.best[1] if self.best else None,
-                message=f"{config.describe()}: {_result_text(result)}",
-                load_cores=load.other_cores if load.loaded else None,
-            )
-        )
-        return self.best is not None and (
-            before is None or self.best[0] < before[0] * (1 - IMPROVEMENT)
-        )
 
     def _conclude(
         self, verdict: Verdict, compared: list[dict[str, Any]], resumed: int, stopped: str | None
@@ -876,105 +671,6 @@ class _Search:
             if trial_dir and os.path.isdir(trial_dir) and not any(Path(trial_dir).iterdir()):
                 os.rmdir(trial_dir)  # nothing compiled (CPU): no directory left behind
 
-    def _final(self) -> tuple[Verdict, list[dict[str, Any]]]:
-        """Head-to-head of the default and the best few in fresh processes (the winner's curse),
-        judged by ``autotune.measure.verdict``: the A/A control can veto, a pick must clear the
-        margin with confidence."""
-        for row in self._stored_trials():  # other searches of a shared study, too
-            if row.config_id is not None:
-                self.known.setdefault(row.config_id, row)
-        ok = [r for r in self.known.values() if r.status == Status.OK and r.ratio is not None]
-        objective = self.options.objective
-        if objective == "latency":
-            ok.sort(key=lambda r: r.ratio or 0.0)
-        else:
-            ok = objectives.choose(ok, objective, self.known.get(DEFAULT_CONFIG.config_id))
-        contenders = [DEFAULT_CONFIG]
-        for row in ok:
-            if len(contenders) > self.options.top_k:
-                break
-            try:
-                cfg = SessionConfig.from_json(row.config or "")
-                validate_config(cfg)
-            except AutotuneError:
-                continue
-            if cfg.config_id != DEFAULT_CONFIG.config_id:
-                contenders.append(cfg)
-        protocol = self.options.protocol
-        self.emit(
-            Event(
-                EventKind.FINAL,
-                elapsed=self._elapsed(),
-                message=f"head-to-head: ORT's defaults and {len(contenders) - 1} candidates, "
-                f"each in {self._generations()} fresh processes",
-            )
-        )
-        self._check_load("head_to_head", before="the head-to-head")
-        try:
-            result = head_to_head.run(
-                self._manager(),
-                contenders,
-                head_to_head.Plan(
-                    min_gain=self.options.min_gain,
-                    rounds=protocol.final_rounds,
-                    generations=self._generations(),
-                    timeout=self.options.trial_timeout * len(contenders),
-                    deadline=self._deadline(),
-                    max_generations=protocol.max_generations,
-                    extra_seconds=protocol.extra_seconds,
-                ),
-                monitor=self.monitor,
-                on_round=self._h2h_progress,
-            )
-            verdict = result.verdict
-            self.busy["head_to_head"] = result.load.to_dict()
-        except WorkerLost:
-            self._drop_manager()
-            empty = HeadToHead(contenders=len(contenders), target_rounds=0, complete=False)
-            verdict = decide(
-                empty.rounds,
-                contenders=len(contenders),
-                min_gain=self.options.min_gain,
-                complete=False,
-            )
-        compared = [
-            {**head_to_head.entry_figures(cfg, entry), **self._stored_figures(cfg)}
-            for cfg, entry in zip(contenders, verdict.entries, strict=True)
-        ]
-        if objective != "latency" and verdict.outcome != INCONCLUSIVE:
-            verdict = self._objective_verdict(verdict, compared)
-        return verdict, compared
-
-    def _stored_figures(self, cfg: SessionConfig) -> dict[str, Any]:
-        """What the search measured of a head-to-head contender, beside its verdict figures."""
-        stored = self.known.get(cfg.config_id) or TrialRecord()
-        return {
-            "search_speedup": 1 / stored.ratio if stored.ratio else None,
-            "session_create_ms": stored.session_create_ms,
-            "first_run_ms": stored.first_run_ms,
-            # what each launch pays (from the compile cache), the cold compile beside it
-            "load_ms": objectives.load_ms(stored),
-            "cold_load_ms": stored.load_ms,
-            "session_rss_mb": stored.session_rss_mb,
-            "accuracy": stored_tier(stored),
-            "accuracy_why": tier_for(cfg, self.options.protocol.accuracy, stored.placement)[1],
-        }
-
-    def _objective_verdict(self, verdict: Verdict, compared: list[dict[str, Any]]) -> Verdict:
-        """For --objective load, memory or balanced: the best on that objective is picked if it
-        beats ORT's defaults there by the margin (its latency is in the table beside it)."""
-        objective = self.options.objective
-        verdict.outcome, verdict.pick_index = DEFAULT, 0
-        verdict.reason = f"no candidate beat ORT's defaults on {objective} by the margin"
-        if len(compared) > 1:
-            best = self.known.get(compared[1]["config_id"]) or TrialRecord()
-            value = objectives.score(best, objective, self.known.get(DEFAULT_CONFIG.config_id))
-            if value is not None and value <= 1 - self.options.min_gain:
-                verdict.outcome, verdict.pick_index = PICK, 1
-                verdict.reason = f"the best on {objective}: {1 / value:.2f}× better there"
-        return verdict
-
-    # -- time and load -------------------------------------------------------------------
     def _deadline(self) -> float | None:
         timeout = self.options.timeout
         return None if timeout is None else self.started + timeout
@@ -1069,26 +765,6 @@ def _plan_text(spaces: list[Any], policies: tuple[str, ...]) -> str:
     if idle:
         text += "\nplugins without a device here: " + "; ".join(idle)
     return text
-
-
-def _finished(study: Any) -> int:
-    from optuna.trial import TrialState
-
-    done = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
-    return len(study.get_trials(deepcopy=False, states=done))
-
-
-def _ratios(row: TrialRecord) -> list[float]:
-    values = row.ratios if isinstance(row.ratios, list) else []
-    return [float(v) for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
-
-
-def _result_text(result: TrialResult) -> str:
-    if result.status == Status.OK and result.ratio is not None:
-        return f"speed-up {ratio_text(result.ratio, digits=3)} (estimate)"
-    if result.status == Status.PRUNED and result.ratio is not None:
-        return f"pruned: slower than the default (about {ratio_text(result.ratio)})"
-    return f"{result.status}: {result.error or ''}".strip()
 
 
 def _one_line(exc: BaseException) -> str:
