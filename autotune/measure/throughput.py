@@ -16,11 +16,12 @@ from __future__ import annotations
 import math
 import queue
 import random
-import statistics
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
+from autotune.measure.stats import percentile
 
 WINDOW_S = 0.5  # one window's length
 STABLE_WINDOWS = 3  # the windows that must agree
@@ -79,13 +80,6 @@ class Throughput:
             ],
             "errors": self.errors,
         }
-
-
-def percentile(values: list[float], q: int) -> float | None:
-    """The q-th percentile (1-99, linear interpolation between order statistics)."""
-    if len(values) < 2:
-        return values[0] if values else None
-    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
 
 
 def is_stable(windows: list[Window]) -> bool:

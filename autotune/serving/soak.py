@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import random
 import re
+import statistics
 import sys
 import time
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from typing import Any
 
 from autotune.config import SessionConfig
 from autotune.errors import ShapeError
+from autotune.measure.stats import percentile
 from autotune.serving.child import run_child
 
 DRIFT_RATIO = 1.10
@@ -132,12 +134,6 @@ def _slope(xs: list[float], ys: list[float]) -> float:
     return sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / var if var else 0.0
 
 
-def _median(values: list[float]) -> float:
-    ordered = sorted(values)
-    mid = len(ordered) // 2
-    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
-
-
 def judge(label: str, windows: list[SoakWindow]) -> SoakResult:
     """The flags of a run's windows (too few windows after warm-up: no flags, figures None)."""
     result = SoakResult(label, windows)
@@ -145,8 +141,8 @@ def judge(label: str, windows: list[SoakWindow]) -> SoakResult:
     steady = windows[skip:]
     if len(steady) < 3:
         return result
-    first = _median([w.latency_ms_p50 for w in steady[:3]])
-    last = _median([w.latency_ms_p50 for w in steady[-3:]])
+    first = statistics.median([w.latency_ms_p50 for w in steady[:3]])
+    last = statistics.median([w.latency_ms_p50 for w in steady[-3:]])
     result.drift_ratio = last / first if first > 0 else None
     minutes = [w.seconds / 60 for w in steady]
     result.drift_pct_per_min = _slope(minutes, [w.latency_ms_p50 for w in steady]) / first * 100
@@ -206,14 +202,13 @@ def run_soak(job: dict[str, Any]) -> list[dict[str, Any]]:
         latencies.append((t1 - t0) * 1000)
         total += 1
         if t1 >= window_end:
-            latencies.sort()
             windows.append(
                 {
                     "seconds": t1 - start,
                     "runs": len(latencies),
                     "total_runs": total,
-                    "latency_ms_p50": latencies[len(latencies) // 2],
-                    "latency_ms_p90": latencies[min(len(latencies) - 1, len(latencies) * 9 // 10)],
+                    "latency_ms_p50": percentile(latencies, 50),
+                    "latency_ms_p90": percentile(latencies, 90),
                     "rss_mb": proc.memory_info().rss / 2**20,
                 }
             )

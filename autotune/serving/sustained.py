@@ -10,8 +10,8 @@ from typing import Any
 
 from autotune.config import SessionConfig
 from autotune.measure.verdict import DEFAULT, PICK, Verdict
-from autotune.model import parse_signature
 from autotune.serving.soak import Ranges, soak
+from autotune.signature import parse_signature
 
 
 def recheck(
