@@ -702,7 +702,7 @@ class _Search:
                 done=p.kept,
                 total=p.target,
                 elapsed=self._elapsed(),
-                message=f"{p.dropped} dropped as slow phases, about {p.eta_s:.0f} s left",
+                message=f"{p.dropped} dropped as bursts, about {p.eta_s:.0f} s left",
             )
         )
 
