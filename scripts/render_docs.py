@@ -114,4 +114,7 @@ def decisions_table(name: str = "decisions.json") -> str:
     from bench_decisions import markdown
 
     found = results(name)
-    return markdown(found) + f"\n\nMeasured with {measured_on(found)}\n"
+    return (
+        markdown(found)
+        + f"\n\nRaw results: `docs/results/{name}`. Measured with {measured_on(found)}\n"
+    )

@@ -464,3 +464,8 @@ def test_compared_entries_are_read_typed_and_written_with_their_fields() -> None
     assert entry.label == "ok" and entry.load == 12.5
     assert compared_entries("not a verdict") == []
     assert ComparedEntry.read(written) == ComparedEntry(**{**written, "process_speedups": ()})
+
+
+def test_with_no_candidate_in_the_head_to_head_the_defaults_stay() -> None:
+    v = decide(_rounds([[1.0], [1.0], [1.0]]), contenders=1, min_gain=0.03)
+    assert v.outcome == DEFAULT and v.pick_index == 0 and "no other configuration" in v.reason

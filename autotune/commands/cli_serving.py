@@ -253,7 +253,7 @@ def soak_cmd(
     db: str | None,
     as_json: bool,
 ) -> None:
-    """Run MODEL for a while: per-window latency and RSS, drift and memory-growth flags."""
+    """Run MODEL for a while: per-window latency and RSS, drift and memory growth flagged."""
     from autotune.config import DEFAULT_CONFIG, SessionConfig
     from autotune.model import load_model_info
     from autotune.serving import soak, text
