@@ -273,9 +273,8 @@ def decide(
             measured.append(i)
         else:
             entries[i].why_not = "measured in fewer than two processes"
-    if contenders == 1:  # nothing reached the head-to-head: every other trial lost or failed
-        why = "no other configuration reached the head-to-head (each was slower, or failed)"
-        return verdict(DEFAULT, why, 0, [])
+    if contenders == 1:  # nothing else reached the head-to-head
+        return verdict(DEFAULT, "no other configuration reached the head-to-head", 0, [])
     if not measured:
         return verdict(INCONCLUSIVE, _too_few(rounds, rounds_dropped, complete), None, [])
     unstable = _reference_outlier(aa_logs, threshold)
