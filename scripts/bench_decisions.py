@@ -32,6 +32,7 @@ import onnx
 
 sys.path.insert(0, str(Path(__file__).parent))
 import bench_machine
+from bench_under_load import verdict_of
 from check_pick import check as interleaved_check
 from unseen_models import MODELS
 
@@ -63,14 +64,7 @@ def search(model: Path, db: Path, trials: int, timeout: float) -> dict[str, Any]
     h2h = (data.get("busy") or {}).get("head_to_head") or {}
     verdict = data.get("verdict") or {}
     return {
-        "outcome": data["outcome"],
-        "pick": data["pick_label"],
-        "pick_config": json.dumps(data["pick"]) if data["pick"] else None,
-        "pick_is_default": data["pick_is_default"],
-        "speedup": data["speedup"],
-        "interval": [data["speedup_low"], data["speedup_high"]],
-        "aa_spread": data["aa_spread"],
-        "reason": data["reason"],
+        **verdict_of(data),
         "resolution": verdict.get("resolution"),
         "generations": verdict.get("generations"),
         "level": h2h.get("level"),
