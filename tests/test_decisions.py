@@ -9,11 +9,6 @@ margin widened by the load's measured effect."""
 from __future__ import annotations
 
 import dataclasses
-import os
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,6 +19,7 @@ from autotune.store.database import Store
 from autotune.tuning.search import SearchOptions, SearchResult, run_search
 from tests import models
 from tests.conftest import FAST
+from tests.programs import other_program
 
 pytestmark = pytest.mark.slow
 
@@ -42,19 +38,8 @@ DUTY_CYCLE = (
 
 @pytest.fixture
 def light_load() -> Iterator[int]:
-    code = DUTY_CYCLE.replace("\n", "\\n")
-    out = subprocess.run(
-        ["sh", "-c", f"{sys.executable} -c \"exec('{code}')\" >/dev/null 2>&1 & echo $!"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    pid = int(out.stdout.strip())
-    time.sleep(0.3)
-    try:
+    with other_program(DUTY_CYCLE) as pid:
         yield pid
-    finally:
-        os.kill(pid, signal.SIGKILL)
 
 
 def _search(tmp_path: Path) -> SearchResult:

@@ -3,9 +3,7 @@ so it counts as another program, as a user's browser or build would)."""
 
 from __future__ import annotations
 
-import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -22,23 +20,14 @@ from autotune.measure.load import Load, LoadMonitor
 from autotune.store.database import Store
 from autotune.tuning.search import SearchOptions, run_search
 from tests.conftest import FAST
+from tests.programs import other_program
 
 
 @pytest.fixture
 def cpu_hog() -> Iterator[int]:
     """A busy loop in a process this test does not parent (the shell that starts it exits)."""
-    out = subprocess.run(
-        ["sh", "-c", f"{sys.executable} -c 'while True: pass' >/dev/null 2>&1 & echo $!"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    pid = int(out.stdout.strip())
-    time.sleep(0.3)
-    try:
+    with other_program("while True: pass") as pid:
         yield pid
-    finally:
-        os.kill(pid, signal.SIGKILL)
 
 
 def test_the_monitor_sees_another_program_and_names_it(cpu_hog: int) -> None:
