@@ -16,6 +16,7 @@ from autotune.store.records import Outcome, SearchState
 from autotune.tuning.search import SearchOptions, run_search
 from tests.conftest import FAST
 from tests.deterministic import DeterministicMeasurer, SteadyMonitor
+from tests.rows import store_finished_search
 
 PROTOCOL = dataclasses.replace(FAST, generations=3, max_generations=12, final_rounds=24)
 
@@ -139,3 +140,39 @@ def test_a_provider_pick_under_light_load_stands(mlp_path: Path) -> None:
         mlp_path, _options(DeterministicMeasurer(basic_is_twice_as_fast), monitor=light)
     )
     assert outcome.outcome == Outcome.PICK and outcome.verdict["load"]["level"] == "light"
+
+
+def test_a_pick_from_another_ort_version_is_measured_again_exactly(
+    mlp_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The stored pick of an older ORT version leads the re-validation. Its search had frozen
+    a dead dimension (``free_dimension_overrides``: absent from its parameters, so ORT's
+    default): the replay keeps that default, not whatever the sampler would fill in."""
+    basic = dataclasses.replace(DEFAULT_CONFIG, graph_optimization_level="ORT_ENABLE_BASIC")
+    params = {
+        "provider": "CPUExecutionProvider",
+        "graph_optimization_level": "ORT_ENABLE_BASIC",
+        "intra_op_num_threads": 0,
+        "intra_op_spinning": "1",
+        "execution_mode": "ORT_SEQUENTIAL",
+        "enable_mem_pattern": True,
+        "enable_cpu_mem_arena": True,
+    }
+    for seed in (1, 2, 3, 4):
+        monkeypatch.setenv("AUTOTUNE_DB", str(tmp_path / f"seed{seed}.db"))
+        store_finished_search(
+            mlp_path,
+            basic,
+            search_id=f"old-{seed}",
+            common={"ort_version": "1.0.0"},
+            trial={"trial_uid": f"old-{seed}", "params": {"params": params}},
+        )
+        outcome = run_search(
+            mlp_path, _options(DeterministicMeasurer(basic_is_twice_as_fast), trials=2, seed=seed)
+        )
+        with Store.open() as store:
+            rows = sorted(store.trials(outcome.key), key=lambda r: r.trial_number or 0)
+        assert [r.config_id for r in rows[:2]] == [
+            DEFAULT_CONFIG.config_id,
+            basic.config_id,
+        ], f"seed {seed}"

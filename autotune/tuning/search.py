@@ -563,8 +563,13 @@ class _Search:
         rows.sort(key=lambda r: (r.config_id != latest, r.ratio or 0.0))
         out: list[dict[str, Any]] = []
         for row in rows:
-            params = stored_params(row)
-            if params is None or params in out:
+            stored = stored_params(row)
+            if stored is None:
+                continue
+            # a parameter its search had frozen is absent: it kept ORT's default, and so must
+            # the replay (left out, the sampler would fill it in with anything)
+            params = {**DEFAULT_PARAMS, **stored}
+            if params in out:
                 continue
             try:
                 validate_config(self._replay(params))
