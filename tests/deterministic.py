@@ -19,14 +19,9 @@ from collections.abc import Callable
 from typing import Any
 
 from autotune.config import DEFAULT_CONFIG, SessionConfig
+from autotune.measure.generations import HeadToHead, HeadToHeadProgress, Replication, replicate
 from autotune.measure.load import Load
-from autotune.measure.manager import (
-    HeadToHead,
-    HeadToHeadProgress,
-    TrialResult,
-    WorkerSetup,
-    WorkerTarget,
-)
+from autotune.measure.manager import TrialResult, WorkerSetup, WorkerTarget
 from autotune.measure.verdict import Round
 from autotune.store.records import Status
 
@@ -103,37 +98,28 @@ class DeterministicMeasurer:
         configs: list[SessionConfig],
         rounds: int,
         timeout: float,
-        generations: int = 3,
+        plan: Replication | None = None,
         *,
-        deadline: float | None = None,
         on_round: Callable[[HeadToHeadProgress], None] | None = None,
-        still_open: Callable[[HeadToHead], list[int]] | None = None,
-        max_generations: int | None = None,
-        extra_seconds: float = 0.0,
     ) -> HeadToHead:
-        per_generation = max(2, math.ceil(rounds / generations))
-        out = HeadToHead(contenders=len(configs), target_rounds=per_generation * generations)
-        active = list(range(len(configs)))
-        generation = 0
-        while True:
+        """One generation is drawn here; how many run is autotune's own rule
+        (``autotune.measure.generations.replicate``), on a clock that stands still."""
+        plan = plan or Replication()
+        per_generation = max(2, math.ceil(rounds / plan.generations))
+        out = HeadToHead(contenders=len(configs), target_rounds=per_generation * plan.generations)
+
+        def generation(number: int, active: list[int], share: float | None) -> float:
             processes = {i: self._process() for i in active}
             for _ in range(per_generation):
                 medians = {i: self._block(configs[i], processes[i]) for i in active}
                 reference = self._block(DEFAULT_CONFIG, 1.0)
                 row = tuple(medians.get(i, math.nan) for i in range(len(configs)))
-                out.rounds.append(Round(generation, row, reference))
+                out.rounds.append(Round(number, row, reference))
                 for i in active:
                     out.latencies[i].append(medians[i])
-            generation += 1
-            if generation < generations:
-                continue
-            if still_open is None or generation >= (max_generations or generation):
-                break
-            open_ = still_open(out)
-            if not open_:
-                break
-            active = [0, *open_]
-        return out
+            return 0.0
+
+        return replicate(generation, out, per_generation, plan, clock=lambda: 0.0)
 
     def round_seconds(self, processes: int) -> float:
         return 0.0

@@ -38,6 +38,7 @@ from typing import Any
 from autotune import defaults
 from autotune.config import DEFAULT_CONFIG, SessionConfig
 from autotune.measure.accuracy import gate
+from autotune.measure.generations import HeadToHead, HeadToHeadProgress, Replication, replicate
 from autotune.measure.messages import (
     BlockTimes,
     BuildFailed,
@@ -86,31 +87,6 @@ class WorkerSetup:
     floor_ms: float | None = None  # fastest reference block known for this model (stored)
     cache_root: str | None = None  # per-trial compile caches go below it
     reference_config: str = DEFAULT_CONFIG.to_json()
-
-
-@dataclass
-class HeadToHead:
-    """What a head-to-head measured: kept rounds (see ``autotune.measure.verdict``) and every
-    timed run of each contender in them."""
-
-    contenders: int
-    target_rounds: int
-    rounds: list[Round] = field(default_factory=list)
-    latencies: list[list[float]] = field(default_factory=list)
-    rounds_dropped: int = 0
-    complete: bool = True
-
-    def __post_init__(self) -> None:
-        if not self.latencies:
-            self.latencies = [[] for _ in range(self.contenders)]
-
-
-@dataclass(frozen=True)
-class HeadToHeadProgress:
-    kept: int
-    dropped: int
-    target: int
-    eta_s: float
 
 
 @dataclass
@@ -179,13 +155,9 @@ class Measurer(typing.Protocol):
         configs: list[SessionConfig],
         rounds: int,
         timeout: float,
-        generations: int = 3,
+        plan: Replication | None = None,
         *,
-        deadline: float | None = None,
         on_round: Callable[[HeadToHeadProgress], None] | None = None,
-        still_open: Callable[[HeadToHead], list[int]] | None = None,
-        max_generations: int | None = None,
-        extra_seconds: float = 0.0,
     ) -> HeadToHead: ...
 
     def round_seconds(self, processes: int) -> float: ...
@@ -492,65 +464,29 @@ class Manager:
         configs: list[SessionConfig],
         rounds: int,
         timeout: float,
-        generations: int = 3,
+        plan: Replication | None = None,
         *,
-        deadline: float | None = None,
         on_round: Callable[[HeadToHeadProgress], None] | None = None,
-        still_open: Callable[[HeadToHead], list[int]] | None = None,
-        max_generations: int | None = None,
-        extra_seconds: float = 0.0,
     ) -> HeadToHead:
         """Head-to-head of several configurations (ORT's default first) against the reference.
 
-        Each configuration runs in at least ``generations`` successive fresh processes, a share
-        of the rounds each: two processes of one configuration can differ by more than the
+        Each configuration runs in at least ``plan.generations`` successive fresh processes, a
+        share of the rounds each: two processes of one configuration can differ by more than the
         decision margin, so the verdict (``autotune.measure.verdict``) replicates processes, not
-        only rounds. After those, while ``still_open`` names contenders whose decision is open,
-        more generations of the default and those contenders run, up to ``max_generations`` and
-        while one fits in the time the planned ones took (at least ``extra_seconds``) and
-        before ``deadline``. ``deadline`` (time.monotonic)
-        bounds the whole comparison: fewer rounds per process are planned to fit, and it stops
-        at the deadline with what it has (``complete`` False)."""
-        per_generation = max(1, math.ceil(rounds / generations))
-        if deadline is not None:
+        only rounds; more follow while a decision is open (``autotune.measure.generations``).
+        ``plan.deadline`` bounds the whole comparison: fewer rounds per process are planned to
+        fit, and it stops at the deadline with what it has (``complete`` False)."""
+        plan = plan or Replication()
+        per_generation = max(1, math.ceil(rounds / plan.generations))
+        if plan.deadline is not None:
             spawn = 0.5 * len(configs)  # starting the processes, building their sessions
-            fits = (deadline - time.monotonic()) / generations - spawn
+            fits = (plan.deadline - time.monotonic()) / plan.generations - spawn
             per_generation = max(
                 2, min(per_generation, int(fits / self.round_seconds(len(configs))))
             )
-        out = HeadToHead(contenders=len(configs), target_rounds=per_generation * generations)
+        out = HeadToHead(contenders=len(configs), target_rounds=per_generation * plan.generations)
         run = _Generations(self, configs, per_generation, timeout, out, on_round)
-        active = list(range(len(configs)))
-        generation = 0
-        started, extra_until = time.monotonic(), math.inf
-        while True:
-            if deadline is not None and time.monotonic() >= deadline:
-                out.complete = False
-                break
-            # each planned generation gets its share of the time left: slow phases (dropped
-            # rounds) in one process must not leave the others unmeasured
-            left = generations - generation
-            share = (
-                None
-                if deadline is None
-                else time.monotonic() + (deadline - time.monotonic()) / max(left, 1)
-            )
-            seconds = run.generation(generation, active, share)
-            generation += 1
-            if generation < generations:
-                continue
-            if still_open is None or generation >= (max_generations or generation):
-                break
-            if generation == generations:
-                now = time.monotonic()
-                extra_until = now + max(extra_seconds, now - started)
-            open_ = still_open(out)
-            end = min(extra_until, deadline if deadline is not None else math.inf)
-            if not open_ or time.monotonic() + seconds > end:
-                break
-            active = [0, *open_]
-            out.target_rounds += per_generation
-        return out
+        return replicate(run.generation, out, per_generation, plan)
 
     def kill(self) -> None:
         self.baseline.kill()

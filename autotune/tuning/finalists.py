@@ -11,8 +11,9 @@ from typing import Any
 from autotune.config import DEFAULT_CONFIG, SessionConfig
 from autotune.errors import AutotuneError
 from autotune.measure.accuracy import stored_tier, tier_for
+from autotune.measure.generations import HeadToHead, HeadToHeadProgress
 from autotune.measure.load import LoadSource
-from autotune.measure.manager import HeadToHead, HeadToHeadProgress, Measurer, WorkerLost
+from autotune.measure.manager import Measurer, WorkerLost
 from autotune.measure.verdict import DEFAULT, INCONCLUSIVE, PICK, Verdict, decide
 from autotune.providers import validate_config
 from autotune.store.records import Status, TrialRecord

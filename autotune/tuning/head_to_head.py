@@ -22,8 +22,9 @@ from autotune.chip import current_descriptor
 from autotune.config import DEFAULT_CONFIG, SessionConfig
 from autotune.ladder import roles_of
 from autotune.measure.conditions import Conditions
+from autotune.measure.generations import HeadToHead, HeadToHeadProgress, Replication
 from autotune.measure.load import Load, LoadMonitor, LoadSource
-from autotune.measure.manager import HeadToHead, HeadToHeadProgress, Measurer, Protocol
+from autotune.measure.manager import Measurer, Protocol
 from autotune.measure.verdict import Entry, Verdict, decide
 
 # session entries that are thread settings (a pick changing one is held when measured under load)
@@ -144,16 +145,15 @@ def run(
     """Measure ``contenders`` (ORT's default configuration first) and decide."""
     started = time.monotonic()
     judge = _Judge(manager, contenders, plan, monitor or LoadMonitor())
-    measured = manager.compare(
-        contenders,
-        plan.rounds,
-        timeout=plan.timeout,
+    replication = Replication(
         generations=plan.generations,
-        deadline=plan.deadline,
-        on_round=on_round,
         still_open=lambda measured: judge(measured).open,
         max_generations=plan.max_generations,
         extra_seconds=plan.extra_seconds,
+        deadline=plan.deadline,
+    )
+    measured = manager.compare(
+        contenders, plan.rounds, plan.timeout, replication, on_round=on_round
     )
     verdict = judge(measured)
     return HeadToHeadResult(

@@ -31,9 +31,9 @@ from autotune.config import CPU, DEFAULT_CONFIG, SessionConfig
 from autotune.errors import ConfigError, SearchError
 from autotune.ladder import roles_of
 from autotune.measure.accuracy import check_tolerances, judged_alike
+from autotune.measure.generations import HeadToHeadProgress
 from autotune.measure.load import Load
 from autotune.measure.manager import (
-    HeadToHeadProgress,
     Manager,
     Measurer,
     TrialResult,
