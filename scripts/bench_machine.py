@@ -27,11 +27,14 @@ def machine() -> dict[str, Any]:
     """The date, chip id, onnxruntime and Python versions, and the OS of this run."""
     from autotune.chip import current_chip
 
+    import onnxruntime as ort
+
     chip = current_chip()
     return {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "chip": chip.chip_id,
         "onnxruntime": chip.ort_version,
+        "providers": ort.get_available_providers(),
         "python": platform.python_version(),
         "os": f"{platform.system()} {platform.release()}",
     }
@@ -43,8 +46,13 @@ def describe(others_before: float) -> dict[str, Any]:
     script = os.path.relpath(
         os.path.abspath(sys.argv[0]), os.path.dirname(os.path.dirname(RESULTS))
     )
+    root = os.path.dirname(os.path.dirname(RESULTS))
+    python = "python"
+    if os.path.abspath(sys.prefix).startswith(root + os.sep):
+        # a venv of the repository's own (the OpenVINO one): say which
+        python = os.path.join(os.path.relpath(sys.prefix, root), "bin", "python")
     return {
         "machine": machine(),
-        "command": " ".join(["python", script, *sys.argv[1:]]),
+        "command": " ".join([python, script, *sys.argv[1:]]),
         "others_cores": [round(others_before, 2), round(others_cores(), 2)],
     }

@@ -22,6 +22,7 @@ from autotune.tuning.space import suggest_config
 
 ALL = list(SPACES.values())
 IDS = [s.short for s in ALL]
+SPACES_BY_SHORT = {s.short: s for s in ALL}
 
 CONTEXTS = {
     "plain": SearchContext(cores=1),
@@ -709,3 +710,44 @@ def test_the_search_context_reads_this_macs_version(monkeypatch: pytest.MonkeyPa
     assert SearchContext().macos_version == "14.2.1"
     monkeypatch.setattr(platform, "mac_ver", lambda: ("", ("", "", ""), ""))  # Linux, Windows
     assert SearchContext().macos_version is None
+
+
+# -- the first trial of each provider ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("ctx", CONTEXTS.values(), ids=CONTEXTS.keys())
+@pytest.mark.parametrize("space", ALL, ids=IDS)
+def test_the_default_point_is_a_point_of_the_space(
+    space: ProviderSpace, ctx: SearchContext
+) -> None:
+    """What a search tries first for each provider: parameters of its own space, each option
+    at its documented default; the sampler fills in only what has no default."""
+    point = space.default_point(ctx)
+    assert all(name.startswith(space.short + ".") for name in point), point
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    study.enqueue_trial({"provider": space.name, **point})
+    trial = study.ask()
+    config = suggest_config(trial, ctx, [space], levels=["ORT_ENABLE_ALL"])
+    validate_config(config)
+    options = dict(config.providers[0][1])
+    for key, option in space.options.items():
+        if key in options and option.default is not None:
+            assert options[key].lower() == option.default.lower(), key
+
+
+def test_openvino_is_tried_first_in_its_latency_setup() -> None:
+    ctx = CONTEXTS["static4"]
+    point = SPACES_BY_SHORT["openvino"].default_point(ctx)
+    options = SPACES_BY_SHORT["openvino"].suggest(optuna.trial.FixedTrial(point), ctx)
+    assert options == {
+        "device_type": "CPU",
+        "precision": "FP32",
+        "num_streams": "1",
+        "num_of_threads": str(ctx.cores),
+    }
+
+
+def test_cuda_is_tried_first_with_ort_s_defaults() -> None:
+    point = SPACES_BY_SHORT["cuda"].default_point(CONTEXTS["static4"])
+    assert point["cuda.cudnn_conv_algo_search"] == "EXHAUSTIVE"
+    assert point["cuda.use_tf32"] == "1" and point["cuda.prefer_nhwc"] == "0"

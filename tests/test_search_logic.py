@@ -176,3 +176,35 @@ def test_a_pick_from_another_ort_version_is_measured_again_exactly(
             DEFAULT_CONFIG.config_id,
             basic.config_id,
         ], f"seed {seed}"
+
+
+def test_each_other_provider_is_first_measured_as_it_comes(mlp_path: Path) -> None:
+    """The first trial of each other provider here (a plugin EP's device on an x86 CPU) is that
+    provider at its own defaults with every session setting at ORT's: its own gain, before
+    the sampler varies its options."""
+    from autotune.chip import current_chip
+    from autotune.providers import available_spaces
+    from autotune.providers.base import SearchContext
+
+    others = [s for s in available_spaces() if s.name != "CPUExecutionProvider"]
+    if not others:
+        pytest.skip("no other provider here")
+    outcome = run_search(
+        mlp_path, _options(DeterministicMeasurer(lambda c: 1.0), trials=24, patience=None)
+    )
+    with Store.open() as store:
+        rows = sorted(store.trials(outcome.key), key=lambda r: r.trial_number or 0)
+    cores = current_chip().cores
+    for space in others:
+        first = next(
+            r for r in rows if (r.params or {}).get("params", {}).get("provider") == space.name
+        )
+        params = first.params["params"]
+        point = space.default_point(SearchContext(cores=cores))
+        asked = [k for k in point if k in params]
+        assert asked or not point, (point, params)
+        assert all(params[k] == point[k] for k in asked), (point, params)
+        config = SessionConfig.from_json(first.config or "")
+        assert config.graph_optimization_level == "ORT_ENABLE_ALL"
+        assert config.intra_op_num_threads == 0 and config.execution_mode == "ORT_SEQUENTIAL"
+        assert config.enable_mem_pattern and config.enable_cpu_mem_arena

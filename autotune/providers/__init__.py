@@ -71,6 +71,7 @@ def plugin_candidates() -> list[PluginSpace]:
                     compile_cost=space.compile_cost,
                     pip_package=pkg.package,
                     runtime_hook=space.runtime_hook,
+                    first_point=space.first_point,
                     ep_name=device.ep_name,
                     plugin={"package": pkg.package, "version": pkg.version, "device": selector},
                     label=f"{device.ep_name} from {pkg.package} {pkg.version} on "

@@ -113,6 +113,18 @@ class ProviderSpace:
     runtime_hook: Callable[[dict[str, str], Path | None], dict[str, str]] | None = None
     # the oldest onnxruntime (major, minor) that applies these options (older ones ignore them)
     min_ort: tuple[int, int] = (0, 0)
+    # parameters of this EP's first trial that its options' documented defaults do not give
+    # (OpenVINO sets threads and streams explicitly: its latency setup on this CPU)
+    first_point: Callable[[SearchContext], dict[str, Any]] | None = None
+
+    def default_point(self, ctx: SearchContext) -> dict[str, Any]:
+        """The study's parameters for this EP as it comes: each option at its documented
+        default (``Option.default``), then ``first_point``. A search tries it first, with the
+        session's other settings at ORT's defaults, so a provider's own gain is measured before
+        the sampler varies its options; parameters without a default are left to the sampler."""
+        trial = _DefaultsTrial(self.options)
+        self.suggest(trial, ctx)
+        return {**trial.params, **(self.first_point(ctx) if self.first_point else {})}
 
     def applies_options_in(self, ort_version: str) -> bool:
         """Whether onnxruntime ``ort_version`` (``1.21.0``, ``1.22.0.dev…``) reads the options."""
@@ -154,6 +166,37 @@ class ProviderSpace:
         if self.runtime_hook is not None:
             out = self.runtime_hook(out, cache_dir)
         return out
+
+
+class _DefaultsTrial:
+    """A trial that answers each ``<short>.<key>`` parameter with option ``key``'s documented
+    default, and records the answers; other parameters get their first choice, unrecorded."""
+
+    def __init__(self, options: Mapping[str, Option]) -> None:
+        self.options = options
+        self.params: dict[str, Any] = {}
+
+    def _default(self, name: str) -> str | None:
+        parts = name.split(".")
+        option = self.options.get(parts[1]) if len(parts) > 1 else None
+        return option.default if option is not None else None
+
+    def suggest_categorical(self, name: str, choices: Sequence[Any]) -> Any:
+        default = self._default(name)
+        for choice in choices:
+            if default is not None and str(choice).lower() == default.lower():
+                self.params[name] = choice
+                return choice
+        return choices[0]
+
+    def suggest_int(
+        self, name: str, low: int, high: int, *, step: int = 1, log: bool = False
+    ) -> int:
+        default = self._default(name)
+        if default is not None and default.lstrip("-").isdigit() and low <= int(default) <= high:
+            self.params[name] = int(default)
+            return int(default)
+        return low
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ import json
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 from autotune.providers.base import Option, ProviderSpace, SearchContext, TrialLike
 
@@ -130,11 +131,23 @@ def _suggest_cpu(trial: TrialLike, ctx: SearchContext) -> dict[str, str]:
     return suggest_for("CPU")(trial, ctx)
 
 
+def latency_setup(ctx: SearchContext) -> dict[str, Any]:
+    """The first trial of an OpenVINO device: the latency hint, one stream and (on a CPU) a
+    thread per core; the precision is left to the sampler and the accuracy gate."""
+    point: dict[str, Any] = {}
+    for kind in ("CPU", "GPU", "NPU"):
+        point[f"ovplugin.{kind}.PERFORMANCE_HINT"] = "LATENCY"
+        point[f"ovplugin.{kind}.NUM_STREAMS"] = 1
+    point["ovplugin.CPU.INFERENCE_NUM_THREADS"] = max(1, ctx.cores)
+    return point
+
+
 SPACE = ProviderSpace(
     name=EP_NAME,
     short="ovplugin",
     options=OPTIONS,
     suggest=_suggest_cpu,
+    first_point=latency_setup,
     compile_cost=2,
     pip_package=PACKAGE,
     runtime_hook=_with_cache,

@@ -401,8 +401,8 @@ class _Search:
 
     def _seed(self, study: Any, ctx: SearchContext, shared: bool) -> int:
         """Enqueue what is measured first: ORT's defaults, the stale picks, then (cheap first)
-        the default's one-knob variants and each other provider once, slowest compiles last
-        (the sampler fills in their options). Returns how many seeds were enqueued."""
+        the default's one-knob variants and each other provider once at its own defaults,
+        slowest compiles last. Returns how many seeds were enqueued."""
         options = self.options
         if DEFAULT_CONFIG.config_id not in self.known and not (shared and study.trials):
             study.enqueue_trial(DEFAULT_PARAMS)
@@ -424,7 +424,10 @@ class _Search:
                     seeds += 1
             for space in sorted(spaces, key=lambda sp: sp.compile_cost):
                 if space.name != CPU:
-                    study.enqueue_trial({"provider": space.name}, skip_if_exists=True)
+                    # the provider as it comes, everything else ORT's defaults: a provider's
+                    # own gain is measured before the sampler varies its options
+                    point = {**DEFAULT_PARAMS, **space.default_point(ctx), "provider": space.name}
+                    study.enqueue_trial(point, skip_if_exists=True)
                     seeds += 1
         self._freeze_dead_dimensions()
         return seeds
