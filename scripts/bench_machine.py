@@ -25,9 +25,9 @@ def others_cores(seconds: float = 2.0) -> float:
 
 def machine() -> dict[str, Any]:
     """The date, chip id, onnxruntime and Python versions, and the OS of this run."""
-    from autotune.chip import current_chip
-
     import onnxruntime as ort
+
+    from autotune.chip import current_chip
 
     chip = current_chip()
     return {

@@ -118,3 +118,51 @@ def decisions_table(name: str = "decisions.json") -> str:
         markdown(found)
         + f"\n\nRaw results: `docs/results/{name}`. Measured with {measured_on(found)}\n"
     )
+
+
+def decisions_summary(*names: str) -> str:
+    """One line per run and load of scripts/bench_decisions.py (README's table): how many
+    verdicts were decisive, the picks and how they checked, the resolution and the wall time."""
+    import statistics
+
+    rows = []
+    for name in names:
+        found = results(name)
+        for condition in ("quiet", "light"):
+            runs = [(m, r[condition]) for m, r in found["models"].items() if condition in r]
+            runs = [(m, r) for m, r in runs if "error" not in r]
+            if not runs:
+                continue
+            decisive = sum(r["outcome"] in ("pick", "default") for _, r in runs)
+            picks = [(m, r) for m, r in runs if r["outcome"] == "pick" and not r["pick_is_default"]]
+            checks = [r["check"]["speedup"] for _, r in picks if r.get("check")]
+            wrong = sum(c < 0.99 for c in checks)
+            large = [f"{m} {r['speedup']:.2f}×" for m, r in picks if r["speedup"] >= 1.3]
+            resolutions = [r["resolution"] for _, r in runs if r["outcome"] == "default"]
+            walls = [r["wall_s"] for _, r in runs]
+            loads = [r["h2h_other_cores"] for _, r in runs if r.get("h2h_other_cores") is not None]
+            load = condition + (f" ({min(loads):.2f}–{max(loads):.2f})" if loads else "")
+            rows.append(
+                (
+                    f"`{name}`",
+                    load,
+                    f"{decisive} of {len(runs)} ({decisive / len(runs):.0%})",
+                    f"{len(picks)}"
+                    + (f": checked {min(checks):.2f}–{max(checks):.2f}×" if checks else ""),
+                    ", ".join(large) or "-",
+                    wrong,
+                    f"≤ {statistics.median(resolutions):.1%}" if resolutions else "-",
+                    f"{statistics.median(walls):.0f} s (≤ {max(walls):.0f} s)",
+                )
+            )
+    header = [
+        "results",
+        "load (others' cores)",
+        "decisive",
+        "picks",
+        "≥ 1.3× picked",
+        "wrong picks",
+        "largest gain left possible (median of defaults)",
+        "wall per search",
+    ]
+    return table(header, rows)

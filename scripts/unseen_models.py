@@ -115,18 +115,23 @@ def filetype() -> Any:
     return g.model([_input("bytes", [1, 1024], TensorProto.INT64)], out, [1, 100])
 
 
-def ocr_det() -> Any:
-    g = _Builder(4)
-    h = g.conv("x", 3, 16, 3, stride=2)  # 80
-    h = g.conv(h, 16, 32, 3, stride=2)  # 40
-    h = g.conv(h, 32, 64, 3, stride=2)  # 20
-    h = g.conv(h, 64, 64, 3)
+def _detector(seed: int, size: int, widths: tuple[int, int, int, int]) -> Any:
+    """A text detector: three stride-2 convolutions, one more, 4x nearest upsampling, a 1-channel
+    sigmoid map at half the input's resolution."""
+    g = _Builder(seed)
+    h, ch = "x", 3
+    for out, stride in zip(widths, (2, 2, 2, 1), strict=True):
+        h, ch = g.conv(h, ch, out, 3, stride=stride), out
     scales = g.const([1.0, 1.0, 4.0, 4.0], np.float32)
-    up = g.op("Resize", [h, "", scales], mode="nearest")  # 80
-    h = g.conv(up, 64, 32, 3)
+    up = g.op("Resize", [h, "", scales], mode="nearest")
+    h = g.conv(up, ch, 32, 3)
     h = g.conv(h, 32, 1, 1)
     out = g.op("Sigmoid", [h])
-    return g.model([_input("x", [1, 3, 160, 160])], out, [1, 1, 80, 80])
+    return g.model([_input("x", [1, 3, size, size])], out, [1, 1, size // 2, size // 2])
+
+
+def ocr_det() -> Any:
+    return _detector(4, 160, (16, 32, 64, 64))
 
 
 def crnn() -> Any:
@@ -161,17 +166,7 @@ def yolo() -> Any:
 
 
 def ocr_det_large() -> Any:
-    g = _Builder(8)
-    h = g.conv("x", 3, 32, 3, stride=2)  # 320
-    h = g.conv(h, 32, 64, 3, stride=2)  # 160
-    h = g.conv(h, 64, 128, 3, stride=2)  # 80
-    h = g.conv(h, 128, 128, 3)
-    scales = g.const([1.0, 1.0, 4.0, 4.0], np.float32)
-    up = g.op("Resize", [h, "", scales], mode="nearest")  # 320
-    h = g.conv(up, 128, 32, 3)
-    h = g.conv(h, 32, 1, 1)
-    out = g.op("Sigmoid", [h])
-    return g.model([_input("x", [1, 3, 640, 640])], out, [1, 1, 320, 320])
+    return _detector(8, 640, (32, 64, 128, 128))
 
 
 def filetype_large() -> Any:
