@@ -120,8 +120,8 @@ def _detector(seed: int, size: int, widths: tuple[int, int, int, int]) -> Any:
     sigmoid map at half the input's resolution."""
     g = _Builder(seed)
     h, ch = "x", 3
-    for out, stride in zip(widths, (2, 2, 2, 1), strict=True):
-        h, ch = g.conv(h, ch, out, 3, stride=stride), out
+    for width, stride in zip(widths, (2, 2, 2, 1), strict=True):
+        h, ch = g.conv(h, ch, width, 3, stride=stride), width
     scales = g.const([1.0, 1.0, 4.0, 4.0], np.float32)
     up = g.op("Resize", [h, "", scales], mode="nearest")
     h = g.conv(up, ch, 32, 3)
