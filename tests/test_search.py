@@ -42,9 +42,9 @@ def test_search_stores_every_trial_with_default_first(mlp_path: Path) -> None:
         assert row.shapes == "x=1x16"
         assert row.autotune_version
         assert row.session_create_ms is not None and row.first_run_ms is not None
-        placement = row.placement
-        assert placement["nodes"] == {"CPUExecutionProvider": 3}
-        SessionConfig.from_json(row.config)  # type: ignore[arg-type]
+        config = SessionConfig.from_json(row.config)  # type: ignore[arg-type]
+        # every node on the configuration's provider (a plugin EP's device on an x86 CPU)
+        assert row.placement["nodes"] == {config.primary_provider: 3}
     ok = [r for r in rows if r.status == "ok"]
     assert all(0.2 < r.ratio < 5 for r in ok)  # type: ignore[operator]
     assert outcome.compared[0]["config_id"] == DEFAULT_CONFIG.config_id
@@ -89,13 +89,18 @@ def test_crashing_trial_is_recorded_and_search_goes_on(mlp_path: Path) -> None:
 @pytest.mark.slow
 def test_hanging_trial_times_out(mlp_path: Path) -> None:
     # injected fault (tests/faults.py): configurations with one intra-op thread hang
-    options = _options(trials=7, trial_timeout=3.0, worker_target=faults.hanging_worker)
+    options = _options(
+        trials=8,
+        trial_timeout=3.0,
+        worker_target=faults.hanging_worker,
+        providers=("CPUExecutionProvider",),  # the one-thread variant comes within the budget
+    )
     outcome = run_search(mlp_path, options)
     rows = _trials(outcome.key)
     timeouts = [r for r in rows if r.status == "timeout"]
     assert timeouts
     assert "no answer within 3 s" in timeouts[0].error  # type: ignore[operator]
-    assert outcome.measured == 7
+    assert outcome.measured == 8
 
 
 def test_symbolic_dims_need_shapes(dynamic_path: Path) -> None:
@@ -232,4 +237,4 @@ def test_stale_result_of_another_build_is_not_replayed_here(mlp_path: Path) -> N
         ))  # fmt: skip
     outcome = run_search(mlp_path, _options(trials=3))
     assert outcome.measured == 3
-    assert all("OpenVINO" not in r.config for r in _trials(outcome.key))  # type: ignore[operator]
+    assert ov.config_id not in {r.config_id for r in _trials(outcome.key)}

@@ -132,12 +132,15 @@ def _suggest_cpu(trial: TrialLike, ctx: SearchContext) -> dict[str, str]:
 
 
 def latency_setup(ctx: SearchContext) -> dict[str, Any]:
-    """The first trial of an OpenVINO device: the latency hint, one stream and (on a CPU) a
-    thread per core; the precision is left to the sampler and the accuracy gate."""
+    """The first trial of an OpenVINO device: the latency hint, one stream, (on a CPU) a thread
+    per core, and f32 inference: the precision the fp32 accuracy gate judges (a CPU with AMX
+    would otherwise infer in bf16); lower precisions are left to the sampler and the gate."""
     point: dict[str, Any] = {}
     for kind in ("CPU", "GPU", "NPU"):
         point[f"ovplugin.{kind}.PERFORMANCE_HINT"] = "LATENCY"
         point[f"ovplugin.{kind}.NUM_STREAMS"] = 1
+        for lower in ("", "+bf16", "+f16"):  # the parameter is named by the device's choices
+            point[f"ovplugin.{kind}.INFERENCE_PRECISION_HINT.f32{lower}"] = "f32"
     point["ovplugin.CPU.INFERENCE_NUM_THREADS"] = max(1, ctx.cores)
     return point
 

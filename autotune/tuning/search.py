@@ -400,9 +400,9 @@ class _Search:
                 continue  # a row from another space version: still known, just not replayed
 
     def _seed(self, study: Any, ctx: SearchContext, shared: bool) -> int:
-        """Enqueue what is measured first: ORT's defaults, the stale picks, then (cheap first)
-        the default's one-knob variants and each other provider once at its own defaults,
-        slowest compiles last. Returns how many seeds were enqueued."""
+        """Enqueue what is measured first: ORT's defaults, the stale picks, each other provider
+        once at its own defaults (slowest compiles last), then the default's one-knob variants.
+        Returns how many seeds were enqueued."""
         options = self.options
         if DEFAULT_CONFIG.config_id not in self.known and not (shared and study.trials):
             study.enqueue_trial(DEFAULT_PARAMS)
@@ -416,18 +416,19 @@ class _Search:
             study.enqueue_trial(params, skip_if_exists=True)
         seeds = 0
         if not (shared and study.trials):
+            for space in sorted(spaces, key=lambda sp: sp.compile_cost):
+                if space.name != CPU:
+                    # the provider as it comes, everything else ORT's defaults: the largest
+                    # effects come from the provider, so each is measured before any variant
+                    # and before the sampler varies its options
+                    point = {**DEFAULT_PARAMS, **space.default_point(ctx), "provider": space.name}
+                    study.enqueue_trial(point, skip_if_exists=True)
+                    seeds += 1
             for dimension, params in one_knob_variants(ctx, self.space.levels):
                 cfg = self._replay(params)
                 self.variant_dims[cfg.config_id] = dimension
                 if cfg.config_id not in self.known and options.seed_variants:
                     study.enqueue_trial(params, skip_if_exists=True)
-                    seeds += 1
-            for space in sorted(spaces, key=lambda sp: sp.compile_cost):
-                if space.name != CPU:
-                    # the provider as it comes, everything else ORT's defaults: a provider's
-                    # own gain is measured before the sampler varies its options
-                    point = {**DEFAULT_PARAMS, **space.default_point(ctx), "provider": space.name}
-                    study.enqueue_trial(point, skip_if_exists=True)
                     seeds += 1
         self._freeze_dead_dimensions()
         return seeds
