@@ -261,6 +261,7 @@ dl.meta dd { margin: 0; }
 table { border-collapse: collapse; width: 100%; margin: 8px 0 4px; font-size: 14px; }
 th, td { padding: 5px 9px; border-bottom: 1px solid var(--line); text-align: left;
   vertical-align: top; }
+td { overflow-wrap: anywhere; }
 th { background: var(--bg-alt); font-weight: 600; white-space: nowrap; }
 tbody tr:nth-child(even) { background: #fbfcfd; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
