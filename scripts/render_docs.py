@@ -1,7 +1,7 @@
 """Render the generated parts of docs/ (run by cog; `cog --check` in scripts/check holds them).
 
-    cog -r -I scripts docs/cli.md docs/benchmarks.md      # regenerate after a change
-    cog --check -I scripts docs/cli.md docs/benchmarks.md # what scripts/check runs
+    cog -r -I scripts README.md docs/cli.md docs/benchmarks.md      # regenerate after a change
+    cog --check -I scripts README.md docs/cli.md docs/benchmarks.md # what scripts/check runs
 
 ``cli_reference()`` is every command's ``--help``, as a terminal 100 columns wide prints it.
 The benchmark tables are rendered from the results files committed under docs/results/ (the
