@@ -138,7 +138,11 @@ def decisions_summary(*names: str) -> str:
             checks = [r["check"]["speedup"] for _, r in picks if r.get("check")]
             wrong = sum(c < 0.99 for c in checks)
             large = [f"{m} {r['speedup']:.2f}×" for m, r in picks if r["speedup"] >= 1.3]
-            resolutions = [r["resolution"] for _, r in runs if r["outcome"] == "default"]
+            resolutions = [  # none where no candidate reached the head-to-head
+                r["resolution"]
+                for _, r in runs
+                if r["outcome"] == "default" and r.get("resolution") is not None
+            ]
             walls = [r["wall_s"] for _, r in runs]
             loads = [r["h2h_other_cores"] for _, r in runs if r.get("h2h_other_cores") is not None]
             load = condition + (f" ({min(loads):.2f}–{max(loads):.2f})" if loads else "")
@@ -166,3 +170,14 @@ def decisions_summary(*names: str) -> str:
         "wall per search",
     ]
     return table(header, rows)
+
+
+def wall_time_table(name: str = "wall_time.json") -> str:
+    """Search wall time, an earlier revision against this one (scripts/bench_wall_time.py)."""
+    from bench_wall_time import markdown
+
+    found = results(name)
+    return (
+        markdown(found)
+        + f"\n\nRaw results: `docs/results/{name}`. Measured with {measured_on(found)}\n"
+    )

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from autotune.config import DEFAULT_CONFIG
+from autotune.config import DEFAULT_CONFIG, SessionConfig
 from autotune.measure.conditions import Conditions, LoadLevel
 from autotune.measure.verdict import DEFAULT, INCONCLUSIVE, PICK, Round, decide, t_quantile
 from autotune.store.database import Store
@@ -117,6 +117,33 @@ def test_a_thread_setting_pick_measured_under_load_is_held() -> None:
     assert held.open == []  # more processes under the same load cannot release it
     quiet = decide(rounds, contenders=2, min_gain=0.03, changes_threads=[False, True])
     assert quiet.outcome == PICK
+
+
+def test_what_counts_as_a_thread_setting() -> None:
+    """Held under load: ORT's thread settings, and a provider narrowing the threads (fewer than
+    ORT's pool, a thread per physical core, or several streams). Not held: another provider in
+    its latency setup, every core in one stream (the OpenVINO EP and the OpenVINO plugin as
+    their first trial measures them)."""
+    from autotune.tuning.head_to_head import changes_threads
+
+    def provider(name: str, **options: str) -> SessionConfig:
+        return dataclasses.replace(DEFAULT_CONFIG, providers=((name, options),))
+
+    def plugin(props: dict[str, str]) -> SessionConfig:
+        return provider("OpenVINOExecutionProvider", load_config=json.dumps({"CPU": props}))
+
+    assert not changes_threads(DEFAULT_CONFIG, cores=4)
+    assert changes_threads(dataclasses.replace(DEFAULT_CONFIG, intra_op_num_threads=1), cores=4)
+    latency = provider("OpenVINOExecutionProvider", num_of_threads="4", num_streams="1")
+    assert not changes_threads(latency, cores=4)
+    fewer = provider("OpenVINOExecutionProvider", num_of_threads="2", num_streams="1")
+    assert changes_threads(fewer, cores=4)
+    streams = provider("OpenVINOExecutionProvider", num_of_threads="4", num_streams="2")
+    assert changes_threads(streams, cores=4)
+    assert not changes_threads(plugin({"INFERENCE_NUM_THREADS": "4", "NUM_STREAMS": "1"}), cores=4)
+    assert changes_threads(plugin({"INFERENCE_NUM_THREADS": "1"}), cores=4)
+    assert changes_threads(plugin({"NUM_STREAMS": "2"}), cores=4)
+    assert not changes_threads(provider("CUDAExecutionProvider", device_id="0"), cores=4)
 
 
 def test_a_provider_pick_under_light_load_stands_when_it_clears_the_widened_margin() -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,9 +38,14 @@ THREAD_ENTRIES = frozenset(
 )
 
 
-def changes_threads(config: SessionConfig, default: SessionConfig = DEFAULT_CONFIG) -> bool:
+def changes_threads(
+    config: SessionConfig, default: SessionConfig = DEFAULT_CONFIG, cores: int = 1
+) -> bool:
     """Whether ``config`` differs from ``default`` in a thread setting: intra/inter-op threads,
-    spinning, the execution mode, or a provider's thread or stream count."""
+    spinning, the execution mode, or a provider running fewer threads than ORT's default pool
+    (one a physical core: ``cores``) or more than one stream. A provider that uses every core in
+    one stream (the OpenVINO EP's latency setup) changes the provider, not the threads: under
+    load it is judged with the margin widened by the load, like any other provider."""
     if (config.intra_op_num_threads, config.inter_op_num_threads, config.execution_mode) != (
         default.intra_op_num_threads,
         default.inter_op_num_threads,
@@ -51,10 +56,50 @@ def changes_threads(config: SessionConfig, default: SessionConfig = DEFAULT_CONF
         if config.session_entries.get(key) != default.session_entries.get(key):
             return True
     return any(
-        "thread" in key.lower() or "stream" in key.lower()
+        _fewer_threads(key, value, cores)
         for _, options in config.providers
-        for key in options
+        for key, value in _flat_options(options)
     )
+
+
+def _flat_options(options: Mapping[str, str]) -> list[tuple[str, str]]:
+    """A provider's options, with the OpenVINO plugin's ``load_config`` JSON
+    (``{"CPU": {"INFERENCE_NUM_THREADS": "2", ...}}``) opened into its keys."""
+    out: list[tuple[str, str]] = []
+    for key, value in options.items():
+        nested = _json_object(value) if key == "load_config" else None
+        if nested is None:
+            out.append((key, value))
+            continue
+        for device in nested.values():
+            if isinstance(device, dict):
+                out += [(str(k), str(v)) for k, v in device.items()]
+            else:
+                out.append((key, value))
+    return out
+
+
+def _json_object(text: str) -> dict[str, Any] | None:
+    try:
+        found = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    return found if isinstance(found, dict) else None
+
+
+def _fewer_threads(key: str, value: str, cores: int) -> bool:
+    """A provider option that narrows the threads: a thread count below ``cores`` (or one that is
+    not a number), a stream count above one."""
+    name = key.lower()
+    if "thread" not in name and "stream" not in name:
+        return False
+    try:
+        count = int(value)
+    except ValueError:
+        return True
+    if "stream" in name:
+        return count > 1
+    return 0 < count < cores
 
 
 @dataclass(frozen=True)
@@ -91,9 +136,9 @@ class _Judge:
         monitor: LoadSource,
     ) -> None:
         self.manager, self.plan, self.monitor = manager, plan, monitor
-        self.flags = [changes_threads(c) for c in contenders]
         self.samples: list[Load] = []
-        monitor.sample()  # the head-to-head's load starts now
+        first = monitor.sample()  # the head-to-head's load starts now
+        self.flags = [changes_threads(c, cores=first.cores) for c in contenders]
 
     def load(self) -> Load:
         """Other programs' use over the head-to-head so far (time-weighted)."""
