@@ -164,6 +164,35 @@ def test_a_provider_pick_under_light_load_stands_when_it_clears_the_widened_marg
     assert "widened by the load" in small.reason
 
 
+def _bursty(candidate: float, candidate_feels_load: bool, processes: int = 4) -> list[Round]:
+    """Rounds under a bursty load: in every other round ORT's defaults (contender 0 and the
+    reference) run 1.4x slower; the candidate (``candidate`` x the default's quiet latency)
+    with them, or untouched."""
+    out = []
+    for g in range(processes):
+        for k in range(8):
+            burst = 1.4 if k % 2 else 1.0
+            cand = candidate * (burst if candidate_feels_load else 1.0)
+            out.append(Round(g, (10.0 * burst, 10.0 * cand), 10.0 * burst))
+    return out
+
+
+def test_under_load_the_margin_widens_by_the_loads_effect_beyond_what_the_candidate_felt() -> None:
+    """The reference ran 1.3x its floor. A provider that runs on the same cores is slowed by the
+    same bursts: its 1.25x is a fair comparison and stands, where charging the whole 1.3x to
+    the comparison (1.03 x 1.3 = 1.34x) would lose it. A candidate the bursts do not touch
+    (no real gain: 1.01x when quiet) looks 1.2x faster under them: it keeps the whole factor
+    and is not picked."""
+    fair = decide(_bursty(0.8, True), contenders=2, min_gain=0.03, conditions=LIGHT)
+    assert fair.outcome == PICK and fair.pick_index == 1, fair.reason
+    assert 1.24 < (fair.entries[1].speedup or 0) < 1.26
+    untouched = decide(_bursty(0.99, False), contenders=2, min_gain=0.03, conditions=LIGHT)
+    assert untouched.outcome != PICK and untouched.entries[1].state == "load", untouched.reason
+    assert "widened by the load (34" in untouched.reason  # 1.031 x 1.3: the whole factor
+    quiet = decide(_bursty(0.99, False), contenders=2, min_gain=0.03)
+    assert quiet.outcome == PICK  # without the load figures the inflated gain would be taken
+
+
 def test_under_heavy_load_a_provider_pick_needs_the_wider_margin_and_threads_are_held() -> None:
     heavy = Conditions.measured(1.0, 0.0, cores=2, threads=2, slowdown=1.8)
     assert heavy.level == LoadLevel.HEAVY and heavy.widening == 1.8

@@ -16,8 +16,9 @@ Process-to-process disagreement therefore widens the interval instead of vetoing
 3× candidate under a 10% A/A spread is picked, a 1.02× candidate under it is not.
 
 The decision, with ``threshold`` = 1 / (1 - margin):
-- **pick** a candidate whose lower bound clears the threshold (widened by the load's measured
-  effect when other programs used the CPU; held instead when it changes thread settings and
+- **pick** a candidate whose lower bound clears the threshold (widened, when other programs
+  used the CPU, by the load's measured effect on ORT's defaults beyond what the candidate itself
+  felt: ``_widening``; held instead when it changes thread settings and
   was measured under any load: one thread really is faster while another program holds a
   core), faster than the default in most processes, p50 agreeing;
 - **default** when no candidate's upper bound reaches the threshold: no gain of that size is
@@ -181,8 +182,37 @@ def _inconsistent(e: Entry, default: Entry) -> str | None:
     return None
 
 
+def _self_slowdown(rounds: list[Round], i: int) -> float:
+    """How much slower contender i ran than its own fastest block, within each of its
+    processes (the median over processes of median / fastest): the load as that contender felt
+    it, free of the differences between processes. 1 where a process has too few rounds."""
+    by_gen: dict[int, list[float]] = {}
+    for r in rounds:
+        if not math.isnan(r.medians[i]):
+            by_gen.setdefault(r.generation, []).append(r.medians[i])
+    ratios = [statistics.median(xs) / min(xs) for xs in by_gen.values() if len(xs) >= 4]
+    return max(1.0, statistics.median(ratios)) if ratios else 1.0
+
+
+def _widening(rounds: list[Round], i: int, conditions: Conditions) -> float:
+    """The factor on the pick threshold for contender i under load: the load's effect on ORT's
+    defaults (the reference's slowdown against its floor, and the default contender's own)
+    beyond what the candidate itself felt. A candidate slowed as much as the defaults were
+    compares fairly (the factor falls towards 1); one the load did not touch keeps the whole
+    factor, as if its gain were the load's doing."""
+    if not conditions.loaded:
+        return 1.0
+    own = _self_slowdown(rounds, i)
+    return max(1.0, conditions.widening / own, _self_slowdown(rounds, 0) / own)
+
+
 def _classify(
-    e: Entry, default: Entry, threshold: float, conditions: Conditions, changes_threads: bool
+    e: Entry,
+    default: Entry,
+    threshold: float,
+    conditions: Conditions,
+    changes_threads: bool,
+    widening: float,
 ) -> None:
     """Set the entry's state and, when it cannot be picked, why not."""
     assert e.speedup is not None and e.speedup_low is not None and e.speedup_high is not None
@@ -190,7 +220,7 @@ def _classify(
     margin = 1 - 1 / threshold  # the --min-gain asked for
     # held: thread settings measured while others used the CPU; else the load's effect widens
     held = conditions.loaded and changes_threads
-    bar = math.inf if held else threshold * conditions.widening
+    bar = math.inf if held else threshold * widening
     if e.speedup_low > bar:
         problem = _inconsistent(e, default)
         if problem is None:
@@ -281,7 +311,8 @@ def decide(
     if unstable:
         return verdict(INCONCLUSIVE, unstable, None, [])
     for i in measured:
-        _classify(entries[i], default, threshold, conditions, changes_threads[i])
+        widening = _widening(rounds, i, conditions)
+        _classify(entries[i], default, threshold, conditions, changes_threads[i], widening)
     eligible = [i for i in measured if entries[i].eligible]
     best = max(eligible, key=lambda i: entries[i].speedup or 0.0) if eligible else None
     for i in measured:
