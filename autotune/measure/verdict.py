@@ -262,10 +262,9 @@ def decide(
     changes_threads: Sequence[bool] | None = None,
     min_generations: int = MIN_GENERATIONS,
 ) -> Verdict:
-    """The verdict of a head-to-head whose contender 0 is ORT's default configuration.
-    ``changes_threads[i]``: contender i differs from the default in a thread setting (held when
-    measured under load). Before ``min_generations`` processes, every decision stays open
-    unless the head-to-head is over (``complete`` False: its time ran out)."""
+    """The verdict of a head-to-head whose contender 0 is ORT's defaults. ``changes_threads[i]``:
+    contender i changes a thread setting (held when measured under load). Before ``min_generations``
+    processes every decision stays open, unless the time ran out (``complete`` False)."""
     latencies = latencies or [[] for _ in range(contenders)]
     changes_threads = changes_threads or [False] * contenders
     entries = [
