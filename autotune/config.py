@@ -272,14 +272,24 @@ def _parse_plugin(value: Any) -> dict[str, str]:
     return dict(value)
 
 
+def load_config_properties(value: str) -> dict[str, str] | None:
+    """The properties of an OpenVINO ``load_config`` (``{"CPU": {"NUM_STREAMS": "1", …}}``, one
+    device), or None when ``value`` is not of that shape."""
+    try:
+        data = json.loads(value)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(data, dict) or len(data) != 1:
+        return None
+    ((_device, props),) = data.items()
+    return {str(k): str(v) for k, v in props.items()} if isinstance(props, dict) else None
+
+
 def _option_text(key: str, value: str) -> str:
     """``key=value`` for a label; OpenVINO's load_config shows its properties, not its JSON."""
-    if key == "load_config" and value.startswith("{"):
-        try:
-            ((_device, props),) = json.loads(value).items()
-            return ",".join(f"{k}={v}" for k, v in props.items())
-        except (ValueError, AttributeError, TypeError):
-            pass
+    props = load_config_properties(value) if key == "load_config" else None
+    if props is not None:
+        return ",".join(f"{k}={v}" for k, v in props.items())
     return f"{key}={value}"
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from autotune.chip import current_descriptor
-from autotune.config import DEFAULT_CONFIG, SessionConfig
+from autotune.config import DEFAULT_CONFIG, SessionConfig, load_config_properties
 from autotune.ladder import roles_of
 from autotune.measure.conditions import Conditions
 from autotune.measure.generations import HeadToHead, HeadToHeadProgress, Replication
@@ -39,7 +39,7 @@ THREAD_ENTRIES = frozenset(
 
 
 def changes_threads(
-    config: SessionConfig, default: SessionConfig = DEFAULT_CONFIG, cores: int = 1
+    config: SessionConfig, default: SessionConfig = DEFAULT_CONFIG, *, cores: int
 ) -> bool:
     """Whether ``config`` differs from ``default`` in a thread setting: intra/inter-op threads,
     spinning, the execution mode, or a provider running fewer threads than ORT's default pool
@@ -63,28 +63,12 @@ def changes_threads(
 
 
 def _flat_options(options: Mapping[str, str]) -> list[tuple[str, str]]:
-    """A provider's options, with the OpenVINO plugin's ``load_config`` JSON
-    (``{"CPU": {"INFERENCE_NUM_THREADS": "2", ...}}``) opened into its keys."""
+    """A provider's options, with an OpenVINO ``load_config``'s properties as options."""
     out: list[tuple[str, str]] = []
     for key, value in options.items():
-        nested = _json_object(value) if key == "load_config" else None
-        if nested is None:
-            out.append((key, value))
-            continue
-        for device in nested.values():
-            if isinstance(device, dict):
-                out += [(str(k), str(v)) for k, v in device.items()]
-            else:
-                out.append((key, value))
+        props = load_config_properties(value) if key == "load_config" else None
+        out += list(props.items()) if props is not None else [(key, value)]
     return out
-
-
-def _json_object(text: str) -> dict[str, Any] | None:
-    try:
-        found = json.loads(text)
-    except (ValueError, RecursionError):
-        return None
-    return found if isinstance(found, dict) else None
 
 
 def _fewer_threads(key: str, value: str, cores: int) -> bool:
