@@ -18,7 +18,7 @@ Process-to-process disagreement therefore widens the interval instead of vetoing
 The decision, with ``threshold`` = 1 / (1 - margin):
 - **pick** a candidate whose lower bound clears the threshold (widened, when other programs
   used the CPU, by the load's measured effect on ORT's defaults beyond what the candidate itself
-  felt: ``_widening``; held instead when it changes thread settings and
+  felt: ``_widenings``; held instead when it changes thread settings and
   was measured under any load: one thread really is faster while another program holds a
   core), faster than the default in most processes, p50 agreeing;
 - **default** when no candidate's upper bound reaches the threshold: no gain of that size is
@@ -194,16 +194,18 @@ def _self_slowdown(rounds: list[Round], i: int) -> float:
     return max(1.0, statistics.median(ratios)) if ratios else 1.0
 
 
-def _widening(rounds: list[Round], i: int, conditions: Conditions) -> float:
-    """The factor on the pick threshold for contender i under load: the load's effect on ORT's
-    defaults (the reference's slowdown against its floor, and the default contender's own)
-    beyond what the candidate itself felt. A candidate slowed as much as the defaults were
-    compares fairly (the factor falls towards 1); one the load did not touch keeps the whole
-    factor, as if its gain were the load's doing."""
+def _widenings(
+    rounds: list[Round], measured: list[int], conditions: Conditions
+) -> dict[int, float]:
+    """The factor on the pick threshold for each measured contender under load: the load's
+    effect on ORT's defaults (the reference's slowdown against its floor, and the default
+    contender's own) beyond what the candidate itself felt. A candidate slowed as much as the
+    defaults were compares fairly (the factor falls towards 1); one the load did not touch keeps
+    the whole factor, as if its gain were the load's doing."""
     if not conditions.loaded:
-        return 1.0
-    own = _self_slowdown(rounds, i)
-    return max(1.0, conditions.widening / own, _self_slowdown(rounds, 0) / own)
+        return dict.fromkeys(measured, 1.0)
+    defaults = max(conditions.widening, _self_slowdown(rounds, 0))
+    return {i: max(1.0, defaults / _self_slowdown(rounds, i)) for i in measured}
 
 
 def _classify(
@@ -309,9 +311,9 @@ def decide(
     unstable = _reference_outlier(aa_logs, threshold)
     if unstable:
         return verdict(INCONCLUSIVE, unstable, None, [])
+    widenings = _widenings(rounds, measured, conditions)
     for i in measured:
-        widening = _widening(rounds, i, conditions)
-        _classify(entries[i], default, threshold, conditions, changes_threads[i], widening)
+        _classify(entries[i], default, threshold, conditions, changes_threads[i], widenings[i])
     eligible = [i for i in measured if entries[i].eligible]
     best = max(eligible, key=lambda i: entries[i].speedup or 0.0) if eligible else None
     for i in measured:
