@@ -2,7 +2,7 @@
 
     python scripts/bench.py                      # the four studies in studies/
     python scripts/bench.py model.onnx ...       # and/or your own models
-    python scripts/bench.py --studies mlp,transformer --out docs/results
+    python scripts/bench.py --studies mlp,transformer --out docs/results/oracle.json
 
 For each model, in one run on one machine:
 1. `autotune search` with default options (fresh database): its wall time and its pick.
@@ -17,7 +17,8 @@ For each model, in one run on one machine:
    the time an exhaustive search of it would take is extrapolated from the grid's per-config cost).
 3. A fresh head-to-head of default, pick and oracle best (15 paired rounds, slow-phase guard):
    speed-up = default/pick, pick/oracle, and the rounds the guard dropped.
-Writes a Markdown table to stdout and JSON to --out.
+Writes a Markdown table to stdout and JSON to --out (default docs/results/oracle.json, which
+docs/benchmarks.md renders).
 """
 
 from __future__ import annotations
@@ -173,7 +174,7 @@ def main() -> None:
         default="mlp,transformer,mobilenetv2,resnet50",
         help="study files of studies/ to run (comma-separated names)",
     )
-    parser.add_argument("--out", default="docs/results")
+    parser.add_argument("--out", type=Path, default=Path(bench_machine.RESULTS) / "oracle.json")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="autotune-bench-"))
     os.environ["AUTOTUNE_CACHE_DIR"] = str(work / "cache")
@@ -189,22 +190,10 @@ def main() -> None:
     runs += [(Path(m), {}) for m in args.models]
     rows = [bench_model(p, work, options) for p, options in runs]
     chip = current_chip()
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    stamp = time.strftime("%Y-%m-%d")
-    (out / f"bench-{stamp}.json").write_text(
-        json.dumps(
-            {
-                "chip": chip.chip_id,
-                "ort": chip.ort_version,
-                "date": stamp,
-                "rows": rows,
-                **bench_machine.describe(others_before),
-            },
-            indent=2,
-        )
-    )
-    print(f"{chip.chip_id}, onnxruntime {chip.ort_version}, {stamp}\n")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    found = {"rows": rows, **bench_machine.describe(others_before)}
+    args.out.write_text(json.dumps(found, indent=2))
+    print(f"{chip.chip_id}, onnxruntime {chip.ort_version}, {found['machine']['date']}\n")
     print(
         "| model | default p50 / p90 | autotune's pick | speed-up | pick / oracle best | "
         "oracle best | search time (trials) | oracle grid time (configs) | search / grid time | "

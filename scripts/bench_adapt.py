@@ -12,7 +12,7 @@ intra-op thread, spinning off, each stored as a trial and a finished search's pi
 borrow) with a made-up ratio of 0.9 (adapt never trusts a stored ratio: it re-measures).
 
     python scripts/bench_adapt.py [--example mlp --example transformer] [--budget 30]
-                                  [--from-db PATH] [--json]
+                                  [--from-db PATH] [--json] [--out docs/results/adapt.json]
 """
 
 from __future__ import annotations
@@ -28,6 +28,9 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).parent))
+import bench_machine
 
 from autotune.chip import current_chip, current_descriptor
 from autotune.config import SessionConfig
@@ -156,8 +159,10 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=30.0)
     parser.add_argument("--from-db", type=Path)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--out", type=Path, help="write the rows with the machine and load (JSON)")
     args = parser.parse_args()
     names = args.example or sorted(EXAMPLES)
+    others_before = bench_machine.others_cores()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in names:
@@ -166,6 +171,10 @@ def main() -> None:
                 print(json.dumps(rows[-1]), flush=True)
     if args.json:
         print(json.dumps(rows, indent=2))
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        found = {**bench_machine.describe(others_before), "budget_s": args.budget, "runs": rows}
+        args.out.write_text(json.dumps(found, indent=2))
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -39,6 +38,9 @@ def main() -> None:
     parser.add_argument("--models", default="mlp,mobilenetv2,transformer,resnet50")
     parser.add_argument("--processes", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=1.0)
+    parser.add_argument(
+        "--out", type=Path, default=Path(bench_machine.RESULTS) / "process_spread.json"
+    )
     args = parser.parse_args()
 
     from autotune.chip import usable_cores
@@ -52,7 +54,7 @@ def main() -> None:
     }
     work = Path(tempfile.mkdtemp(prefix="autotune-spread-"))
     others_before = bench_machine.others_cores()
-    results: dict[str, Any] = {}
+    rows: list[dict[str, Any]] = []
     print("| model | machine | configuration | median p50 | process spread |")
     print("|---|---|---|---|---|")
     for name in args.models.split(","):
@@ -72,16 +74,15 @@ def main() -> None:
                     hog.kill()
                     hog.wait()
             for label, values in p50s.items():
-                results[f"{name}/{phase}/{label}"] = values
+                rows.append({"model": name, "phase": phase, "config": label, "p50_ms": values})
                 print(
                     f"| {name} | {phase} | {label} | {statistics.median(values):.3f} ms "
                     f"| {spread(values):.1%} |",
                     flush=True,
                 )
-    results.update(bench_machine.describe(others_before))
-    out = Path(os.environ.get("OUT", "docs/results")) / "process_spread.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2))
+    results = {**bench_machine.describe(others_before), "processes": args.processes, "rows": rows}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2))
 
 
 if __name__ == "__main__":

@@ -2,21 +2,28 @@
 picks against each other in one fresh paired head-to-head (default, pick 1, pick 2, …).
 
     python scripts/repeat_search.py MODEL.onnx [--repeats 3] [--trials 30]
-    python scripts/repeat_search.py --example resnet50
+    python scripts/repeat_search.py --example resnet50 --out docs/results/repeat.json
 
 Prints each run's pick, wall time and claimed speed-up, then the head-to-head ratios (each pick
-relative to the default, measured in the same rounds) and the spread between picks.
+relative to the default, measured in the same rounds) and the spread between picks. With
+``--out``, the model's record is added to that results file (one record per model, replaced when
+the model is run again), with the machine and load.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).parent))
+import bench_machine
 
 
 def main() -> None:
@@ -26,7 +33,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--trials", type=int, default=30)
     parser.add_argument("--rounds", type=int, default=15, help="head-to-head rounds")
+    parser.add_argument("--out", type=Path, help="add this model's record to a results file")
     args = parser.parse_args()
+    others_before = bench_machine.others_cores()
     work = Path(tempfile.mkdtemp(prefix="autotune-repeat-"))
     os.environ["AUTOTUNE_CACHE_DIR"] = str(work / "cache")
     if args.example:
@@ -45,6 +54,7 @@ def main() -> None:
     from autotune.tuning.search import SearchOptions, run_search
 
     picks: list[SessionConfig] = []
+    runs: list[dict[str, Any]] = []
     print(f"model {model.name}: {args.repeats} searches of {args.trials} trials")
     for i in range(args.repeats):
         db = work / f"run{i}.db"
@@ -53,6 +63,16 @@ def main() -> None:
         wall = time.monotonic() - t0
         pick = outcome.pick or DEFAULT_CONFIG  # None: inconclusive, apps keep the default
         picks.append(pick)
+        runs.append(
+            {
+                "wall_s": round(wall, 1),
+                "outcome": outcome.outcome,
+                "pick": pick.describe(),
+                "claimed": outcome.speedup,
+                "claimed_interval": [outcome.speedup_low, outcome.speedup_high],
+                "aa_spread": outcome.aa_spread,
+            }
+        )
         claimed = f"{outcome.speedup:.3f}x" if outcome.speedup else outcome.outcome
         print(
             f"  run {i + 1}: {wall:5.0f} s, pick {pick.describe()!r}, "
@@ -89,6 +109,22 @@ def main() -> None:
         f"(median speed-up {1 / statistics.median(ratios):.3f}x). Identical configurations "
         "differ only by measurement noise between processes."
     )
+    if args.out:
+        record = {
+            "model": args.example or model.name,
+            "trials": args.trials,
+            "runs": runs,
+            "measured": [round(1 / r, 4) for r in ratios],
+            "rounds_kept": verdict.rounds_kept,
+            "rounds_dropped": verdict.rounds_dropped,
+            "distinct": distinct,
+        }
+        found = json.loads(args.out.read_text()) if args.out.exists() else {"models": []}
+        found["models"] = [m for m in found["models"] if m["model"] != record["model"]]
+        found["models"].append(record)
+        found.update(bench_machine.describe(others_before))
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(found, indent=2))
 
 
 if __name__ == "__main__":

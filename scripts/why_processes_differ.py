@@ -20,7 +20,9 @@ on (``/proc/self/task/*/stat``) and its affinity. Printed:
   during a block: near the thread count when ORT's threads ran side by side), how often its two
   busiest threads were last seen on one CPU, and the threads' affinities and CPUs.
 
-A diagnostic for the README's "Why two processes of one configuration differ"; not product code.
+With ``--out FILE`` the run's figures are added to that results file (docs/benchmarks.md's "Why
+two processes of one configuration differ" is rendered from docs/results/processes_differ.json).
+A diagnostic, not product code.
 """
 
 from __future__ import annotations
@@ -35,6 +37,9 @@ import sys
 import tempfile
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).parent))
+import bench_machine
 
 SIDE = r"""
 import json, os, statistics, sys, time
@@ -130,7 +135,9 @@ def main() -> None:
         action="store_true",
         help="start every process with the same address-space layout (setarch -R)",
     )
+    parser.add_argument("--out", type=Path, help="add this run's figures to a results file")
     args = parser.parse_args()
+    others_before = bench_machine.others_cores()
     prefix = ["setarch", os.uname().machine, "-R"] if args.no_aslr else []
 
     from autotune.config import SessionConfig
@@ -184,6 +191,31 @@ def main() -> None:
             f"{firsts[i] / min(firsts):.3f} {seconds[i] / min(seconds):.3f})  "
             f"parallelism {par:.2f}  same-cpu {shared:.0%}  [{desc}]"
         )
+    if args.out:
+        caller_worker_shared = sum(
+            1
+            for bl in blocks
+            for b in bl
+            if len(b["threads"]) >= 2 and b["threads"][0]["cpu"] == b["threads"][1]["cpu"]
+        )
+        record = {
+            "model": args.model,
+            "config": SessionConfig.from_json(config_json).describe(),
+            "aslr": not args.no_aslr,
+            "processes": args.processes,
+            "rounds": args.rounds,
+            "ms": round(statistics.median(medians), 4),
+            "spread": max(medians) / fastest - 1,
+            "paired": max(paired) / min(paired) - 1,
+            "halves_correlation": ranks,
+            "blocks_sharing_a_cpu": caller_worker_shared,
+            "blocks": sum(len(bl) for bl in blocks),
+        }
+        found = json.loads(args.out.read_text()) if args.out.exists() else {"runs": []}
+        found["runs"].append(record)
+        found.update(bench_machine.describe(others_before))
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(found, indent=2))
 
 
 if __name__ == "__main__":
