@@ -272,17 +272,26 @@ def _parse_plugin(value: Any) -> dict[str, str]:
     return dict(value)
 
 
-def load_config_properties(value: str) -> dict[str, str] | None:
-    """The properties of an OpenVINO ``load_config`` (``{"CPU": {"NUM_STREAMS": "1", …}}``, one
-    device), or None when ``value`` is not of that shape."""
+def load_config_devices(value: str) -> dict[str, dict[str, str]] | None:
+    """Each device's properties in an OpenVINO ``load_config`` (``{"CPU": {"NUM_STREAMS": "1"},
+    "GPU": {…}}``), or None when ``value`` is not JSON of that shape. The one reader of that
+    format (labels, the thread rule, the accuracy tier)."""
     try:
         data = json.loads(value)
     except (ValueError, RecursionError):
         return None
-    if not isinstance(data, dict) or len(data) != 1:
+    if not isinstance(data, dict) or not all(isinstance(p, dict) for p in data.values()):
         return None
-    ((_device, props),) = data.items()
-    return {str(k): str(v) for k, v in props.items()} if isinstance(props, dict) else None
+    return {str(d): {str(k): str(v) for k, v in p.items()} for d, p in data.items()}
+
+
+def load_config_properties(value: str) -> dict[str, str] | None:
+    """The properties of an OpenVINO ``load_config`` of one device (``{"CPU": {"NUM_STREAMS":
+    "1", …}}``), or None when ``value`` is not of that shape."""
+    devices = load_config_devices(value)
+    if devices is None or len(devices) != 1:
+        return None
+    return next(iter(devices.values()))
 
 
 def _option_text(key: str, value: str) -> str:

@@ -183,6 +183,8 @@ def _config(name: str, options: dict[str, str], **kwargs: Any) -> SessionConfig:
 def test_auto_judges_accelerators_that_compute_in_fp16_at_the_fp16_tier() -> None:
     coreml, ov = "CoreMLExecutionProvider", "OpenVINOExecutionProvider"
     f16 = '{"CPU": {"INFERENCE_PRECISION_HINT": "f16"}}'
+    # a load_config of several devices (MULTI, HETERO): any one of them in bf16 is enough
+    two = '{"CPU": {"NUM_STREAMS": "1"}, "GPU": {"INFERENCE_PRECISION_HINT": "bf16"}}'
     fp16 = {
         "Core ML ALL": _config(coreml, {}),
         "Core ML on the GPU": _config(coreml, {"MLComputeUnits": "CPUAndGPU"}),
@@ -190,6 +192,7 @@ def test_auto_judges_accelerators_that_compute_in_fp16_at_the_fp16_tier() -> Non
         "OpenVINO FP16": _config(ov, {"device_type": "GPU", "precision": "FP16"}),
         "OpenVINO GPU": _config(ov, {"device_type": "GPU"}),
         "OpenVINO f16 hint": _config(ov, {"device_type": "CPU", "load_config": f16}),
+        "OpenVINO bf16 on one of two": _config(ov, {"device_type": "CPU", "load_config": two}),
         "TensorRT fp16": _config("TensorrtExecutionProvider", {"trt_fp16_enable": "1"}),
         "a plugin EP's GPU": _config(
             "MLXExecutionProvider", {}, plugin={"package": "p", "version": "1", "device": "GPU/1/2"}
@@ -200,6 +203,10 @@ def test_auto_judges_accelerators_that_compute_in_fp16_at_the_fp16_tier() -> Non
         "Core ML CPUOnly": _config(coreml, {"MLComputeUnits": "CPUOnly"}),
         "OpenVINO CPU": _config(ov, {"device_type": "CPU", "precision": "ACCURACY"}),
         "OpenVINO GPU FP32": _config(ov, {"device_type": "GPU", "precision": "FP32"}),
+        "OpenVINO f32 hint": _config(
+            ov, {"device_type": "CPU", "load_config": f16.replace("f16", "f32")}
+        ),
+        "OpenVINO, load_config not JSON": _config(ov, {"device_type": "CPU", "load_config": "{"}),
         "TensorRT fp32": _config("TensorrtExecutionProvider", {"trt_fp16_enable": "0"}),
         "a plugin EP's CPU": _config(
             "MLXExecutionProvider", {}, plugin={"package": "p", "version": "1", "device": "CPU/1/2"}

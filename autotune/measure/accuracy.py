@@ -27,7 +27,6 @@ non-float output fails. ``--rtol``/``--atol`` replace an elementwise tier's tole
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -35,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from autotune.config import CPU, SessionConfig
+from autotune.config import CPU, SessionConfig, load_config_devices
 from autotune.errors import ConfigError, SearchError
 from autotune.store.records import Status, TrialRecord
 
@@ -144,13 +143,10 @@ def _openvino(options: Mapping[str, str]) -> str | None:
     device = options.get("device_type", "CPU")
     if precision is None and ("GPU" in device or "NPU" in device):
         return f"OpenVINO on {device} infers in fp16 unless precision says otherwise"
-    try:
-        properties = json.loads(options.get("load_config") or "{}")
-    except ValueError:
-        return None
-    for device_name, values in properties.items() if isinstance(properties, dict) else ():
-        hint = values.get("INFERENCE_PRECISION_HINT") if isinstance(values, dict) else None
-        if str(hint).lower() in ("f16", "bf16"):
+    devices = load_config_devices(options.get("load_config") or "{}") or {}
+    for device_name, values in devices.items():
+        hint = values.get("INFERENCE_PRECISION_HINT", "")
+        if hint.lower() in ("f16", "bf16"):
             return f"OpenVINO {device_name} INFERENCE_PRECISION_HINT={hint}"
     return None
 
