@@ -8,6 +8,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from autotune.config import CPU, SessionConfig
+
 
 def _save(graph: onnx.GraphProto, path: Path, opset: int = 17) -> Path:
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
@@ -228,3 +230,36 @@ def shape_folding(path: Path, width: int = 256, rows: int = 96) -> Path:
         [w, *consts],
     )
     return _save(graph, path)
+
+
+def sequence(path: Path) -> Path:
+    """x[batch, seq, 64] -> MatMul 256 -> Relu -> MatMul 64 -> Softmax: two free dimensions."""
+    rng = np.random.default_rng(0)
+    w1 = numpy_helper.from_array((rng.standard_normal((64, 256)) / 8).astype(np.float32), "w1")
+    w2 = numpy_helper.from_array((rng.standard_normal((256, 64)) / 16).astype(np.float32), "w2")
+    graph = helper.make_graph(
+        [
+            helper.make_node("MatMul", ["x", "w1"], ["h"]),
+            helper.make_node("Relu", ["h"], ["r"]),
+            helper.make_node("MatMul", ["r", "w2"], ["m"]),
+            helper.make_node("Softmax", ["m"], ["y"], axis=-1),
+        ],
+        "sequence",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", "seq", 64])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", "seq", 64])],
+        [w1, w2],
+    )
+    return _save(graph, path)
+
+
+def openvino_plugin_config() -> SessionConfig | None:
+    """ORT's defaults on the OpenVINO plugin EP's CPU device (``onnxruntime-ep-openvino``), or
+    None where the plugin does not register one (used by the soak's test and
+    scripts/bench_soak.py)."""
+    from autotune.providers import plugin_candidates
+
+    for space in plugin_candidates():
+        if space.ep_name == "OpenVINOExecutionProvider" and space.plugin["device"][:3] == "CPU":
+            providers: tuple[tuple[str, dict[str, str]], ...] = ((space.ep_name, {}), (CPU, {}))
+            return SessionConfig(providers=providers, plugin=dict(space.plugin)).canonical()
+    return None

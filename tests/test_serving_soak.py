@@ -6,57 +6,30 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
-import onnx
 import pytest
 from click.testing import CliRunner
-from onnx import TensorProto, helper, numpy_helper
 
 from autotune.commands.cli import cli
 from autotune.config import DEFAULT_CONFIG
 from autotune.errors import ShapeError
 from autotune.serving.soak import SoakWindow, judge, parse_shape_ranges, soak
+from tests import models
 
 
-def sequence_model(path: Path) -> Path:
-    """x[batch, seq, 64] -> MatMul 256 -> Relu -> MatMul 64 -> Softmax: two free dimensions."""
-    rng = np.random.default_rng(0)
-    w1 = numpy_helper.from_array((rng.standard_normal((64, 256)) / 8).astype(np.float32), "w1")
-    w2 = numpy_helper.from_array((rng.standard_normal((256, 64)) / 16).astype(np.float32), "w2")
-    graph = helper.make_graph(
-        [
-            helper.make_node("MatMul", ["x", "w1"], ["h"]),
-            helper.make_node("Relu", ["h"], ["r"]),
-            helper.make_node("MatMul", ["r", "w2"], ["m"]),
-            helper.make_node("Softmax", ["m"], ["y"], axis=-1),
-        ],
-        "sequence",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", "seq", 64])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", "seq", 64])],
-        [w1, w2],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.save(model, str(path))
-    return path
-
-
-@pytest.mark.xfail(
-    strict=False,
-    reason="glibc's heap does not always grow without the arena (CI, 2026-12-03: +1.5 MB in 4 s, "
-    "where earlier runs grew 64-124 MB): the growing case is not yet produced reliably",
-)
 def test_a_soak_flags_the_growing_configuration_and_not_the_flat_one(tmp_path: Path) -> None:
-    """Batch and sequence length drawn from 1..16 x 1..512, run after run. Without ORT's
-    arena every intermediate buffer of every size goes through malloc, and the heap keeps
-    growing (measured here: +64 to +124 MB in 4-5 s); with the arena and without per-shape
-    memory patterns it stays within about a megabyte after warm-up. (ORT's defaults, arena and
-    memory patterns, grew by 1 to 11 MB in such runs: too close to call for a test.) Each is
-    measured in its own process."""
-    model = sequence_model(tmp_path / "sequence.onnx")
+    """Batch and sequence length drawn from 1..16 x 1..512, run after run, each configuration
+    in its own process. The OpenVINO plugin EP (``onnxruntime-ep-openvino``, a dependency on
+    x86-64) keeps what it builds for every new input shape: measured here, +200 MB in 4 s, about
+    0.4 MB a run, which is what the soak is for. ORT's CPU EP with its arena and without
+    per-shape memory patterns stays within about a megabyte after warm-up. (Without the arena,
+    glibc's heap grew 64-124 MB on one machine and 1.5 MB on another: not a growth a test can
+    rely on.)"""
+    grower = models.openvino_plugin_config()
+    if grower is None:
+        pytest.skip("the OpenVINO plugin EP does not register a CPU device on this machine")
+    model = models.sequence(tmp_path / "sequence.onnx")
     ranges = parse_shape_ranges(["x=1..16x1..512x64"])
-    no_arena = replace(DEFAULT_CONFIG, enable_cpu_mem_arena=False)
-    grows = soak(model, no_arena, 4, ranges, window_s=0.5)
+    grows = soak(model, grower, 4, ranges, window_s=0.5)
     flat = soak(model, replace(DEFAULT_CONFIG, enable_mem_pattern=False), 4, ranges, window_s=0.5)
 
     def memory(flags: list[str]) -> list[str]:  # drift flags follow the machine's other load
@@ -64,7 +37,7 @@ def test_a_soak_flags_the_growing_configuration_and_not_the_flat_one(tmp_path: P
 
     assert len(memory(grows.flags)) == 1, grows.to_dict()
     assert memory(flat.flags) == [], flat.to_dict()
-    assert len(grows.windows) >= 7 and (grows.growth_mb or 0) > (flat.growth_mb or 0)
+    assert len(grows.windows) >= 7 and (grows.growth_mb or 0) > 10 * max(flat.growth_mb or 0, 1)
 
 
 def _windows(p50: list[float], rss: list[float]) -> list[SoakWindow]:

@@ -17,7 +17,7 @@ import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -641,24 +641,49 @@ class Store:
                     seen.setdefault(chip, StoredChip(chip, clean["os"], clean["chip_descriptor"]))
         return [seen[c] for c in sorted(seen)]
 
-    def summary(self) -> list[KeySummary]:
-        """One row per model × chip × ORT version × shapes: trial counts and the latest
-        finished search's verdict (its outcome and speed-up; trial estimates are not verdicts)."""
-        groups: dict[tuple[str | None, ...], dict[str, Any]] = {}
+    def key_counts(self) -> list[KeySummary]:
+        """The one aggregation of what the layers hold: per model × chip × ORT version × shapes,
+        every trial and search counted once (trial counts by status, searches in any state),
+        the model's name and the newest trial's time. A part a row lacks is "". ``summary``
+        adds the verdicts; ``sharing.stats`` rolls the rows up per model × chip."""
+        groups: dict[tuple[str, str, str, str], dict[str, Any]] = {}
+
+        def group(row: TrialRecord | SearchRecord) -> dict[str, Any]:
+            k = (row.model_digest, row.chip, row.ort_version, row.shapes)
+            new: dict[str, Any] = {
+                "model": None,
+                "trials": 0,
+                "failed": 0,
+                "statuses": {},
+                "searches": 0,
+            }
+            g = groups.setdefault(tuple(part or "" for part in k), new)  # type: ignore[arg-type]
+            g["model"] = g["model"] or row.model_name
+            return g
+
         for trial in self.every_trial():
-            k = (trial.model_digest, trial.chip, trial.ort_version, trial.shapes)
-            if None in k:
-                continue
-            g = groups.setdefault(k, {"model": trial.model_name, "trials": 0, "failed": 0})
+            g = group(trial)
             g["trials"] += 1
-            if not trial.measured:
-                g["failed"] += 1
+            g["failed"] += 0 if trial.measured else 1
+            status = trial.status or "unknown"
+            g["statuses"][status] = g["statuses"].get(status, 0) + 1
             g["last"] = max(g.get("last", ""), trial.created_at or "")
+        for search in self.every_search():
+            group(search)["searches"] += 1
+        return [
+            KeySummary(model_digest=d, chip=c, ort_version=v, shapes=sh, **g)
+            for (d, c, v, sh), g in groups.items()
+        ]
+
+    def summary(self) -> list[KeySummary]:
+        """One row per model × chip × ORT version × shapes with trials: trial counts and the
+        latest finished search's verdict (its outcome and speed-up; trial estimates are not
+        verdicts)."""
         # each search once (its copy in the first layer holding it); per key, the verdict of
         # the first layer holding one (the personal layer's verdicts come first, as in
         # lookups), chosen by the lookup's rule (``records.current_verdict``)
+        verdicts: dict[tuple[Any, ...], Any] = {}
         seen: set[str] = set()
-        reported: set[tuple[Any, ...]] = set()
         for layer in list(self.layers):
             rows = self._rows("searches", "state = ?", [SearchState.DONE.value], layer=layer.index)
             by_key: dict[tuple[Any, ...], list[SearchRecord]] = {}
@@ -669,16 +694,19 @@ class Store:
             seen.update(r["search_id"] for r in rows if r["search_id"] is not None)
             for k, searches in by_key.items():
                 current = current_verdict(searches)
-                verdict = current.stored_verdict if current else None
-                if k in groups and k not in reported and verdict is not None:
-                    reported.add(k)
-                    groups[k]["outcome"] = verdict.outcome
-                    groups[k]["pick"] = verdict.pick_label
-                    groups[k]["speedup"] = verdict.speedup
-        out = [
-            KeySummary(model_digest=str(d), chip=str(c), ort_version=str(v), shapes=str(sh), **g)
-            for (d, c, v, sh), g in groups.items()
-        ]
+                if current and current.stored_verdict and k not in verdicts:
+                    verdicts[k] = current.stored_verdict
+        out = []
+        for row in self.key_counts():
+            k = (row.model_digest, row.chip, row.ort_version, row.shapes)
+            if not row.trials or "" in k:
+                continue
+            verdict = verdicts.get(k)
+            if verdict is not None:
+                row = replace(
+                    row, outcome=verdict.outcome, pick=verdict.pick_label, speedup=verdict.speedup
+                )
+            out.append(row)
         return sorted(out, key=lambda g: (g.model or "", g.chip, g.shapes))
 
 

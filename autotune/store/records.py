@@ -505,6 +505,8 @@ class KeySummary:
     pick: str | None = None  # its pick's label
     speedup: float | None = None
     last: str = ""  # when the newest trial was measured
+    statuses: dict[str, int] = field(default_factory=dict)  # trials per status
+    searches: int = 0  # searches in any state
 
 
 @dataclass(frozen=True)

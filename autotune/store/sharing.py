@@ -659,32 +659,23 @@ def stats(db: str | None = None) -> Stats:
     newer autotune.
     """
     paths = database_paths(db)
-    groups: dict[tuple[str, str], dict[str, Any]] = {}
-
-    def group(digest: str | None, chip: str | None, name: str | None) -> dict[str, Any]:
-        g = groups.setdefault(
-            (digest or "", chip or ""),
-            {"name": None, "trials": 0, "statuses": {}, "searches": 0, "ort": set()},
-        )
-        g["name"] = g["name"] or name
-        return g
-
     with Store(paths, write=False) as store:
-        trials, searches = store.every_trial(), store.every_search()
+        keys = store.key_counts()
     if store.problems:  # stats counts everything or says what it cannot read
         raise DatabaseError(store.problems[0])
-    for trial in trials:
-        g = group(trial.model_digest, trial.chip, trial.model_name)
-        g["trials"] += 1
-        status = trial.status or "unknown"
-        g["statuses"][status] = g["statuses"].get(status, 0) + 1
-        if trial.ort_version:
-            g["ort"].add(trial.ort_version)
-    for search in searches:
-        g = group(search.model_digest, search.chip, search.model_name)
-        g["searches"] += 1
-        if search.ort_version:
-            g["ort"].add(search.ort_version)
+    groups: dict[tuple[str, str], dict[str, Any]] = {}
+    for key in keys:  # the result keys rolled up per model × chip
+        g = groups.setdefault(
+            (key.model_digest, key.chip),
+            {"name": None, "trials": 0, "statuses": {}, "searches": 0, "ort": set()},
+        )
+        g["name"] = g["name"] or key.model
+        g["trials"] += key.trials
+        g["searches"] += key.searches
+        for status, count in key.statuses.items():
+            g["statuses"][status] = g["statuses"].get(status, 0) + count
+        if key.ort_version:
+            g["ort"].add(key.ort_version)
     rows = [
         StatsRow(
             model=g["name"],
