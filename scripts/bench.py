@@ -166,6 +166,29 @@ def bench_model(path: Path, work: Path, options: dict[str, Any]) -> dict[str, An
     }
 
 
+def markdown(found: dict[str, Any]) -> str:
+    """A results file's table (docs/benchmarks.md renders it with scripts/render_docs.py)."""
+    lines = [
+        "| model | default p50 / p90 | autotune's pick | speed-up | pick / oracle best | "
+        "oracle best | search time (trials) | oracle grid time (configs) | search / grid time | "
+        "full space: configs, extrapolated time, search / that | "
+        "head-to-head rounds kept (dropped) |",
+        "|---" * 11 + "|",
+    ]
+    for r in found["rows"]:
+        lines.append(
+            f"| {r['model']} | {r['default_ms_p50']:.3f} / {r['default_ms_p90']:.3f} ms "
+            f"| {r['pick']} ({r['outcome']}) | {r['speedup']:.3f}× | {r['pick_vs_oracle']:.3f} "
+            f"| {r['oracle_best']} ({r['oracle_speedup']:.3f}×) "
+            f"| {r['search_s']:.0f} s ({r['search_trials']}) "
+            f"| {r['oracle_s']:.0f} s ({r['oracle_configs']}) | {r['search_vs_oracle_time']:.0%} "
+            f"| {r['space_size']}, {r['full_oracle_s_extrapolated'] / 60:.0f} min, "
+            f"{r['search_vs_full_oracle_time']:.1%} "
+            f"| {r['rounds_kept']} ({r['rounds_dropped']}) |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("models", nargs="*", help="extra .onnx files")
@@ -194,24 +217,7 @@ def main() -> None:
     found = {"rows": rows, **bench_machine.describe(others_before)}
     args.out.write_text(json.dumps(found, indent=2))
     print(f"{chip.chip_id}, onnxruntime {chip.ort_version}, {found['machine']['date']}\n")
-    print(
-        "| model | default p50 / p90 | autotune's pick | speed-up | pick / oracle best | "
-        "oracle best | search time (trials) | oracle grid time (configs) | search / grid time | "
-        "full space: configs, extrapolated time, search / that | "
-        "head-to-head rounds kept (dropped) |"
-    )
-    print("|---" * 11 + "|")
-    for r in rows:
-        print(
-            f"| {r['model']} | {r['default_ms_p50']:.3f} / {r['default_ms_p90']:.3f} ms "
-            f"| {r['pick']} | {r['speedup']:.3f}× | {r['pick_vs_oracle']:.3f} "
-            f"| {r['oracle_best']} ({r['oracle_speedup']:.3f}×) "
-            f"| {r['search_s']:.0f} s ({r['search_trials']}) "
-            f"| {r['oracle_s']:.0f} s ({r['oracle_configs']}) | {r['search_vs_oracle_time']:.0%} "
-            f"| {r['space_size']}, {r['full_oracle_s_extrapolated'] / 60:.0f} min, "
-            f"{r['search_vs_full_oracle_time']:.1%} "
-            f"| {r['rounds_kept']} ({r['rounds_dropped']}) |"
-        )
+    print(markdown(found))
 
 
 if __name__ == "__main__":

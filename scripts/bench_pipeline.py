@@ -165,6 +165,27 @@ def _x(value: float | None) -> str:
     return f"{value:.3f}×" if value is not None else "-"
 
 
+def markdown(data: dict[str, Any]) -> str:
+    """A results file's table (docs/pipelines.md renders it with scripts/render_docs.py)."""
+    lines = [
+        "| pipeline | verdict (apps get) | fastest joint candidate | search: vs defaults, vs "
+        "stage picks | check: vs defaults [min–max] | vs stage picks [min–max] |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in data["pipelines"]:
+        c, s = r["check"], r["best_joint_search"] or {}
+        d, p = c["best joint vs defaults"], c["best joint vs stage picks"]
+        served = r["served"].replace(" | ", "; ")
+        lines.append(
+            f"| {r['pipeline']} | {r['outcome']} ({served}) | "
+            f"{(r['best_joint'] or '-').replace(' | ', '; ')} | "
+            f"{_x(s.get('vs_defaults'))}, {_x(s.get('vs_picks'))} | "
+            f"{_x(d['median'])} [{d['min']:.2f}–{d['max']:.2f}] | "
+            f"{_x(p['median'])} [{p['min']:.2f}–{p['max']:.2f}] |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pipelines", nargs="+", default=list(PIPELINES), choices=PIPELINES)
@@ -199,22 +220,7 @@ def main() -> None:
         results = [bench(name, args, Path(tmp)) for name in args.pipelines]
     data = {**bench_machine.describe(others), "pipelines": results}
     Path(args.out).write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
-    print("| pipeline | verdict (served) | best joint candidate | search: vs defaults, vs "
-          "stage picks | check: vs defaults [min–max] | vs stage picks [min–max] |")  # fmt: skip
-    print("|---|---|---|---|---|---|")
-    for r in results:
-        c, s = r["check"], r["best_joint_search"] or {}
-        d, p = c["best joint vs defaults"], c["best joint vs stage picks"]
-        served = r["served"].replace(" | ", "; ")
-        print(
-            f"| {r['pipeline']} | {r['outcome']} ({served}) | "
-            f"{(r['best_joint'] or '-').replace(' | ', '; ')} | "
-            f"{_x(s.get('vs_defaults'))}, {_x(s.get('vs_picks'))} | "
-            f"{_x(d['median'])} [{d['min']:.2f}–{d['max']:.2f}] | "
-            f"{_x(p['median'])} [{p['min']:.2f}–{p['max']:.2f}] |"
-        )
-    print(f"\n{data['command']}; {data['machine']}; other programs' cores before/after: "
-          f"{data['others_cores']}")  # fmt: skip
+    print(markdown(data))
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Render the generated parts of docs/ (run by cog; `cog --check` in scripts/check holds them).
 
-    cog -r -I scripts README.md docs/cli.md docs/benchmarks.md      # regenerate after a change
-    cog --check -I scripts README.md docs/cli.md docs/benchmarks.md # what scripts/check runs
+    cog -r -I scripts README.md docs/*.md       # regenerate after a change
+    cog --check -I scripts README.md docs/*.md  # what scripts/check runs
 
 ``cli_reference()`` is every command's ``--help``, as a terminal 100 columns wide prints it.
 The benchmark tables are rendered from the results files committed under docs/results/ (the
@@ -109,15 +109,19 @@ def overhead_table(name: str = "overhead.json") -> str:
     return table(["what", "measured"], rows) + note
 
 
-def decisions_table(name: str = "decisions.json") -> str:
-    """Unseen models searched quiet and under a 0.3-core load (scripts/bench_decisions.py)."""
-    from bench_decisions import markdown
+def rendered(script: str, name: str) -> str:
+    """A results file as its benchmark script's ``markdown()`` prints it, with the line naming
+    the file, the command, the machine and the load."""
+    import importlib
 
     found = results(name)
-    return (
-        markdown(found)
-        + f"\n\nRaw results: `docs/results/{name}`. Measured with {measured_on(found)}\n"
-    )
+    text = importlib.import_module(script).markdown(found).rstrip("\n")
+    return f"{text}\n\nRaw results: `docs/results/{name}`. Measured with {measured_on(found)}\n"
+
+
+def decisions_table(name: str = "decisions.json") -> str:
+    """Unseen models searched quiet and under a 0.3-core load (scripts/bench_decisions.py)."""
+    return rendered("bench_decisions", name)
 
 
 def decisions_summary(*names: str) -> str:
@@ -174,10 +178,201 @@ def decisions_summary(*names: str) -> str:
 
 def wall_time_table(name: str = "wall_time.json") -> str:
     """Search wall time, an earlier revision against this one (scripts/bench_wall_time.py)."""
-    from bench_wall_time import markdown
+    return rendered("bench_wall_time", name)
+
+
+def _span(values: list[float], fmt: str) -> str:
+    """min–max of values (one value: itself)."""
+    low, high = min(values), max(values)
+    return format(low, fmt) if low == high else f"{format(low, fmt)}–{format(high, fmt)}"
+
+
+def process_spread_table(name: str = "process_spread.json") -> str:
+    """Sequential fresh processes of ORT's pinned default and the explicit thread count
+    (scripts/bench_process_spread.py)."""
+    import statistics
 
     found = results(name)
-    return (
-        markdown(found)
-        + f"\n\nRaw results: `docs/results/{name}`. Measured with {measured_on(found)}\n"
+    rows = [
+        (
+            r["model"],
+            r["phase"],
+            r["config"],
+            f"{statistics.median(r['p50_ms']):.2f} ms",
+            f"{max(r['p50_ms']) / min(r['p50_ms']) - 1:.1%}",
+        )
+        for r in found["rows"]
+    ]
+    header = [
+        "model",
+        "machine",
+        "configuration",
+        "median p50",
+        f"spread of the {found['processes']} processes",
+    ]
+    return table(header, rows) + (
+        f"\nRaw results: `docs/results/{name}`. Measured with {measured_on(found)}\n"
     )
+
+
+def processes_differ_table(name: str = "processes_differ.json") -> str:
+    """Processes of one configuration timed at the same moments (scripts/why_processes_differ.py),
+    one row per model, configuration and address-space layout, over its runs."""
+    found = results(name)
+    groups: dict[tuple[str, str, bool], list[dict[str, Any]]] = {}
+    for run in found["runs"]:
+        groups.setdefault((run["model"], run["config"], run["aslr"]), []).append(run)
+    rows = []
+    for (model, config, aslr), runs in groups.items():
+        shared = sum(r["blocks_sharing_a_cpu"] for r in runs)
+        rows.append(
+            (
+                model,
+                config + ("" if aslr else ", ASLR off"),
+                len(runs),
+                _span([r["ms"] for r in runs], ".3g"),
+                _span([r["spread"] for r in runs], ".1%"),
+                _span([r["paired"] for r in runs], ".1%"),
+                _span([r["halves_correlation"] for r in runs], ".2f"),
+                f"{shared} of {sum(r['blocks'] for r in runs)}",
+            )
+        )
+    header = [
+        "model",
+        "configuration",
+        "runs",
+        "ms a run (median process)",
+        "A/A spread of the processes",
+        "paired within rounds",
+        "halves' correlation",
+        "blocks whose two busiest threads shared a CPU",
+    ]
+    runs = found["runs"]
+    return table(header, rows) + (
+        f"\n{runs[0]['processes']} processes, {runs[0]['rounds']} rounds each. Raw results: "
+        f"`docs/results/{name}`. Measured (last run) with {measured_on(found)}\n"
+    )
+
+
+def oracle_table(name: str = "oracle.json") -> str:
+    """autotune's pick against ORT's defaults and an oracle grid (scripts/bench.py)."""
+    return rendered("bench", name)
+
+
+def under_load_table(name: str = "under_load.json") -> str:
+    """Searches quiet and with one core busy, picks checked independently
+    (scripts/bench_under_load.py)."""
+    return rendered("bench_under_load", name)
+
+
+def repeat_table(name: str = "repeat.json") -> str:
+    """The same search run again, fresh database each time (scripts/repeat_search.py)."""
+    found = results(name)
+    rows = []
+    for m in found["models"]:
+        picks = "; ".join(
+            f"{r['pick']} ({r['outcome']}"
+            + (f" {r['claimed']:.3f}×" if r["outcome"] == "pick" and r["claimed"] else "")
+            + ")"
+            for r in m["runs"]
+        )
+        same = "the same configuration" if m["distinct"] == 1 else f"{m['distinct']} distinct"
+        rows.append(
+            (
+                m["model"],
+                picks,
+                same,
+                ", ".join(f"{x:.3f}×" for x in m["measured"]),
+                f"{m['rounds_kept']} ({m['rounds_dropped']})",
+                ", ".join(f"{r['wall_s']:.0f} s" for r in m["runs"]),
+            )
+        )
+    header = [
+        "model",
+        "the picks (outcome, claimed speed-up)",
+        "configurations",
+        "each pick against ORT's defaults, measured together afterwards",
+        "rounds kept (dropped)",
+        "search wall times",
+    ]
+    return table(header, rows) + (
+        f"\nRaw results: `docs/results/{name}`. Measured (last model) with {measured_on(found)}\n"
+    )
+
+
+def adapt_table(name: str = "adapt.json") -> str:
+    """``autotune adapt`` on borrowed results (scripts/bench_adapt.py)."""
+    found = results(name)
+    rows = []
+    for r in found["runs"]:
+        if "error" in r:
+            rows.append((r["example"], "-", "-", f"error: {r['error'][:80]}", "-", "-"))
+            continue
+        measured = ", ".join(f"{label} {ratio:.2f}" for label, ratio in r["compared"]) or "-"
+        rows.append(
+            (
+                r["example"],
+                f"{r['adapt_wall_s']:.1f} s, {r['rounds']} rounds",
+                r["status"],
+                r["message"],
+                measured,
+                "yes" if r["next_lookup_exact"] else "no",
+            )
+        )
+    header = [
+        "model",
+        "adapt wall time",
+        "outcome",
+        "what it said",
+        "candidates measured here (latency / ORT default's)",
+        "next lookup exact",
+    ]
+    return table(header, rows) + (
+        f"\nBudget {found['budget_s']:g} s. Raw results: `docs/results/{name}`. "
+        f"Measured with {measured_on(found)}\n"
+    )
+
+
+def soak_table(name: str = "soak.json") -> str:
+    """Soaks with varying shapes (scripts/bench_soak.py)."""
+    found = results(name)
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for row in found["rows"]:
+        groups.setdefault(row["label"], []).append(row)
+    rows = []
+    for label, soaks in groups.items():
+        flagged = sum(any(f.startswith("memory:") for f in s["flags"]) for s in soaks)
+        rows.append(
+            (
+                label,
+                len(soaks),
+                _span([s["runs"] for s in soaks], ".0f"),
+                _span([s["growth_mb"] for s in soaks], ".1f"),
+                _span([s["growth_mb_per_1000_runs"] for s in soaks], ".1f"),
+                f"{flagged} of {len(soaks)}",
+            )
+        )
+    header = [
+        "configuration",
+        "soaks",
+        "runs each",
+        "RSS growth after warm-up (MB)",
+        "MB per 1,000 runs",
+        "memory flag",
+    ]
+    return table(header, rows) + (
+        f"\nShapes {found['shapes']}, {found['seconds']:g} s a soak. Raw results: "
+        f"`docs/results/{name}`. Measured with {measured_on(found)}\n"
+    )
+
+
+def serving_tables(name: str = "serving.json") -> str:
+    """Throughput, cold start and soak flags (scripts/bench_serving.py)."""
+    from bench_serving import markdown
+
+    return markdown(results(name)).rstrip("\n") + f"\n\nRaw results: `docs/results/{name}`.\n"
+
+
+def pipeline_table(name: str = "pipeline.json") -> str:
+    """Pipelines tuned together (scripts/bench_pipeline.py)."""
+    return rendered("bench_pipeline", name)

@@ -277,3 +277,81 @@ def test_a_stages_runners_up_are_joint_candidates(tmp_path: Path) -> None:
     picks = [SessionConfig(), pick, SessionConfig()]
     labels = [a.describe(["e", "d", "p"]) for a in joint_candidates(spec, picks, 2, runners_up)]
     assert "e: CPU ALL t0 | d: CPU BASIC t0 | p: CPU ALL t0" in labels
+
+
+def _pair(tmp_path: Path) -> Path:
+    """Two small sequential stages (the 512-wide MLP twice)."""
+    for name in ("a", "b"):
+        models.mlp(tmp_path / f"{name}.onnx", width=512)
+    stages = [{"name": "a", "model": "a.onnx"}, {"name": "b", "model": "b.onnx"}]
+    return write_pipeline({"name": "pair", "stages": stages}, tmp_path / "pipeline.toml")
+
+
+def test_the_head_to_head_adds_processes_while_a_decision_is_open(tmp_path: Path) -> None:
+    """The pipeline's head-to-head replicates as the single model's does: after the planned
+    processes, more of the defaults and of the contenders still open (here: contender 2), not of
+    the closed ones (contender 1: its rounds say nan there). Real processes."""
+    from autotune.measure.generations import Replication
+    from autotune.pipeline.arrangement import Arrangement
+    from autotune.pipeline.feeds import stage_feeds
+    from autotune.pipeline.measure import PipelineBench
+
+    spec = load_pipeline(_pair(tmp_path))
+    one = SessionConfig(intra_op_num_threads=1)
+    arrangements = [
+        Arrangement.defaults(2),
+        Arrangement((one, one)),
+        Arrangement((SessionConfig(), SessionConfig()), shared_threads=1),
+    ]
+    asked: list[int] = []
+
+    def still_open(measured: object) -> list[int]:
+        asked.append(len(asked))
+        return [2]
+
+    plan = Replication(generations=2, still_open=still_open, max_generations=3, extra_seconds=60)
+    bench = PipelineBench(str(spec.path), stage_feeds(spec), QUICK, 120)
+    try:
+        measured = bench.head_to_head(arrangements, 2, plan)
+    finally:
+        bench.close()
+    assert asked == [0]  # asked once, after the planned two; the third is the last allowed
+    assert {r.generation for r in measured.rounds} == {0, 1, 2}
+    extra = [r for r in measured.rounds if r.generation == 2]
+    assert extra and all(r.medians[1] != r.medians[1] for r in extra)  # nan: not measured
+    assert all(r.medians[0] > 0 and r.medians[2] > 0 for r in extra)
+    assert len(measured.latencies[2]) > len(measured.latencies[1]) > 0
+    assert all(rss and rss > 0 for rss in measured.peak_rss_mb)
+
+
+def test_an_open_decision_keeps_both_baselines_measured() -> None:
+    """Which contenders get more processes (no processes here: rounds made up): a joint
+    candidate whose interval straddles the margin is open, and with it the stage picks, which
+    it is also judged against; ORT's defaults are always measured (not named)."""
+    from autotune.measure.generations import HeadToHead
+    from autotune.measure.load import LoadOver
+    from autotune.measure.verdict import Round
+    from autotune.pipeline.arrangement import Arrangement
+    from autotune.pipeline.search import Contender, _Judged
+    from tests.deterministic import SteadyMonitor
+
+    one = SessionConfig(intra_op_num_threads=1)
+    picks = Arrangement((one, one))
+    final = [
+        Contender("defaults", Arrangement.defaults(2), "defaults"),
+        Contender("stage picks", picks, "picks"),
+        Contender("joint", Arrangement((one, one), shared_threads=1), "joint"),
+    ]
+
+    def measured(joint: list[float]) -> HeadToHead:  # per process: joint / defaults
+        out = HeadToHead(contenders=3, target_rounds=9)
+        for generation, ratio in enumerate(joint):
+            for noise in (0.999, 1.0, 1.001):
+                medians = (1.0 * noise, 1.0 * noise, ratio * noise)
+                out.rounds.append(Round(generation, medians, 1.0))
+        return out
+
+    bench = type("Bench", (), {"floor_ms": 1.0})()
+    judged = _Judged(final, picks, LoadOver(SteadyMonitor()), bench, _options())
+    assert judged.still_open(measured([0.90, 1.04, 0.97])) == [1, 2]
+    assert judged.still_open(measured([0.5, 0.5, 0.5])) == []  # a clear winner: closed

@@ -131,6 +131,34 @@ class LoadSource(typing.Protocol):
     ) -> Load: ...
 
 
+class LoadOver:
+    """Other programs' use over a stretch of measurement (a head-to-head), time-weighted over
+    the samples taken so far: the one place a head-to-head's load is summed, for the latency,
+    throughput and pipeline head-to-heads alike."""
+
+    def __init__(self, monitor: LoadSource) -> None:
+        self.monitor = monitor
+        self.samples: list[Load] = []
+        self.start = monitor.sample()  # the stretch starts now
+        self.last = self.start
+
+    def so_far(self) -> Load:
+        """Sample now; the load since the start, weighted by each sample's interval."""
+        self.samples.append(self.monitor.sample())
+        seconds = sum(s.seconds for s in self.samples) or 1e-6
+        last = self.samples[-1]
+
+        def mean(attr: str) -> float:
+            return float(sum(getattr(s, attr) * s.seconds for s in self.samples) / seconds)
+
+        top = max(self.samples, key=lambda s: s.other_cores).top
+        self.last = Load(
+            mean("other_cores"), mean("steal"), last.load_avg, seconds, top,
+            last.cores, last.threads,
+        )  # fmt: skip
+        return self.last
+
+
 class LoadMonitor:
     """Measures other programs' CPU use between two calls of :meth:`sample`."""
 

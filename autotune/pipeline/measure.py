@@ -6,8 +6,9 @@ round a block of every process in random order, paired with a block of the refer
 ``guard`` times slower than the fastest seen is dropped (a slow phase of the VM).
 
 ``screen`` measures one candidate in its own process against the reference; ``head_to_head``
-runs every contender in ``generations`` successive fresh processes (the replicated unit) and
-returns the rounds ``autotune.measure.verdict.decide`` judges. Every process's outputs are
+runs every contender in successive fresh processes (the replicated unit), as many as the
+single model's replication rule allows (``autotune.measure.generations``), and returns the
+rounds ``autotune.measure.verdict.decide`` judges. Every process's outputs are
 checked against a CPU-EP fp32 replay first, and its peak RSS over the loop is kept."""
 
 from __future__ import annotations
@@ -15,11 +16,13 @@ from __future__ import annotations
 import math
 import random
 import statistics
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from autotune.measure.generations import HeadToHead, Replication, replicate
 from autotune.measure.manager import Protocol, SessionProcess, WorkerLost
 from autotune.measure.messages import ProcessSetup
 from autotune.measure.verdict import Round
@@ -68,6 +71,7 @@ class Rounds:
     latencies: list[list[float]] = field(default_factory=list)
     peak_rss_mb: list[float | None] = field(default_factory=list)
     dropped: int = 0
+    complete: bool = True  # False: the time ran out before every planned process ran
 
 
 class PipelineBench:
@@ -161,32 +165,46 @@ class PipelineBench:
             proc.close()
 
     def head_to_head(
-        self, arrangements: list[Arrangement], generations: int, rounds: int
+        self, arrangements: list[Arrangement], rounds: int, plan: Replication
     ) -> Rounds:
-        """Every arrangement in ``generations`` successive fresh processes, ``rounds`` kept
-        rounds each (bounded retries while slow phases drop rounds)."""
-        out = Rounds(latencies=[[] for _ in arrangements], peak_rss_mb=[None] * len(arrangements))
-        for generation in range(generations):
-            procs: list[SessionProcess] = []
+        """Every arrangement in successive fresh processes, ``rounds`` kept rounds each (bounded
+        retries while slow phases drop rounds): ``plan.generations`` of them, then more of the
+        baselines and the contenders whose decision is open, as the single model's head-to-head
+        adds them (``autotune.measure.generations.replicate``)."""
+        out = HeadToHead(contenders=len(arrangements), target_rounds=rounds * plan.generations)
+        peak: list[float | None] = [None] * len(arrangements)
+
+        def generation(number: int, active: list[int], share: float | None) -> float:
+            began = time.monotonic()
+            procs: dict[int, SessionProcess] = {}
             try:
-                for a in arrangements:
-                    procs.append(self._checked(a))
+                for i in active:
+                    procs[i] = self._checked(arrangements[i])
                 kept = 0
                 for _ in range(rounds * 6):
-                    r, kept_round = self._round(procs, out.latencies)
-                    if not kept_round:
-                        out.dropped += 1
-                        continue
-                    out.rounds.append(Round(generation, r.medians, r.reference))
-                    kept += 1
-                    if kept >= rounds:
+                    if kept >= rounds or (share is not None and time.monotonic() >= share):
                         break
-                for i, proc in enumerate(procs):
-                    out.peak_rss_mb[i] = max(proc.peak_rss_mb or 0.0, out.peak_rss_mb[i] or 0.0)
+                    order = list(procs)
+                    times: list[list[float]] = [[] for _ in order]
+                    r, kept_round = self._round([procs[i] for i in order], times)
+                    if not kept_round:
+                        out.rounds_dropped += 1
+                        continue
+                    medians = dict(zip(order, r.medians, strict=True))
+                    row = tuple(medians.get(i, math.nan) for i in range(out.contenders))
+                    out.rounds.append(Round(number, row, r.reference))
+                    for i, runs in zip(order, times, strict=True):
+                        out.latencies[i] += runs
+                    kept += 1
+                for i, proc in procs.items():
+                    peak[i] = max(proc.peak_rss_mb or 0.0, peak[i] or 0.0)
             finally:
-                for proc in procs:
+                for proc in procs.values():
                     proc.close()
-        return out
+            return time.monotonic() - began
+
+        replicate(generation, out, rounds, plan)
+        return Rounds(out.rounds, out.latencies, peak, out.rounds_dropped, out.complete)
 
     def close(self) -> None:
         self.reference.close()

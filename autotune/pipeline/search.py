@@ -32,6 +32,7 @@ from autotune import defaults
 from autotune.config import DEFAULT_CONFIG, SessionConfig
 from autotune.errors import AutotuneError, ConfigError, SearchError
 from autotune.measure.conditions import Conditions
+from autotune.measure.generations import HeadToHead, Replication
 from autotune.measure.manager import Protocol, WorkerLost
 from autotune.measure.verdict import INCONCLUSIVE
 from autotune.pipeline.arrangement import Arrangement
@@ -41,7 +42,7 @@ from autotune.pipeline.spec import PipelineSpec, load_pipeline
 from autotune.store.records import PipelineRecord, Status
 
 if TYPE_CHECKING:
-    from autotune.measure.load import Load
+    from autotune.measure.load import Load, LoadOver
 
 SPIN = "session.intra_op.allow_spinning"
 Progress = Callable[[str], None]
@@ -252,7 +253,7 @@ def run_pipeline_search(
     """Search the pipeline file at ``path`` and store the verdict. Raises ConfigError or
     ShapeError (one line) for a pipeline that cannot be measured."""
     from autotune.chip import current_chip, usable_cores
-    from autotune.measure.load import LoadMonitor
+    from autotune.measure.load import LoadMonitor, LoadOver
     from autotune.pipeline.feeds import stage_feeds
 
     options = options or PipelineOptions()
@@ -284,10 +285,16 @@ def run_pipeline_search(
         final = [baseline, *_finalists(screened, options.top_k)]
         p = options.protocol
         say(f"head-to-head: {len(final)} contenders, {p.generations} fresh processes each")
-        monitor.sample()
+        load = LoadOver(monitor)
+        judged = _Judged(final, picks_arrangement, load, bench, options)
         per_generation = max(2, math.ceil(p.final_rounds / p.generations))
-        h2h = bench.head_to_head([c.arrangement for c in final], p.generations, per_generation)
-        load = monitor.sample()
+        plan = Replication(
+            generations=p.generations,
+            still_open=judged.still_open,
+            max_generations=p.max_generations,
+            extra_seconds=p.extra_seconds,
+        )
+        h2h = bench.head_to_head([c.arrangement for c in final], per_generation, plan)
         reference_rss = bench.reference.peak_rss_mb
         floor_ms = bench.floor_ms
     except WorkerLost as exc:
@@ -296,8 +303,8 @@ def run_pipeline_search(
         ) from None
     finally:
         bench.close()
-    verdict = _judge(h2h, final, picks_arrangement, load, floor_ms, options)
-    busy = load.text() if load.busy else None
+    verdict = _judge(h2h, final, picks_arrangement, load.so_far(), floor_ms, options)
+    busy = load.last.text() if load.last.busy else None
     baseline.screening = Screening(Status.OK, ratio=1.0, peak_rss_mb=reference_rss)
     for c, rss in zip(final, h2h.peak_rss_mb, strict=True):
         if c.screening is not None and rss:
@@ -316,6 +323,37 @@ def _finalists(screened: list[Contender], top_k: int) -> list[Contender]:
         key=lambda c: c.screening.ratio if c.screening and c.screening.ratio else math.inf,
     )
     return [c for c in screened if c.role == "stage picks"] + joint[:top_k]
+
+
+class _Judged:
+    """Which contenders' decisions are still open after a generation (against either
+    baseline): the head-to-head adds processes of those and of both baselines."""
+
+    def __init__(
+        self,
+        final: list[Contender],
+        picks: Arrangement,
+        load: LoadOver,
+        bench: PipelineBench,
+        options: PipelineOptions,
+    ) -> None:
+        self.final, self.picks, self.load, self.bench, self.options = (
+            final, picks, load, bench, options,
+        )  # fmt: skip
+
+    def still_open(self, measured: HeadToHead) -> list[int]:
+        rounds = Rounds(measured.rounds, measured.latencies, [], measured.rounds_dropped)
+        verdict = _judge(
+            rounds, self.final, self.picks, self.load.so_far(), self.bench.floor_ms, self.options
+        )
+        shift = 0 if self.picks.is_default() else 1  # vs_picks: the stage picks are its 0
+        open_ = set(verdict.vs_defaults.open)
+        if verdict.vs_picks is not None:
+            open_ |= {i + shift for i in verdict.vs_picks.open}
+        open_.discard(0)
+        if open_ and shift:
+            open_.add(shift)  # judged against the stage picks too: keep measuring them
+        return sorted(open_)
 
 
 def _judge(

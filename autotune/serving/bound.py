@@ -5,7 +5,7 @@ bound gives way."""
 from __future__ import annotations
 
 from autotune.measure.conditions import Conditions
-from autotune.measure.load import Load, LoadMonitor
+from autotune.measure.load import LoadMonitor, LoadOver
 from autotune.measure.verdict import DEFAULT, INCONCLUSIVE, PICK, Verdict
 
 
@@ -15,17 +15,14 @@ class LoadDuring:
     needs the margin widened (``autotune.measure.conditions``)."""
 
     def __init__(self) -> None:
-        self.monitor = LoadMonitor()
-        self.samples: list[Load] = []
+        self.load = LoadOver(LoadMonitor())
 
     def conditions(self) -> Conditions:
-        self.samples.append(self.monitor.sample())
-        seconds = sum(s.seconds for s in self.samples) or 1e-6
-        other = sum(s.other_cores * s.seconds for s in self.samples) / seconds
-        steal = sum(s.steal * s.seconds for s in self.samples) / seconds
-        last = self.samples[-1]
-        text = f"other programs used {other:.2f} cores"
-        return Conditions.measured(other, steal, last.cores, last.threads, 1.0, text)
+        load = self.load.so_far()
+        text = f"other programs used {load.other_cores:.2f} cores"
+        return Conditions.measured(
+            load.other_cores, load.steal, load.cores, load.threads, 1.0, text
+        )
 
 
 def more_generations(verdict: Verdict, done: int, most: int) -> bool:

@@ -23,7 +23,7 @@ from autotune.config import DEFAULT_CONFIG, SessionConfig, load_config_propertie
 from autotune.ladder import roles_of
 from autotune.measure.conditions import Conditions
 from autotune.measure.generations import HeadToHead, HeadToHeadProgress, Replication
-from autotune.measure.load import Load, LoadMonitor, LoadSource
+from autotune.measure.load import Load, LoadMonitor, LoadOver, LoadSource
 from autotune.measure.manager import Measurer, Protocol
 from autotune.measure.verdict import Entry, Verdict, decide
 
@@ -119,29 +119,12 @@ class _Judge:
         plan: Plan,
         monitor: LoadSource,
     ) -> None:
-        self.manager, self.plan, self.monitor = manager, plan, monitor
-        self.samples: list[Load] = []
-        first = monitor.sample()  # the head-to-head's load starts now
-        self.flags = [changes_threads(c, cores=first.cores) for c in contenders]
-
-    def load(self) -> Load:
-        """Other programs' use over the head-to-head so far (time-weighted)."""
-        self.samples.append(self.monitor.sample())
-        seconds = sum(s.seconds for s in self.samples) or 1e-6
-        last = self.samples[-1]
-
-        def mean(attr: str) -> float:
-            return float(sum(getattr(s, attr) * s.seconds for s in self.samples) / seconds)
-
-        top = max(self.samples, key=lambda s: s.other_cores).top
-        self.last = Load(
-            mean("other_cores"), mean("steal"), last.load_avg, seconds, top,
-            last.cores, last.threads,
-        )  # fmt: skip
-        return self.last
+        self.manager, self.plan = manager, plan
+        self.load = LoadOver(monitor)  # the head-to-head's load starts now
+        self.flags = [changes_threads(c, cores=self.load.start.cores) for c in contenders]
 
     def __call__(self, measured: HeadToHead) -> Verdict:
-        load = self.load()
+        load = self.load.so_far()
         conditions = Conditions.measured(
             load.other_cores,
             load.steal,
@@ -186,7 +169,7 @@ def run(
     )
     verdict = judge(measured)
     return HeadToHeadResult(
-        verdict, measured, judge.last, time.monotonic() - started, judge.samples, plan
+        verdict, measured, judge.load.last, time.monotonic() - started, judge.load.samples, plan
     )
 
 
