@@ -156,3 +156,78 @@ def test_best_start_serves_the_stored_pick_from_its_cache(small_folding: Path) -
     assert (how1, how2) == ("first", "cached")
     np.testing.assert_allclose(again.run(None, x)[0], expected, rtol=1e-5)
     np.testing.assert_allclose(first.run(None, x)[0], expected, rtol=1e-5)
+
+
+def test_the_providers_compile_cache_is_filled_once_then_used(
+    small_folding: Path, tmp_path: Path
+) -> None:
+    """OpenVINO's CACHE_DIR as a cold-start cache: the first start compiles and fills the
+    entry's folder, the next finds it ("cached"), both answer as a plain session does; an entry
+    whose key another ORT version wrote is removed, never used."""
+    from autotune.serving.coldstart import EP_CACHE
+    from autotune.serving.coldstart_search import openvino_plugin_configs
+
+    configs = openvino_plugin_configs()
+    if not configs:
+        pytest.skip("the OpenVINO plugin EP reports no device here")
+    choice = StartChoice(configs[0], EP_CACHE)
+    assert choice.label().endswith("from the provider's compile cache")
+    root = tmp_path / "c"
+    first, state1 = start_session(str(small_folding), choice, "d1", root)
+    again, state2 = start_session(str(small_folding), choice, "d1", root)
+    assert (state1, state2) == ("first", "cached")
+    key = cache_key("d1", configs[0])
+    folder = valid_entry(entry_dir(root, key), key, EP_CACHE)
+    assert folder is not None and any(folder.rglob("*.blob"))
+    x = {"x": np.ones((1, 64), np.float32)}
+    np.testing.assert_allclose(again.run(None, x)[0], first.run(None, x)[0], rtol=1e-5)
+    marker = entry_dir(root, key) / KEY_FILE
+    stored = json.loads(marker.read_text())
+    stored["key"]["ort_version"] = "0.0.1"
+    marker.write_text(json.dumps(stored))
+    _, state = start_session(str(small_folding), choice, "d1", root)
+    assert state == "first"
+
+
+def test_a_choice_whose_first_result_is_wrong_is_left_out(
+    small_folding: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The gate itself, on real outputs: the OpenVINO plugin's first result passes, the same
+    result off by 10% does not. The screen leaves out a choice the gate fails (that fault is
+    injected: no real provider here answers wrongly) and keeps ORT's CPU EP choices unlaunched."""
+    from autotune.serving import coldstart_search
+    from autotune.serving.coldstart import accuracy
+
+    configs = coldstart_search.openvino_plugin_configs()
+    x = {"x": np.ones((1, 64), np.float32)}
+    if configs:
+        from autotune.build import build_session
+
+        outputs = build_session(str(small_folding), configs[0]).run(None, x)
+        assert accuracy(str(small_folding), configs[0], x, outputs) is None
+        wrong = accuracy(str(small_folding), configs[0], x, [o * 1.1 for o in outputs])
+        assert wrong is not None and "fp32" in wrong
+    assert accuracy(str(small_folding), DEFAULT_CONFIG, x, [np.zeros(1)]) is None  # CPU EP
+    launched: list[str] = []
+
+    def fake_launch(
+        model: Path, digest: str, shapes: object, c: StartChoice, *a: object
+    ) -> dict[str, str]:
+        launched.append(c.label())
+        return {"accuracy": "output 0 differs (fp32)"}
+
+    monkeypatch.setattr(coldstart_search, "launch", fake_launch)
+    plugin_like = replace(
+        DEFAULT_CONFIG, plugin={"package": "p", "version": "1", "device": "CPU/1/0"}
+    )
+    kept, left_out = coldstart_search.screen_accuracy(
+        small_folding,
+        "d1",
+        {"x": (1, 64)},
+        [StartChoice(DEFAULT_CONFIG), StartChoice(plugin_like)],
+        coldstart_search.ColdStartOptions(),
+    )
+    assert kept == [StartChoice(DEFAULT_CONFIG)]
+    problem = "output 0 differs (fp32)"
+    assert left_out == [{"label": StartChoice(plugin_like).label(), "problem": problem}]
+    assert launched == [StartChoice(plugin_like).label()]

@@ -1,12 +1,12 @@
-"""When to stop adding processes, and a bound on a second figure (the p99 under load, the warm
-latency after a cold start): the head-to-head picks by the first, and a pick that misses the
-bound gives way."""
+"""The load over a serving head-to-head, and a bound on a second figure (the p99 under load,
+the warm latency after a cold start): the head-to-head picks by the first, and a pick that
+misses the bound gives way."""
 
 from __future__ import annotations
 
 from autotune.measure.conditions import Conditions
 from autotune.measure.load import LoadMonitor, LoadOver
-from autotune.measure.verdict import DEFAULT, INCONCLUSIVE, PICK, Verdict
+from autotune.measure.verdict import DEFAULT, PICK, Verdict
 
 
 class LoadDuring:
@@ -23,12 +23,6 @@ class LoadDuring:
         return Conditions.measured(
             load.other_cores, load.steal, load.cores, load.threads, 1.0, text
         )
-
-
-def more_generations(verdict: Verdict, done: int, most: int) -> bool:
-    """Another fresh process is worth its time: the verdict is inconclusive with a decision
-    still open (an interval straddling the margin) and fewer than ``most`` processes ran."""
-    return verdict.outcome == INCONCLUSIVE and bool(verdict.open) and done < most
 
 
 def within(value: float | None, bound: float | None) -> bool:

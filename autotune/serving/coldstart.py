@@ -8,10 +8,17 @@ is the time from the session's creation to its first result; importing onnxrunti
 for every choice and noisy on a shared machine, is reported beside it (``import_ms``).
 
 Caches: ORT's own optimized model (``optimized_model_filepath``, saved in ORT format: the
-graph after its optimizations, constants folded, loaded without optimizing again). A cache
-entry is keyed by the model's digest, the ORT version, the OS build and the configuration;
-``key.json`` beside the file records that key and the file's digest, and an entry whose key or
-digest does not match is stale: removed, never reused.
+graph after its optimizations, constants folded, loaded without optimizing again), and an
+execution provider's own compile cache (``EP_CACHE``: OpenVINO's ``CACHE_DIR``, which the
+provider fills with its compiled blob on the first build and reads at later ones). A cache
+entry is keyed by the model's digest, the ORT version, the OS build and the configuration (a
+plugin's package version is part of it); ``key.json`` records that key (and, for ORT's file,
+its digest), written last, and an entry whose key or digest does not match is stale: removed,
+never reused.
+
+A launch of a choice that is not ORT's CPU EP also checks its first result against the CPU
+EP's (``accuracy``: the accuracy gate's automatic tier, after the timed part), so a cache
+that changes the answer is never picked.
 """
 
 from __future__ import annotations
@@ -31,8 +38,10 @@ from autotune.config import SessionConfig
 
 NONE = "none"  # no cache: every launch builds and optimizes the session
 ORT_FORMAT = "ort_format"  # ORT's optimized model, saved once, loaded at every later launch
-CACHES = (NONE, ORT_FORMAT)
+EP_CACHE = "ep_cache"  # the execution provider's compile cache (OpenVINO's CACHE_DIR)
+CACHES = (NONE, ORT_FORMAT, EP_CACHE)
 CACHE_FILE = "model.ort"
+EP_DIR = "ep"  # the provider's own files, inside the entry
 KEY_FILE = "key.json"
 
 
@@ -44,7 +53,11 @@ class StartChoice:
     cache: str = NONE
 
     def label(self) -> str:
-        via = "" if self.cache == NONE else ", from ORT's optimized model (cached)"
+        via = {
+            NONE: "",
+            ORT_FORMAT: ", from ORT's optimized model (cached)",
+            EP_CACHE: ", from the provider's compile cache",
+        }[self.cache]
         return f"{self.config.describe()}{via}"
 
     def to_dict(self) -> dict[str, Any]:
@@ -89,9 +102,12 @@ def _file_digest(path: Path) -> str:
     return h.hexdigest()
 
 
-def valid_entry(directory: Path, key: dict[str, str]) -> Path | None:
-    """The cached model in ``directory`` when its key matches ``key`` and its file is intact;
-    otherwise None, and a stale or broken entry is removed."""
+def valid_entry(directory: Path, key: dict[str, str], cache: str = ORT_FORMAT) -> Path | None:
+    """The cached model (ORT_FORMAT) or the provider's cache folder (EP_CACHE) in
+    ``directory`` when its key matches ``key`` and it is intact; otherwise None, and a stale or
+    broken entry is removed."""
+    if cache == EP_CACHE:
+        return _valid_ep_entry(directory, key)
     cached, marker = directory / CACHE_FILE, directory / KEY_FILE
     if not marker.is_file():
         if directory.exists():
@@ -113,10 +129,28 @@ def valid_entry(directory: Path, key: dict[str, str]) -> Path | None:
     return cached
 
 
-def _fill(directory: Path, key: dict[str, str], written: Path) -> None:
+def _valid_ep_entry(directory: Path, key: dict[str, str]) -> Path | None:
+    """The provider's cache folder when the key matches and the provider wrote something
+    there (the provider checks its own blobs: a blob of another build it compiles afresh)."""
+    folder = directory / EP_DIR
+    try:
+        stored = json.loads((directory / KEY_FILE).read_text())
+        ok = isinstance(stored, dict) and stored.get("key") == key and any(folder.rglob("*"))
+    except (OSError, ValueError):
+        ok = False
+    if not ok:
+        shutil.rmtree(directory, ignore_errors=True)
+        return None
+    return folder
+
+
+def _fill(directory: Path, key: dict[str, str], written: Path | None) -> None:
     """Record the key last, atomically: an entry without it (a killed build) is never used."""
     tmp = directory / (KEY_FILE + ".tmp")
-    tmp.write_text(json.dumps({"key": key, "sha256": _file_digest(written)}))
+    record: dict[str, Any] = {"key": key}
+    if written is not None:
+        record["sha256"] = _file_digest(written)
+    tmp.write_text(json.dumps(record))
     os.replace(tmp, directory / KEY_FILE)
 
 
@@ -133,7 +167,13 @@ def start_session(
         return build_session(model_path, choice.config), "none"
     key = cache_key(model_digest, choice.config)
     directory = entry_dir(root, key)
-    cached = valid_entry(directory, key)
+    cached = valid_entry(directory, key, choice.cache)
+    if choice.cache == EP_CACHE:
+        directory.mkdir(parents=True, exist_ok=True)
+        session = build_session(model_path, choice.config, cache_dir=directory / EP_DIR)
+        if cached is None:
+            _fill(directory, key, None)
+        return session, "first" if cached is None else "cached"
     providers = provider_list(choice.config, None)
     if cached is not None:
         so = session_options(choice.config)
@@ -149,6 +189,21 @@ def start_session(
     return session, "first"
 
 
+def accuracy(model: str, config: SessionConfig, feeds: Any, outputs: Any) -> str | None:
+    """Why ``outputs`` of a choice that is not ORT's CPU EP fail the accuracy gate against the
+    CPU EP's, or None (a CPU EP choice: None without checking)."""
+    from autotune.config import CPU
+    from autotune.measure.accuracy import gate
+
+    if not config.plugin and all(name == CPU for name, _ in config.canonical().providers):
+        return None
+    import onnxruntime as ort
+
+    reference = ort.InferenceSession(model, providers=[CPU]).run(None, feeds)
+    judged = gate(config, None, reference, outputs)
+    return None if judged.ok else f"{judged.problem} ({judged.tier})"
+
+
 def probe(job: dict[str, Any], launched: float) -> dict[str, Any]:
     """One launch: the session, its first result, then ``warm_runs`` more (the warm p50)."""
     import numpy as np
@@ -162,7 +217,7 @@ def probe(job: dict[str, Any], launched: float) -> dict[str, Any]:
     info = load_model_info(job["model"])
     feeds = synthetic_feeds(info, {k: tuple(v) for k, v in job["shapes"].items()})
     t2 = time.perf_counter()
-    session.run(None, feeds)
+    first = session.run(None, feeds)
     t3 = time.perf_counter()
     warm = []
     for _ in range(job.get("warm_runs", 10)):
@@ -170,6 +225,7 @@ def probe(job: dict[str, Any], launched: float) -> dict[str, Any]:
         session.run(None, feeds)
         warm.append((time.perf_counter() - a) * 1000)
     return {
+        "accuracy": accuracy(job["model"], choice.config, feeds, first),
         "state": state,
         "create_ms": (t1 - t0) * 1000,
         "first_run_ms": (t3 - t2) * 1000,

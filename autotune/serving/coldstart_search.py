@@ -12,24 +12,30 @@ bound is not picked.
 
 from __future__ import annotations
 
+import math
 import random
 import statistics
 import tempfile
+import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from autotune.config import DEFAULT_CONFIG
-from autotune.measure.verdict import Round, Verdict, decide
-from autotune.serving.bound import LoadDuring, apply_bound, more_generations
+from autotune.config import CPU, DEFAULT_CONFIG, SessionConfig
+from autotune.errors import SearchError
+from autotune.measure.generations import HeadToHead, Replication, replicate
+from autotune.measure.verdict import INCONCLUSIVE, Round, Verdict, decide
+from autotune.serving.bound import LoadDuring, apply_bound
 from autotune.serving.child import run_child
-from autotune.serving.coldstart import NONE, ORT_FORMAT, StartChoice
+from autotune.serving.coldstart import EP_CACHE, NONE, ORT_FORMAT, StartChoice
 
 
 def choices() -> list[StartChoice]:
     """The baseline (ORT's defaults, no cache) first; fewer optimizations (a faster build, a
-    slower run); ORT's optimized model cached at two optimization levels."""
-    return [
+    slower run); ORT's optimized model cached at two optimization levels; and where the
+    OpenVINO plugin EP registers a device, it at its latency setting in f32, without and with
+    its compile cache."""
+    out = [
         StartChoice(DEFAULT_CONFIG),
         StartChoice(replace(DEFAULT_CONFIG, graph_optimization_level="ORT_DISABLE_ALL")),
         StartChoice(replace(DEFAULT_CONFIG, graph_optimization_level="ORT_ENABLE_BASIC")),
@@ -38,6 +44,52 @@ def choices() -> list[StartChoice]:
             replace(DEFAULT_CONFIG, graph_optimization_level="ORT_ENABLE_EXTENDED"), ORT_FORMAT
         ),
     ]
+    for config in openvino_plugin_configs():
+        out += [StartChoice(config), StartChoice(config, EP_CACHE)]
+    return out
+
+
+def openvino_plugin_configs() -> list[SessionConfig]:
+    """The OpenVINO plugin EP on each device it reports here, at its latency setting in f32."""
+    from autotune.providers import plugin_candidates
+    from autotune.providers.openvino_plugin import EP_NAME, load_config
+
+    out = []
+    for space in plugin_candidates():
+        if space.ep_name != EP_NAME:
+            continue
+        kind = space.plugin["device"].split("/", 1)[0]
+        props = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"}
+        options = {"load_config": load_config(kind, props)}
+        providers: tuple[tuple[str, dict[str, str]], ...] = ((EP_NAME, options), (CPU, {}))
+        out.append(SessionConfig(providers=providers, plugin=dict(space.plugin)).canonical())
+    return out
+
+
+def screen_accuracy(
+    model: Path,
+    digest: str,
+    shapes: dict[str, tuple[int, ...]],
+    contenders: list[StartChoice],
+    options: ColdStartOptions,
+) -> tuple[list[StartChoice], list[dict[str, str]]]:
+    """The choices whose first result passes the accuracy gate (one launch each of those that
+    are not ORT's CPU EP, from an empty cache), and those left out, with why."""
+    kept, left_out = [], []
+    with tempfile.TemporaryDirectory(prefix="autotune-coldstart-") as tmp:
+        for c in contenders:
+            if not c.config.plugin and all(n == CPU for n, _ in c.config.canonical().providers):
+                kept.append(c)
+                continue
+            try:
+                problem = launch(model, digest, shapes, c, Path(tmp), options).get("accuracy")
+            except SearchError as exc:
+                problem = str(exc)
+            if problem:
+                left_out.append({"label": c.label(), "problem": problem})
+            else:
+                kept.append(c)
+    return kept, left_out
 
 
 @dataclass
@@ -61,6 +113,7 @@ class ColdStartOutcome:
     cold_ms: list[float | None]  # median time to the first result at a launch (cache hit)
     warm_ms: list[float | None]  # median warm p50
     states: list[list[str]] = field(default_factory=list)  # the states each one's launches saw
+    left_out: list[dict[str, str]] = field(default_factory=list)  # failed the gate or to start
 
     @property
     def pick(self) -> StartChoice | None:
@@ -90,6 +143,7 @@ class ColdStartOutcome:
                     strict=True,
                 )
             ],
+            "left_out": self.left_out,
         }
 
 
@@ -122,54 +176,76 @@ def launch(
 def search_coldstart(
     model: Path, digest: str, shapes: dict[str, tuple[int, ...]], options: ColdStartOptions
 ) -> ColdStartOutcome:
-    """Generations from an empty cache, paired rounds of fresh launches, the verdict."""
-    contenders = options.choices or choices()
+    """Generations from an empty cache, paired rounds of fresh launches, the verdict; after
+    the planned generations, more of the baseline and the choices whose decision is open, up to
+    ``max_generations`` (the single model's rule, ``measure.generations``)."""
+    contenders, left_out = screen_accuracy(
+        model, digest, shapes, options.choices or choices(), options
+    )
     rng = random.Random(options.seed)
     n = len(contenders)
     first: list[list[float]] = [[] for _ in contenders]
-    cold: list[list[float]] = [[] for _ in contenders]
     warm: list[list[float]] = [[] for _ in contenders]
     states: list[list[str]] = [[] for _ in contenders]
-    rounds: list[Round] = []
-    g, load = 0, LoadDuring()
-    while True:
+    out = HeadToHead(n, options.rounds * options.generations)  # latencies: the cold starts
+    load = LoadDuring()
+
+    def launched(i: int, root: Path) -> dict[str, Any]:
+        found = launch(model, digest, shapes, contenders[i], root, options)
+        states[i].append(found["state"])
+        return found
+
+    def generation(g: int, active: list[int], share: float | None) -> float:
+        began = time.monotonic()
         with tempfile.TemporaryDirectory(prefix="autotune-coldstart-") as tmp:
             root = Path(tmp)
-            for i, c in enumerate(contenders):
-                if c.cache != NONE:
-                    out = launch(model, digest, shapes, c, root, options)
-                    first[i].append(out["first_result_ms"])
-                    states[i].append(out["state"])
+            for i in active:
+                if contenders[i].cache != NONE:  # the first launch fills the empty cache
+                    first[i].append(launched(i, root)["first_result_ms"])
             for _ in range(options.rounds):
-                order = list(range(n + 1))  # n: the reference, the baseline launched again
+                order = [*active, n]  # n: the reference, the baseline launched again
                 rng.shuffle(order)
                 times: dict[int, float] = {}
                 for i in order:
-                    out = launch(
-                        model, digest, shapes, contenders[0 if i == n else i], root, options
-                    )
-                    times[i] = out["first_result_ms"]
-                    if i < n:
-                        cold[i].append(out["first_result_ms"])
-                        states[i].append(out["state"])
-                        if out["warm_ms_p50"] is not None:
-                            warm[i].append(out["warm_ms_p50"])
-                        if contenders[i].cache == NONE:
-                            first[i].append(out["first_result_ms"])
-                rounds.append(Round(g, tuple(times[i] for i in range(n)), times[n]))
-        g += 1
-        if g < options.generations:
-            continue
-        verdict = decide(
-            rounds,
+                    if i == n:
+                        times[n] = launch(model, digest, shapes, contenders[0], root, options)[
+                            "first_result_ms"
+                        ]
+                        continue
+                    found = launched(i, root)
+                    times[i] = found["first_result_ms"]
+                    out.latencies[i].append(times[i])
+                    if found["warm_ms_p50"] is not None:
+                        warm[i].append(found["warm_ms_p50"])
+                    if contenders[i].cache == NONE:
+                        first[i].append(times[i])
+                row = tuple(times.get(i, math.nan) for i in range(n))
+                out.rounds.append(Round(g, row, times[n]))
+        return time.monotonic() - began
+
+    def judge() -> Verdict:
+        return decide(
+            out.rounds,
             contenders=n,
             min_gain=options.min_gain,
-            latencies=cold,
+            latencies=out.latencies,
             conditions=load.conditions(),  # no choice here changes a thread setting
             min_generations=options.generations,
         )
-        if not more_generations(verdict, g, options.max_generations):
-            break
+
+    def still_open(_: HeadToHead) -> list[int]:
+        verdict = judge()
+        return verdict.open if verdict.outcome == INCONCLUSIVE else []
+
+    plan = Replication(
+        generations=options.generations,
+        still_open=still_open,
+        max_generations=options.max_generations,
+        extra_seconds=math.inf,  # bounded by max_generations only
+    )
+    replicate(generation, out, options.rounds, plan)
+    verdict = judge()
+    cold = out.latencies
     warm_ms = [statistics.median(w) if w else None for w in warm]
     apply_bound(verdict, warm_ms, options.warm_budget_ms, "warm p50")
     return ColdStartOutcome(
@@ -179,4 +255,5 @@ def search_coldstart(
         [statistics.median(c) if c else None for c in cold],
         warm_ms,
         states,
+        left_out,
     )

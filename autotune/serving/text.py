@@ -25,6 +25,7 @@ def throughput_text(details: dict[str, Any], pick_label: str | None, outcome: st
         )
     if details.get("unstable"):
         lines.append("never stable over 3 windows: " + "; ".join(details["unstable"]))
+    lines += [f"left out: {c['label']}: {c['problem']}" for c in details.get("left_out", [])]
     lines.append(f"{outcome}: {pick_label or 'no pick'} ({details['reason']})")
     return "\n".join(lines)
 
@@ -36,6 +37,7 @@ def coldstart_text(details: dict[str, Any], pick_label: str | None, outcome: str
             f"{c['label'][:58]:58} {_f(c['first_ever_ms'], '10.1f')} "
             f"{_f(c['cached_cold_ms'], '8.1f')} {_f(c['warm_ms_p50'], '9.3f')}"
         )
+    lines += [f"left out: {c['label']}: {c['problem']}" for c in details.get("left_out", [])]
     lines.append(f"{outcome}: {pick_label or 'no pick'} ({details['reason']})")
     return "\n".join(lines)
 

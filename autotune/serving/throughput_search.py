@@ -12,13 +12,16 @@ decision is the latency search's own paired, replicated, never-worse rule
 
 from __future__ import annotations
 
+import math
 import statistics
+import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from autotune.config import DEFAULT_CONFIG
-from autotune.measure.verdict import Round, Verdict, decide
+from autotune.measure.generations import HeadToHead, Replication, replicate
+from autotune.measure.verdict import INCONCLUSIVE, Round, Verdict, decide
 from autotune.serving.arrangement import (
     GLOBAL_POOL,
     PROCESSES,
@@ -27,7 +30,7 @@ from autotune.serving.arrangement import (
     Arrangement,
     baseline,
 )
-from autotune.serving.bound import LoadDuring, apply_bound, more_generations, within
+from autotune.serving.bound import LoadDuring, apply_bound, within
 from autotune.serving.child import run_child
 
 NO_SPIN = {"session.intra_op.allow_spinning": "0"}
@@ -46,7 +49,7 @@ class ThroughputOptions:
     max_windows: int = 10
     finalists: int = 3
     generations: int = 3  # fresh processes before a verdict
-    max_generations: int = 6  # more while a decision is open (``more_generations``)
+    max_generations: int = 6  # more while a decision is open (``measure.generations``)
     rounds: int = 3  # per generation
     seed: int = 0
     generation_timeout_s: float = 600.0
@@ -184,47 +187,61 @@ def head_to_head(
     contenders: list[Arrangement],
     options: ThroughputOptions,
 ) -> ThroughputOutcome:
-    """Generations of fresh processes, paired rounds, the verdict; the p99 budget after it."""
-    rounds: list[Round] = []
-    per_request: list[list[float]] = [[] for _ in contenders]
+    """Generations of fresh processes, paired rounds, the verdict; the p99 budget after it.
+    After the planned generations, more of the baseline and the contenders whose decision is
+    open, up to ``max_generations`` (the single model's rule, ``measure.generations``)."""
+    out = HeadToHead(len(contenders), options.rounds * options.generations)
     rates: list[list[float]] = [[] for _ in contenders]
     tails: list[list[float]] = [[] for _ in contenders]
     unstable: set[str] = set()
-    dropped = 0
-    g, load = 0, LoadDuring()
-    while True:
-        result = run_generation(
-            model, shapes, contenders, options, options.rounds, options.seed + 1 + g
-        )
-        for measured in result["rounds"]:
-            if any(m is None or not m["throughput"] for m in measured):
-                dropped += 1
-                continue
-            ms = [1000.0 / m["throughput"] for m in measured]
-            rounds.append(Round(g, tuple(ms[:-1]), ms[-1]))
-            for i, m in enumerate(measured[:-1]):
-                per_request[i].append(ms[i])
-                rates[i].append(m["throughput"])
-                if m["latency_ms_p99"] is not None:
-                    tails[i].append(m["latency_ms_p99"])
-                if not m["stable"]:
-                    unstable.add(contenders[i].label())
-        g += 1
-        if g < options.generations:
-            continue
-        verdict = decide(
-            rounds,
+    load = LoadDuring()
+
+    def judge() -> Verdict:
+        return decide(
+            out.rounds,
             contenders=len(contenders),
             min_gain=options.min_gain,
-            latencies=per_request,
-            rounds_dropped=dropped,
+            latencies=out.latencies,
+            rounds_dropped=out.rounds_dropped,
             conditions=load.conditions(),
             # every arrangement but the baseline changes how threads serve the requests
             changes_threads=[not a.is_baseline for a in contenders],
             min_generations=options.generations,
         )
-        if not more_generations(verdict, g, options.max_generations):
-            break
+
+    def generation(g: int, active: list[int], share: float | None) -> float:
+        began = time.monotonic()
+        measuring = [contenders[i] for i in active]  # the baseline first
+        seed = options.seed + 1 + g
+        result = run_generation(model, shapes, measuring, options, options.rounds, seed)
+        for measured in result["rounds"]:
+            if any(m is None or not m["throughput"] for m in measured):
+                out.rounds_dropped += 1
+                continue
+            ms = {i: 1000.0 / m["throughput"] for i, m in zip(active, measured, strict=False)}
+            row = tuple(ms.get(i, math.nan) for i in range(len(contenders)))
+            out.rounds.append(Round(g, row, 1000.0 / measured[-1]["throughput"]))
+            for i, m in zip(active, measured, strict=False):
+                out.latencies[i].append(ms[i])
+                rates[i].append(m["throughput"])
+                if m["latency_ms_p99"] is not None:
+                    tails[i].append(m["latency_ms_p99"])
+                if not m["stable"]:
+                    unstable.add(contenders[i].label())
+        return time.monotonic() - began
+
+    def still_open(_: HeadToHead) -> list[int]:
+        verdict = judge()
+        return verdict.open if verdict.outcome == INCONCLUSIVE else []
+
+    plan = Replication(
+        generations=options.generations,
+        still_open=still_open,
+        max_generations=options.max_generations,
+        extra_seconds=math.inf,  # bounded by max_generations only
+    )
+    replicate(generation, out, options.rounds, plan)
+    verdict = judge()
     throughput = [statistics.median(r) if r else None for r in rates]
     p99 = [statistics.median(t) if t else None for t in tails]
     apply_bound(verdict, p99, options.p99_budget_ms, "p99")
