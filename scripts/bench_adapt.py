@@ -31,9 +31,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 import bench_machine
+from check_pick import check as interleaved_check
 
 from autotune.chip import current_chip, current_descriptor
-from autotune.config import SessionConfig
+from autotune.config import DEFAULT_CONFIG, SessionConfig
 from autotune.digest import model_digest
 from autotune.examples import EXAMPLES, write_example
 from autotune.store.database import Store
@@ -112,7 +113,9 @@ def _seed(db: Path, model: Path, source: Path | None) -> None:
     conn.close()
 
 
-def run_one(name: str, budget: float, source: Path | None, work: Path) -> dict[str, Any]:
+def run_one(
+    name: str, budget: float, source: Path | None, work: Path, pairs: int = 0
+) -> dict[str, Any]:
     model = write_example(name, work / f"{name}.onnx")
     db = work / f"{name}.db"
     _seed(db, model, source)
@@ -139,6 +142,13 @@ def run_one(name: str, budget: float, source: Path | None, work: Path) -> dict[s
         check=False,
     )
     after = json.loads(check.stdout) if check.returncode == 0 else None
+    picked = SessionConfig.from_dict(result["pick"]) if result.get("pick") else None
+    independent = aa = None
+    if pairs and picked is not None and picked.config_id != DEFAULT_CONFIG.config_id:
+        # the stored pick against ORT's defaults in fresh processes, none of autotune's timing;
+        # and the defaults against themselves: the check's A/A
+        independent = interleaved_check(model, picked.to_json(), pairs=pairs)
+        aa = interleaved_check(model, DEFAULT_CONFIG.to_json(), pairs=pairs)
     return {
         "example": name,
         "process_wall_s": round(wall, 1),
@@ -150,6 +160,8 @@ def run_one(name: str, budget: float, source: Path | None, work: Path) -> dict[s
         "rounds": result["rounds"],
         "compared": [(c["label"], c["ratio"]) for c in result["compared"]],
         "next_lookup_exact": bool(after and not after["borrowed"]),
+        "check": independent,
+        "check_aa": aa,
     }
 
 
@@ -159,6 +171,9 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=30.0)
     parser.add_argument("--from-db", type=Path)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--pairs", type=int, default=6, help="check a stored pick in this many fresh pairs (0: no)"
+    )
     parser.add_argument("--out", type=Path, help="write the rows with the machine and load (JSON)")
     args = parser.parse_args()
     names = args.example or sorted(EXAMPLES)
@@ -166,7 +181,7 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in names:
-            rows.append(run_one(name, args.budget, args.from_db, Path(tmp)))
+            rows.append(run_one(name, args.budget, args.from_db, Path(tmp), args.pairs))
             if not args.json:
                 print(json.dumps(rows[-1]), flush=True)
     if args.json:

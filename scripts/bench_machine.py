@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import platform
+import shlex
 import sys
 from datetime import UTC, datetime
 from typing import Any
@@ -53,6 +54,6 @@ def describe(others_before: float) -> dict[str, Any]:
         python = os.path.join(os.path.relpath(sys.prefix, root), "bin", "python")
     return {
         "machine": machine(),
-        "command": " ".join([python, script, *sys.argv[1:]]),
+        "command": shlex.join([python, script, *sys.argv[1:]]),
         "others_cores": [round(others_before, 2), round(others_cores(), 2)],
     }

@@ -183,8 +183,8 @@ def wall_time_table(name: str = "wall_time.json") -> str:
 
 def _span(values: list[float], fmt: str) -> str:
     """min–max of values (one value: itself)."""
-    low, high = min(values), max(values)
-    return format(low, fmt) if low == high else f"{format(low, fmt)}–{format(high, fmt)}"
+    low, high = format(min(values), fmt), format(max(values), fmt)
+    return low if low == high else f"{low}–{high}"
 
 
 def process_spread_table(name: str = "process_spread.json") -> str:
@@ -306,9 +306,16 @@ def adapt_table(name: str = "adapt.json") -> str:
     rows = []
     for r in found["runs"]:
         if "error" in r:
-            rows.append((r["example"], "-", "-", f"error: {r['error'][:80]}", "-", "-"))
+            rows.append((r["example"], "-", "-", f"error: {r['error'][:80]}", "-", "-", "-"))
             continue
         measured = ", ".join(f"{label} {ratio:.2f}" for label, ratio in r["compared"]) or "-"
+        check, aa = r.get("check"), r.get("check_aa")
+        checked = "-"
+        if check and aa:
+            checked = (
+                f"{check['speedup']:.3f}× ({check['min']:.2f}–{check['max']:.2f}); "
+                f"A/A {aa['min']:.2f}–{aa['max']:.2f}"
+            )
         rows.append(
             (
                 r["example"],
@@ -317,6 +324,7 @@ def adapt_table(name: str = "adapt.json") -> str:
                 r["message"],
                 measured,
                 "yes" if r["next_lookup_exact"] else "no",
+                checked,
             )
         )
     header = [
@@ -326,6 +334,7 @@ def adapt_table(name: str = "adapt.json") -> str:
         "what it said",
         "candidates measured here (latency / ORT default's)",
         "next lookup exact",
+        "stored pick, independent check: median (pairs); the check's A/A",
     ]
     return table(header, rows) + (
         f"\nBudget {found['budget_s']:g} s. Raw results: `docs/results/{name}`. "
