@@ -14,6 +14,7 @@ and the report alike.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections.abc import Iterable
@@ -200,7 +201,7 @@ class SearchRecord:
     def done(self) -> bool:
         return self.state == SearchState.DONE
 
-    @property
+    @functools.cached_property
     def stored_verdict(self) -> StoredVerdict | None:
         """The verdict of a finished search (None while it is not done), read one way for every
         output and for apps: rows from before outcomes were stored are a pick when they hold
