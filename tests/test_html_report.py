@@ -255,3 +255,39 @@ def test_report_renders_in_a_real_browser(searched: tuple[Path, Path], tmp_path:
     assert page.png.startswith(b"\x89PNG\r\n\x1a\n")
     width, height = struct.unpack(">II", page.png[16:24])  # the PNG's IHDR
     assert (width, height) == (LAPTOP_WIDTH, page.height) and height > 900
+
+
+@pytest.mark.slow
+def test_serving_verdicts_and_soak_flags_are_in_the_report(
+    searched: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """A stored throughput verdict and a soak's flags appear in a Serving section (as ``show``
+    lists them, escaped); a report without any has no such section."""
+    from autotune.serving.results import SOAK, THROUGHPUT, ServingKey, store_verdict
+
+    model, db = searched
+    copy = _copy_db(db, tmp_path)
+    before = write_report(model, tmp_path / "before.html", db=str(copy)).read_text()
+    assert '<section id="serving">' not in before
+    store_verdict(
+        str(copy),
+        ServingKey(model, THROUGHPUT, 2),
+        outcome="pick",
+        pick="{}",
+        pick_label="2 sessions, CPU ALL t1",
+        value=2000.0,
+        baseline_value=1500.0,
+    )
+    store_verdict(
+        str(copy),
+        ServingKey(model, SOAK),
+        outcome="flagged",
+        pick="{}",
+        pick_label="CPU ALL t0 <no arena>",
+        flags={"CPU ALL t0 <no arena>": ["memory: RSS +90.0 MB after warm-up"]},
+    )
+    page = write_report(model, tmp_path / "after.html", db=str(copy)).read_text()
+    serving = _section(page, "serving")
+    assert "throughput at concurrency 2 (closed loop): pick, 2 sessions, CPU ALL t1" in serving
+    assert "2000 req/s against 1500" in serving
+    assert "flag (CPU ALL t0 &lt;no arena&gt;): memory: RSS +90.0 MB" in serving

@@ -20,7 +20,7 @@ import json
 import logging
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -69,6 +69,7 @@ class ReportData:
     search: SearchRecord | None  # the latest finished search of this key
     other_keys: list[tuple[str, str, int]]  # (ORT version, shapes, trials) also stored
     generated_at: str
+    serving: list[str] = field(default_factory=list)  # serving verdicts and soak flags (show's)
 
     @property
     def measured(self) -> list[TrialRecord]:
@@ -162,6 +163,9 @@ def load_report_data(
     others = [
         (v, s, n) for (v, s), n in sorted(counts.items()) if (v, s) != (key.ort_version, key.shapes)
     ]
+    from autotune.serving.results import verdicts
+    from autotune.serving.text import serving_lines
+
     return ReportData(
         model_name=latest.model_name or Path(model_path).name,
         key=key,
@@ -169,6 +173,7 @@ def load_report_data(
         search=search,
         other_keys=others,
         generated_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        serving=serving_lines(verdicts(model_path, db=db)),
     )
 
 
@@ -224,6 +229,7 @@ def render_html(data: ReportData) -> str:
         _importance_section(data),
         _placement_section(data),
         _failures_section(data),
+        _serving_section(data),
         _footer(data),
     ]
     title = f"autotune report: {data.model_name}"
@@ -282,6 +288,7 @@ figure { margin: 10px 0; }
 svg { max-width: 100%; height: auto;
   font-family: -apple-system, "Segoe UI", Helvetica, sans-serif; }
 footer { margin-top: 40px; font-size: 13px; color: var(--muted); }
+li.flag { color: var(--bad); margin-left: 18px; }
 """
 
 
@@ -836,6 +843,26 @@ def _failures_section(data: ReportData) -> str:
         + "".join(rows)
         + "</tbody></table>\n</section>"
     )
+
+
+def _serving_section(data: ReportData) -> str:
+    """The newest serving verdict per objective, concurrency and arrival, and the soaks' flags,
+    as ``autotune show`` lists them (nothing when none is stored)."""
+    if not data.serving:
+        return ""
+    items = "\n".join(
+        f'<li class="flag">{_e(line.strip())}</li>'
+        if line.startswith("  flag")
+        else f"<li>{_e(line)}</li>"
+        for line in data.serving
+    )
+    note = (
+        '<p class="note">Throughput under concurrency, cold start and long runs '
+        "(<code>autotune search --objective</code>, <code>autotune soak</code>); apps get "
+        "them through <code>autotune.best_serving</code> and "
+        "<code>autotune.serving.runtime.best_start</code>.</p>"
+    )
+    return _section("serving", "Serving", f"{note}\n<ul>\n{items}\n</ul>")
 
 
 def _footer(data: ReportData) -> str:
