@@ -189,13 +189,20 @@ def start_session(
     return session, "first"
 
 
+def on_ort_cpu(config: SessionConfig) -> bool:
+    """Whether ``config`` runs on ORT's CPU EP alone (its results are the reference's)."""
+    from autotune.config import CPU
+
+    return not config.plugin and all(name == CPU for name, _ in config.canonical().providers)
+
+
 def accuracy(model: str, config: SessionConfig, feeds: Any, outputs: Any) -> str | None:
     """Why ``outputs`` of a choice that is not ORT's CPU EP fail the accuracy gate against the
     CPU EP's, or None (a CPU EP choice: None without checking)."""
     from autotune.config import CPU
     from autotune.measure.accuracy import gate
 
-    if not config.plugin and all(name == CPU for name, _ in config.canonical().providers):
+    if on_ort_cpu(config):
         return None
     import onnxruntime as ort
 

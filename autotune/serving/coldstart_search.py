@@ -27,7 +27,7 @@ from autotune.measure.generations import HeadToHead, Replication, replicate
 from autotune.measure.verdict import INCONCLUSIVE, Round, Verdict, decide
 from autotune.serving.bound import LoadDuring, apply_bound
 from autotune.serving.child import run_child
-from autotune.serving.coldstart import EP_CACHE, NONE, ORT_FORMAT, StartChoice
+from autotune.serving.coldstart import EP_CACHE, NONE, ORT_FORMAT, StartChoice, on_ort_cpu
 
 
 def choices() -> list[StartChoice]:
@@ -78,7 +78,7 @@ def screen_accuracy(
     kept, left_out = [], []
     with tempfile.TemporaryDirectory(prefix="autotune-coldstart-") as tmp:
         for c in contenders:
-            if not c.config.plugin and all(n == CPU for n, _ in c.config.canonical().providers):
+            if on_ort_cpu(c.config):
                 kept.append(c)
                 continue
             try:
