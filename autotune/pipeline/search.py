@@ -343,9 +343,10 @@ class _Judged:
 
     def still_open(self, measured: HeadToHead) -> list[int]:
         rounds = Rounds(measured.rounds, measured.latencies, [], measured.rounds_dropped)
-        verdict = _judge(
-            rounds, self.final, self.picks, self.load.so_far(), self.bench.floor_ms, self.options
-        )
+        load = self.load.so_far()
+        if load.busy and not self.options.allow_busy:
+            return []  # no pick under heavy load: more processes would not change that
+        verdict = _judge(rounds, self.final, self.picks, load, self.bench.floor_ms, self.options)
         shift = 0 if self.picks.is_default() else 1  # vs_picks: the stage picks are its 0
         open_ = set(verdict.vs_defaults.open)
         if verdict.vs_picks is not None:
