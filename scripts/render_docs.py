@@ -270,12 +270,11 @@ def repeat_table(name: str = "repeat.json") -> str:
     found = results(name)
     rows = []
     for m in found["models"]:
-        picks = "; ".join(
-            f"{r['pick']} ({r['outcome']}"
-            + (f" {r['claimed']:.3f}×" if r["outcome"] == "pick" and r["claimed"] else "")
-            + ")"
-            for r in m["runs"]
-        )
+        by_pick: dict[str, list[str]] = {}  # each configuration once, its runs' outcomes
+        for r in m["runs"]:
+            claimed = f" {r['claimed']:.3f}×" if r["outcome"] == "pick" and r["claimed"] else ""
+            by_pick.setdefault(r["pick"], []).append(f"{r['outcome']}{claimed}")
+        picks = "; ".join(f"{pick} ({', '.join(runs)})" for pick, runs in by_pick.items())
         same = "the same configuration" if m["distinct"] == 1 else f"{m['distinct']} distinct"
         rows.append(
             (
