@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_machine import machine, others_cores
+from bench_machine import describe, others_cores
 
 EXAMPLES = ("resnet50", "mobilenetv2", "mlp", "transformer")
 UNSEEN = ("lstm", "ffn", "branches")
@@ -226,12 +226,8 @@ def main() -> None:
     from autotune.model import load_model_info, resolve_shapes
 
     work = Path(tempfile.mkdtemp(prefix="autotune-serving-"))
-    results: dict[str, Any] = {
-        "machine": machine(),
-        "command": "python scripts/bench_serving.py " + " ".join(sys.argv[1:]),
-        "others_cores": [others_cores()],
-        "models": {},
-    }
+    before = others_cores()
+    results: dict[str, Any] = {"models": {}}
     for name in args.models.split(","):
         path = write_model(name, work)
         shapes = resolve_shapes(load_model_info(path))
@@ -243,10 +239,10 @@ def main() -> None:
         entry["coldstart"] = coldstart(path, shapes, args)
         entry["soak"] = soaks(path, shapes, entry["throughput"][-1]["pick_config"], args)
         results["models"][name] = entry
-        args.out.parent.mkdir(parents=True, exist_ok=True)  # written after every model
+        # written after every model (a cut run keeps what it measured), with the load so far
+        results.update(describe(before))
+        args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(results, indent=2, default=str))
-    results["others_cores"].append(others_cores())
-    args.out.write_text(json.dumps(results, indent=2, default=str))
     print(markdown(results))
 
 
