@@ -173,6 +173,60 @@ def launch(
     return result
 
 
+class _Launches:
+    """The head-to-head's generations: each from an empty cache, the active choices' first
+    launches fill it, then paired rounds of fresh launches with the reference (the baseline
+    launched again)."""
+
+    def __init__(
+        self,
+        model: Path,
+        digest: str,
+        shapes: dict[str, tuple[int, ...]],
+        contenders: list[StartChoice],
+        options: ColdStartOptions,
+    ) -> None:
+        self.model, self.digest, self.shapes = model, digest, shapes
+        self.contenders, self.options = contenders, options
+        self.rng = random.Random(options.seed)
+        n = len(contenders)
+        self.first: list[list[float]] = [[] for _ in contenders]
+        self.warm: list[list[float]] = [[] for _ in contenders]
+        self.states: list[list[str]] = [[] for _ in contenders]
+        self.out = HeadToHead(n, options.rounds * options.generations)  # latencies: cold starts
+
+    def _launch(self, i: int, root: Path, *, reference: bool = False) -> dict[str, Any]:
+        found = launch(self.model, self.digest, self.shapes, self.contenders[i], root, self.options)
+        if not reference:
+            self.states[i].append(found["state"])
+        return found
+
+    def generation(self, g: int, active: list[int], share: float | None) -> float:
+        began, n = time.monotonic(), len(self.contenders)
+        with tempfile.TemporaryDirectory(prefix="autotune-coldstart-") as tmp:
+            root = Path(tmp)
+            for i in active:
+                if self.contenders[i].cache != NONE:  # the first launch fills the empty cache
+                    self.first[i].append(self._launch(i, root)["first_result_ms"])
+            for _ in range(self.options.rounds):
+                order = [*active, n]  # n: the reference, the baseline launched again
+                self.rng.shuffle(order)
+                times: dict[int, float] = {}
+                for i in order:
+                    found = self._launch(0 if i == n else i, root, reference=i == n)
+                    times[i] = found["first_result_ms"]
+                    if i == n:
+                        continue
+                    self.out.latencies[i].append(times[i])
+                    if found["warm_ms_p50"] is not None:
+                        self.warm[i].append(found["warm_ms_p50"])
+                    if self.contenders[i].cache == NONE:
+                        self.first[i].append(times[i])
+                row = tuple(times.get(i, math.nan) for i in range(n))
+                self.out.rounds.append(Round(g, row, times[n]))
+        return time.monotonic() - began
+
+
 def search_coldstart(
     model: Path, digest: str, shapes: dict[str, tuple[int, ...]], options: ColdStartOptions
 ) -> ColdStartOutcome:
@@ -182,53 +236,15 @@ def search_coldstart(
     contenders, left_out = screen_accuracy(
         model, digest, shapes, options.choices or choices(), options
     )
-    rng = random.Random(options.seed)
-    n = len(contenders)
-    first: list[list[float]] = [[] for _ in contenders]
-    warm: list[list[float]] = [[] for _ in contenders]
-    states: list[list[str]] = [[] for _ in contenders]
-    out = HeadToHead(n, options.rounds * options.generations)  # latencies: the cold starts
+    runs = _Launches(model, digest, shapes, contenders, options)
     load = LoadDuring()
-
-    def launched(i: int, root: Path) -> dict[str, Any]:
-        found = launch(model, digest, shapes, contenders[i], root, options)
-        states[i].append(found["state"])
-        return found
-
-    def generation(g: int, active: list[int], share: float | None) -> float:
-        began = time.monotonic()
-        with tempfile.TemporaryDirectory(prefix="autotune-coldstart-") as tmp:
-            root = Path(tmp)
-            for i in active:
-                if contenders[i].cache != NONE:  # the first launch fills the empty cache
-                    first[i].append(launched(i, root)["first_result_ms"])
-            for _ in range(options.rounds):
-                order = [*active, n]  # n: the reference, the baseline launched again
-                rng.shuffle(order)
-                times: dict[int, float] = {}
-                for i in order:
-                    if i == n:
-                        times[n] = launch(model, digest, shapes, contenders[0], root, options)[
-                            "first_result_ms"
-                        ]
-                        continue
-                    found = launched(i, root)
-                    times[i] = found["first_result_ms"]
-                    out.latencies[i].append(times[i])
-                    if found["warm_ms_p50"] is not None:
-                        warm[i].append(found["warm_ms_p50"])
-                    if contenders[i].cache == NONE:
-                        first[i].append(times[i])
-                row = tuple(times.get(i, math.nan) for i in range(n))
-                out.rounds.append(Round(g, row, times[n]))
-        return time.monotonic() - began
 
     def judge() -> Verdict:
         return decide(
-            out.rounds,
-            contenders=n,
+            runs.out.rounds,
+            contenders=len(contenders),
             min_gain=options.min_gain,
-            latencies=out.latencies,
+            latencies=runs.out.latencies,
             conditions=load.conditions(),  # no choice here changes a thread setting
             min_generations=options.generations,
         )
@@ -243,17 +259,16 @@ def search_coldstart(
         max_generations=options.max_generations,
         extra_seconds=math.inf,  # bounded by max_generations only
     )
-    replicate(generation, out, options.rounds, plan)
+    replicate(runs.generation, runs.out, options.rounds, plan)
     verdict = judge()
-    cold = out.latencies
-    warm_ms = [statistics.median(w) if w else None for w in warm]
+    warm_ms = [statistics.median(w) if w else None for w in runs.warm]
     apply_bound(verdict, warm_ms, options.warm_budget_ms, "warm p50")
     return ColdStartOutcome(
         contenders,
         verdict,
-        [statistics.median(f) if f else None for f in first],
-        [statistics.median(c) if c else None for c in cold],
+        [statistics.median(f) if f else None for f in runs.first],
+        [statistics.median(c) if c else None for c in runs.out.latencies],
         warm_ms,
-        states,
+        runs.states,
         left_out,
     )
