@@ -58,24 +58,47 @@ def oracle_grid(levels: list[str], gelu: bool) -> list[Any]:
     return list(unique.values())
 
 
-def space_size(ctx: Any, levels: list[str]) -> int:
-    """Distinct configurations autotune's search space holds here (enumerated, not measured)."""
-    import optuna
+class _Path:
+    """A trial that answers each suggestion from a path of choice indices (define-by-run):
+    index ``i`` of the path is the choice of the ``i``-th suggestion; past the path, the first
+    choice. It records how many choices each suggestion had, for the next path."""
 
+    def __init__(self, path: list[int]) -> None:
+        self.path = path
+        self.counts: list[int] = []
+
+    def _pick(self, options: list[Any]) -> Any:
+        i = len(self.counts)
+        self.counts.append(len(options))
+        return options[self.path[i] if i < len(self.path) else 0]
+
+    def suggest_categorical(self, name: str, choices: Any) -> Any:
+        return self._pick(list(choices))
+
+    def suggest_int(
+        self, name: str, low: int, high: int, *, step: int = 1, log: bool = False
+    ) -> int:
+        return int(self._pick(list(range(low, high + 1, step))))
+
+
+def space_size(ctx: Any, levels: list[str]) -> int:
+    """Distinct configurations autotune's search space holds here: every path through its
+    define-by-run suggestions enumerated (odometer order), the configurations counted once."""
     from autotune.providers import available_spaces
     from autotune.tuning.space import suggest_config
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    seen: set[str] = set()
     spaces = available_spaces()
-
-    def objective(trial: optuna.Trial) -> float:
+    seen: set[str] = set()
+    path: list[int] = []
+    while True:
+        trial = _Path(path)
         seen.add(suggest_config(trial, ctx, spaces, levels=levels).config_id)
-        return 0.0
-
-    study = optuna.create_study(sampler=optuna.samplers.BruteForceSampler(seed=0))
-    study.optimize(objective, n_trials=20000)
-    return len(seen)
+        path = path + [0] * (len(trial.counts) - len(path))
+        while path and path[-1] + 1 >= trial.counts[len(path) - 1]:
+            path.pop()  # this suggestion's choices are exhausted: back up
+        if not path:
+            return len(seen)
+        path[-1] += 1
 
 
 def bench_model(path: Path, work: Path, options: dict[str, Any]) -> dict[str, Any]:
