@@ -3,7 +3,9 @@ against its record, and the long-run rule that a flagged pick gives way."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -36,6 +38,19 @@ from autotune.serving.sustained import rerank
         (
             ["--warm-budget", "5"],
             "--warm-budget applies to --objective coldstart; add it or drop it",
+        ),
+        (
+            ["--sustained-shape", "x=1..8x16"],
+            "--sustained-shape sets the shapes of --sustained; add --sustained S",
+        ),
+        (
+            ["--sustained", "5", "--sustained-shape", "y=1..8x16"],
+            "--sustained-shape names unknown input y; the inputs: x",
+        ),
+        (
+            ["--sustained", "5", "--sustained-shape", "x=1..8x1..16"],
+            "--sustained-shape x: dimension 1 is fixed at 16 in the model (batchx16); only "
+            "symbolic dimensions can vary",
         ),
         (
             ["--objective", "coldstart", "--sustained", "30"],
@@ -124,3 +139,33 @@ def test_a_sustained_search_soaks_every_finalist_and_stores_it(mlp_path: Path) -
         soaked = entry["sustained"]
         assert soaked["label"] == entry["label"] and isinstance(soaked["flags"], list)
         assert len(soaked["windows"]) >= 5
+
+
+def test_sustained_runs_over_shape_ranges_move_the_pick_off_a_growing_finalist(
+    tmp_path: Path,
+) -> None:
+    """``--sustained-shape``: the finalists' runs draw each shape from the ranges. The OpenVINO
+    plugin EP, made the pick here, keeps what it builds for every new shape (its RSS grows by
+    hundreds of MB): flagged, it gives way to ORT's defaults, which stay flat. Real soaks."""
+    from autotune.config import DEFAULT_CONFIG
+    from autotune.serving.soak import parse_shape_ranges
+    from autotune.serving.sustained import recheck
+    from tests import models
+
+    plugin = models.openvino_plugin_config()
+    if plugin is None:
+        pytest.skip("the OpenVINO plugin EP does not register a CPU device on this machine")
+    model = models.sequence(tmp_path / "sequence.onnx")
+    stable = replace(DEFAULT_CONFIG, enable_mem_pattern=False)  # ORT's defaults can grow a little
+    compared: list[dict[str, Any]] = [
+        {"config": DEFAULT_CONFIG.to_json(), "label": "default"},
+        {"config": stable.to_json(), "label": "no memory patterns"},
+        {"config": plugin.to_json(), "label": "openvino"},
+    ]
+    ranges = parse_shape_ranges(["x=1..16x1..512x64"])
+    verdict, flags = recheck(model, _verdict([True, True]), compared, 4, "x=1x8x64", ranges)
+    assert [f.split(":")[0] for f in flags["openvino"] if f.startswith("memory")] == ["memory"]
+    assert not [f for f in flags["no memory patterns"] if f.startswith("memory")]
+    assert (verdict.outcome, verdict.pick_index) == ("pick", 1), verdict.reason
+    assert "gave way" in verdict.reason
+    assert compared[2]["sustained"]["growth_mb"] > 10

@@ -32,8 +32,16 @@ _SEARCH_OPTIONS = [
         type=float,
         help="Run the finalists this many seconds after the head-to-head (drift, memory).",
     ),
+    click.Option(
+        ["--sustained-shape"],
+        multiple=True,
+        help="NAME=DIMS with ranges, e.g. x=1..16x1..512x64: each --sustained run draws its "
+        "shape from them (default: the searched shape). Repeatable.",
+    ),
 ]
-_SERVING_KEYS = ("concurrency", "p99_budget", "arrival", "qps", "warm_budget", "sustained")
+_SERVING_KEYS = (
+    "concurrency", "p99_budget", "arrival", "qps", "warm_budget", "sustained", "sustained_shape",
+)  # fmt: skip
 
 
 def _positive(name: str, value: float | None) -> None:
@@ -58,10 +66,24 @@ def _check(objective: str, o: dict[str, Any]) -> None:
             f"--sustained runs a latency search's finalists; for --objective {objective} "
             "run `autotune soak` on its pick instead"
         )
+    if o["sustained_shape"] and not o["sustained"]:
+        raise AutotuneError("--sustained-shape sets the shapes of --sustained; add --sustained S")
     if o["arrival"] == "poisson" and not o["qps"]:
         raise AutotuneError("--arrival poisson needs --qps, the requests per second to send")
     if o["qps"] and o["arrival"] != "poisson":
         raise AutotuneError("--qps sets the rate of --arrival poisson; add --arrival poisson")
+
+
+def _sustained_ranges(model: str | None, args: tuple[str, ...]) -> dict[str, Any]:
+    """``--sustained-shape`` checked against the model (one line naming the fix)."""
+    from autotune.model import load_model_info
+    from autotune.serving.soak import check_ranges, parse_shape_ranges
+
+    if not model:
+        raise AutotuneError("--sustained-shape needs the model: autotune search MODEL ...")
+    ranges = parse_shape_ranges(list(args), "--sustained-shape")
+    check_ranges(load_model_info(model), ranges, "--sustained-shape")
+    return ranges
 
 
 def _shapes(model: str, shapes: tuple[str, ...]) -> dict[str, tuple[int, ...]]:
@@ -158,11 +180,17 @@ def _wrap_search(search: click.Command) -> None:
             )  # fmt: skip
         if not o["sustained"]:
             return original(**kwargs)
-        os.environ["AUTOTUNE_SUSTAINED"] = str(o["sustained"])  # read by SearchOptions
+        env = {"AUTOTUNE_SUSTAINED": str(o["sustained"])}  # read by SearchOptions
+        if o["sustained_shape"]:
+            env["AUTOTUNE_SUSTAINED_SHAPES"] = json.dumps(
+                _sustained_ranges(kwargs["model"], o["sustained_shape"])
+            )
+        os.environ.update(env)
         try:
             return original(**kwargs)
         finally:
-            del os.environ["AUTOTUNE_SUSTAINED"]
+            for key in env:
+                del os.environ[key]
 
     search.callback = callback
 

@@ -40,9 +40,9 @@ WINDOW_S = 1.0
 Ranges = dict[str, tuple[tuple[int, int], ...]]
 
 
-def parse_shape_ranges(args: tuple[str, ...] | list[str]) -> Ranges:
+def parse_shape_ranges(args: tuple[str, ...] | list[str], option: str = "--shape") -> Ranges:
     """``NAME=1..512x16`` (a dimension is a number or a range LOW..HIGH) per input. Raises
-    ShapeError naming the form to use."""
+    ShapeError naming the form to use (and ``option``, the flag that gave them)."""
     out: Ranges = {}
     for arg in args:
         name, sep, dims_text = arg.partition("=")
@@ -56,35 +56,35 @@ def parse_shape_ranges(args: tuple[str, ...] | list[str]) -> Ranges:
             high = int(m.group(2)) if m.group(2) else low
             if low < 1 or high < low:
                 raise ShapeError(
-                    f"--shape {arg}: a range runs from 1 up, LOW..HIGH with LOW <= HIGH"
+                    f"{option} {arg}: a range runs from 1 up, LOW..HIGH with LOW <= HIGH"
                 )
             dims.append((low, high))
         if not name or not dims:
             raise ShapeError(
-                f"--shape {arg!r} is not NAME=DIMS; give e.g. x=1..512x16 (a range varies the "
+                f"{option} {arg!r} is not NAME=DIMS; give e.g. x=1..512x16 (a range varies the "
                 "dimension from run to run)"
             )
         out[name.strip()] = tuple(dims)
     return out
 
 
-def check_ranges(info: Any, ranges: Ranges) -> None:
+def check_ranges(info: Any, ranges: Ranges, option: str = "--shape") -> None:
     """Every input named exists, with the model's rank, and only symbolic dimensions vary.
-    Raises ShapeError naming the input and dimension."""
+    Raises ShapeError naming the input and dimension (and ``option``)."""
     specs = {s.name: s for s in info.inputs}
     for name, dims in ranges.items():
         spec = specs.get(name)
         if spec is None:
-            raise ShapeError(f"--shape names unknown input {name}; the inputs: {', '.join(specs)}")
+            raise ShapeError(f"{option} names unknown input {name}; the inputs: {', '.join(specs)}")
         if len(dims) != len(spec.shape):
             raise ShapeError(
-                f"--shape {name} has rank {len(dims)} but the input has rank {len(spec.shape)} "
+                f"{option} {name} has rank {len(dims)} but the input has rank {len(spec.shape)} "
                 f"({spec.shape_text()})"
             )
         for pos, ((low, high), want) in enumerate(zip(dims, spec.shape, strict=True)):
             if isinstance(want, int) and (low, high) != (want, want):
                 raise ShapeError(
-                    f"--shape {name}: dimension {pos} is fixed at {want} in the model "
+                    f"{option} {name}: dimension {pos} is fixed at {want} in the model "
                     f"({spec.shape_text()}); only symbolic dimensions can vary"
                 )
 

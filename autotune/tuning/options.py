@@ -3,6 +3,7 @@ what it concludes (``SearchResult``): plain data, shared by the search's parts a
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -40,6 +41,11 @@ class SearchOptions:
     # run the finalists this long after the head-to-head (autotune.serving.sustained)
     sustained: float | None = field(
         default_factory=lambda: float(os.environ.get("AUTOTUNE_SUSTAINED") or 0) or None
+    )
+    # ... each run's shape drawn from these ranges (input -> (low, high) per dimension); None:
+    # the searched shape (``--sustained-shape``, checked by the command line)
+    sustained_shapes: dict[str, Any] | None = field(
+        default_factory=lambda: json.loads(os.environ.get("AUTOTUNE_SUSTAINED_SHAPES") or "null")
     )
     worker_target: WorkerTarget = worker_main  # tests inject faults here (crash, hang)
     # what measures: real processes (Manager), or a deterministic stand-in in tests

@@ -464,8 +464,14 @@ class _Search:
         if self.options.sustained:  # a flagged pick gives way to a stable finalist
             from autotune.serving.sustained import recheck
 
+            ranges = self.options.sustained_shapes
             verdict, _ = recheck(
-                self.path, verdict, compared, self.options.sustained, self.key.shapes
+                self.path,
+                verdict,
+                compared,
+                self.options.sustained,
+                self.key.shapes,
+                {k: tuple(tuple(d) for d in v) for k, v in ranges.items()} if ranges else None,
             )
         wall = self._elapsed()
         columns = head_to_head.verdict_columns(verdict, compared, stopped_early=stopped)
