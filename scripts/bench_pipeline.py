@@ -165,12 +165,19 @@ def _x(value: float | None) -> str:
     return f"{value:.3f}×" if value is not None else "-"
 
 
+def _spread(check: dict[str, Any]) -> str:
+    """How far ORT's defaults ran apart over the check's fresh processes: (max - min) / min."""
+    times = [rep["defaults"]["ms"] for rep in check.get("reps", []) if "defaults" in rep]
+    return f"{max(times) / min(times) - 1:.1%}" if len(times) > 1 else "-"
+
+
 def markdown(data: dict[str, Any]) -> str:
     """A results file's table (docs/pipelines.md renders it with scripts/render_docs.py)."""
     lines = [
         "| pipeline | verdict (apps get) | fastest joint candidate | search: vs defaults, vs "
-        "stage picks | check: vs defaults [min–max] | vs stage picks [min–max] |",
-        "|---|---|---|---|---|---|",
+        "stage picks | check: vs defaults [min–max] | vs stage picks [min–max] | check's A/A: "
+        "ORT's defaults across its processes |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in data["pipelines"]:
         c, s = r["check"], r["best_joint_search"] or {}
@@ -181,7 +188,7 @@ def markdown(data: dict[str, Any]) -> str:
             f"{(r['best_joint'] or '-').replace(' | ', '; ')} | "
             f"{_x(s.get('vs_defaults'))}, {_x(s.get('vs_picks'))} | "
             f"{_x(d['median'])} [{d['min']:.2f}–{d['max']:.2f}] | "
-            f"{_x(p['median'])} [{p['min']:.2f}–{p['max']:.2f}] |"
+            f"{_x(p['median'])} [{p['min']:.2f}–{p['max']:.2f}] | {_spread(c)} |"
         )
     return "\n".join(lines) + "\n"
 
