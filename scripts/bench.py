@@ -81,13 +81,19 @@ class _Path:
         return int(self._pick(list(range(low, high + 1, step))))
 
 
-def space_size(ctx: Any, levels: list[str]) -> int:
-    """Distinct configurations autotune's search space holds here: every path through its
-    define-by-run suggestions enumerated (odometer order), the configurations counted once."""
+def space_size(ctx: Any, levels: list[str], providers: list[str] | None = None) -> int:
+    """Distinct configurations autotune's search space holds here (of ``providers`` when the
+    study names them, as the search selects them): every path through its define-by-run
+    suggestions enumerated (odometer order), the configurations counted once."""
+    from autotune.config import CPU
     from autotune.providers import available_spaces
     from autotune.tuning.space import suggest_config
 
-    spaces = available_spaces()
+    spaces = [
+        s
+        for s in available_spaces()
+        if providers is None or s.ort_name in providers or s.name == CPU
+    ]
     seen: set[str] = set()
     path: list[int] = []
     while True:
@@ -160,7 +166,7 @@ def bench_model(path: Path, work: Path, options: dict[str, Any]) -> dict[str, An
     )
     default, picked, best = verdict.entries
     sp, so = picked.speedup or float("nan"), best.speedup or float("nan")
-    full = space_size(ctx, levels)
+    full = space_size(ctx, levels, options.get("providers"))
     per_config = oracle_s / len(grid)
     return {
         "model": path.name,

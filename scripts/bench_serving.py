@@ -218,6 +218,9 @@ def main() -> None:
     parser.add_argument("--soak-batch", type=int, default=8)
     parser.add_argument("--out", type=Path, default=Path("docs/results/serving.json"))
     parser.add_argument("--render", type=Path, help="Print a results file as Markdown; no run.")
+    parser.add_argument(
+        "--resume", action="store_true", help="keep the models --out already holds; run the rest"
+    )
     args = parser.parse_args()
     if args.render:
         print(markdown(json.loads(args.render.read_text())))
@@ -228,7 +231,11 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="autotune-serving-"))
     before = others_cores()
     results: dict[str, Any] = {"models": {}}
+    if args.resume and args.out.exists():  # a cut run goes on where it stopped
+        results["models"] = json.loads(args.out.read_text())["models"]
     for name in args.models.split(","):
+        if name in results["models"]:
+            continue
         path = write_model(name, work)
         shapes = resolve_shapes(load_model_info(path))
         entry: dict[str, Any] = {"shapes": {k: list(v) for k, v in shapes.items()}}

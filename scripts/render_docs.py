@@ -183,7 +183,12 @@ def wall_time_table(name: str = "wall_time.json") -> str:
 
 def _span(values: list[float], fmt: str) -> str:
     """min–max of values (one value: itself)."""
-    low, high = format(min(values), fmt), format(max(values), fmt)
+
+    def text(value: float) -> str:
+        out = format(value, fmt)
+        return out.lstrip("-") if float(out.rstrip("%")) == 0 else out  # no "-0.0"
+
+    low, high = text(min(values)), text(max(values))
     return low if low == high else f"{low}–{high}"
 
 

@@ -21,6 +21,7 @@ import re
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,8 +70,9 @@ def parse_shape_ranges(args: tuple[str, ...] | list[str], option: str = "--shape
 
 
 def check_ranges(info: Any, ranges: Ranges, option: str = "--shape") -> None:
-    """Every input named exists, with the model's rank, and only symbolic dimensions vary.
-    Raises ShapeError naming the input and dimension (and ``option``)."""
+    """Every input named exists, with the model's rank, only symbolic dimensions vary, and a
+    named dimension's ranges overlap. Raises ShapeError naming the input and dimension (and
+    ``option``)."""
     specs = {s.name: s for s in info.inputs}
     for name, dims in ranges.items():
         spec = specs.get(name)
@@ -87,6 +89,38 @@ def check_ranges(info: Any, ranges: Ranges, option: str = "--shape") -> None:
                     f"{option} {name}: dimension {pos} is fixed at {want} in the model "
                     f"({spec.shape_text()}); only symbolic dimensions can vary"
                 )
+    shape_drawer(info, ranges, option)  # a named dimension's ranges must overlap
+
+
+def shape_drawer(
+    info: Any, ranges: Ranges, option: str = "--shape"
+) -> Callable[[random.Random], dict[str, tuple[int, ...]]]:
+    """Each run's shapes: a dimension the model names (``batch``) takes one value per run in
+    every input that has it, drawn from where their ranges overlap; other dimensions are drawn
+    on their own. Raises ShapeError when the ranges of one named dimension do not overlap."""
+    named = {s.name: s.shape for s in info.inputs}
+    bounds: dict[Any, tuple[int, int]] = {}
+    keys: dict[str, list[Any]] = {}
+    for name, dims in ranges.items():
+        spec = named.get(name, ())
+        keys[name] = []
+        for pos, (low, high) in enumerate(dims):
+            sym = spec[pos] if pos < len(spec) and isinstance(spec[pos], str) else None
+            key = ("dim", sym) if sym else ("at", name, pos)
+            was = bounds.get(key, (low, high))
+            bounds[key] = (max(was[0], low), min(was[1], high))
+            if bounds[key][0] > bounds[key][1]:
+                raise ShapeError(
+                    f"{option}: dimension {sym!r} is in several inputs and their ranges do not "
+                    "overlap; give it the same range in each"
+                )
+            keys[name].append(key)
+
+    def draw(rng: random.Random) -> dict[str, tuple[int, ...]]:
+        value = {key: rng.randint(lo, hi) for key, (lo, hi) in bounds.items()}
+        return {name: tuple(value[k] for k in ks) for name, ks in keys.items()}
+
+    return draw
 
 
 @dataclass(frozen=True)
@@ -178,10 +212,11 @@ def run_soak(job: dict[str, Any]) -> list[dict[str, Any]]:
     from autotune.model import load_model_info, resolve_shapes
 
     info = load_model_info(job["model"])
-    ranges = {k: [tuple(d) for d in v] for k, v in job["ranges"].items()}
+    ranges: Ranges = {k: tuple(tuple(d) for d in v) for k, v in job["ranges"].items()}
     fixed = resolve_shapes(info, {k: tuple(d[0] for d in v) for k, v in ranges.items()})
     for name, dims in fixed.items():
-        ranges.setdefault(name, [(d, d) for d in dims])
+        ranges.setdefault(name, tuple((d, d) for d in dims))
+    draw = shape_drawer(info, ranges)
     session = build_session(job["model"], SessionConfig.from_dict(job["config"]))
     rng = random.Random(job.get("seed", 0))
     proc = psutil.Process()
@@ -192,10 +227,7 @@ def run_soak(job: dict[str, Any]) -> list[dict[str, Any]]:
     latencies: list[float] = []
     total = 0
     while True:
-        feeds = {
-            name: np.ones(tuple(rng.randint(lo, hi) for lo, hi in dims), dtype=specs[name])
-            for name, dims in ranges.items()
-        }
+        feeds = {name: np.ones(dims, dtype=specs[name]) for name, dims in draw(rng).items()}
         t0 = time.perf_counter()
         session.run(None, feeds)
         t1 = time.perf_counter()
