@@ -114,3 +114,27 @@ def test_soak_refuses_bad_input_in_one_line(
     assert result.output.count("\n") == 1 and result.output.startswith("Error: --")
     if message:
         assert result.output == message
+
+
+def test_a_named_dimension_takes_one_value_in_every_input_per_run(tmp_path: Path) -> None:
+    """input_ids[batch, seq] and attention_mask[batch, seq]: each run draws batch and seq once
+    for both (drawn apart, the two inputs disagree and ORT fails on the first Add); a fixed
+    dimension stays; ranges of one named dimension that do not overlap are refused."""
+    import random
+
+    from autotune.model import load_model_info
+    from autotune.serving.soak import check_ranges, shape_drawer
+
+    info = load_model_info(models.sequence(tmp_path / "sequence.onnx"))
+    twin = type("Info", (), {"inputs": [*info.inputs, replace(info.inputs[0], name="mask")]})()
+    ranges = parse_shape_ranges(["x=1..16x1..512x64", "mask=4..32x1..512x64"])
+    check_ranges(twin, ranges)
+    draw = shape_drawer(twin, ranges)
+    rng = random.Random(0)
+    shapes = [draw(rng) for _ in range(200)]
+    assert all(s["x"] == s["mask"] for s in shapes)
+    assert {s["x"][0] for s in shapes} <= set(range(4, 17))  # where 1..16 and 4..32 overlap
+    assert len({s["x"][1] for s in shapes}) > 50 and {s["x"][2] for s in shapes} == {64}
+    apart = parse_shape_ranges(["x=1..4x1..8x64", "mask=8..16x1..8x64"])
+    with pytest.raises(ShapeError, match="dimension 'batch' is in several inputs"):
+        check_ranges(twin, apart)
