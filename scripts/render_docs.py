@@ -104,7 +104,7 @@ def overhead_table(name: str = "overhead.json") -> str:
     note = (
         f"\nMedians of {found['repeats']} fresh processes each (in one process: "
         f"{4 * found['repeats']} calls); best_session built {built}. "
-        f"Measured with {measured_on(found)}\n"
+        f"Raw results: `docs/results/{name}`. Measured with {measured_on(found)}\n"
     )
     return table(["what", "measured"], rows) + note
 

@@ -95,6 +95,12 @@ def test_every_relative_link_resolves() -> None:
     assert not broken, broken
 
 
+def test_no_page_shows_figures_whose_results_were_not_kept() -> None:
+    """A benchmark table comes from a results file (rendered by cog), never typed by hand."""
+    for page in [ROOT / "README.md", *DOCS]:
+        assert "raw results not committed" not in page.read_text().lower(), page.name
+
+
 def test_every_results_file_is_rendered_and_names_its_machine_and_load() -> None:
     rendered = (ROOT / "docs" / "benchmarks.md").read_text()
     for found in sorted((ROOT / "docs" / "results").glob("*.json")):
