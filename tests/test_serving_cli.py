@@ -145,8 +145,8 @@ def test_sustained_runs_over_shape_ranges_move_the_pick_off_a_growing_finalist(
     tmp_path: Path,
 ) -> None:
     """``--sustained-shape``: the finalists' runs draw each shape from the ranges. The OpenVINO
-    plugin EP, made the pick here, keeps what it builds for every new shape (its RSS grows by
-    hundreds of MB): flagged, it gives way to ORT's defaults, which stay flat. Real soaks."""
+    plugin EP, made the pick here, grows with every new shape (hundreds of MB): flagged, it
+    gives way to the stable finalist (ORT's arena without memory patterns). Real soaks."""
     from autotune.config import DEFAULT_CONFIG
     from autotune.serving.soak import parse_shape_ranges
     from autotune.serving.sustained import recheck

@@ -19,7 +19,7 @@ from tests import models
 def test_a_soak_flags_the_growing_configuration_and_not_the_flat_one(tmp_path: Path) -> None:
     """Batch and sequence length drawn from 1..16 x 1..512, run after run, each configuration
     in its own process. The OpenVINO plugin EP (``onnxruntime-ep-openvino``, a dependency on
-    x86-64) keeps what it builds for every new input shape: measured here, +200 MB in 4 s, about
+    x86-64) grows with every new input shape: measured here, +200 MB in 4 s, about
     0.4 MB a run, which is what the soak is for. ORT's CPU EP with its arena and without
     per-shape memory patterns stays within about a megabyte after warm-up. (Without the arena,
     glibc's heap grew 64-124 MB on one machine and 1.5 MB on another: not a growth a test can
