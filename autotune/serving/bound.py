@@ -4,9 +4,13 @@ misses the bound gives way."""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
+
 from autotune.measure.conditions import Conditions
+from autotune.measure.generations import HeadToHead, Replication
 from autotune.measure.load import LoadMonitor, LoadOver
-from autotune.measure.verdict import DEFAULT, PICK, Verdict
+from autotune.measure.verdict import DEFAULT, INCONCLUSIVE, PICK, Verdict
 
 
 class LoadDuring:
@@ -23,6 +27,19 @@ class LoadDuring:
         return Conditions.measured(
             load.other_cores, load.steal, load.cores, load.threads, 1.0, text
         )
+
+
+def until_decided(judge: Callable[[], Verdict], generations: int, most: int) -> Replication:
+    """``generations`` processes, then more of the baseline and the contenders whose decision
+    is open while the verdict (``judge()``) is inconclusive, up to ``most`` (no time bound)."""
+
+    def still_open(_: HeadToHead) -> list[int]:
+        verdict = judge()
+        return verdict.open if verdict.outcome == INCONCLUSIVE else []
+
+    return Replication(
+        generations=generations, still_open=still_open, max_generations=most, extra_seconds=math.inf
+    )
 
 
 def within(value: float | None, bound: float | None) -> bool:

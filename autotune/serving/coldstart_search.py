@@ -23,9 +23,9 @@ from typing import Any
 
 from autotune.config import CPU, DEFAULT_CONFIG, SessionConfig
 from autotune.errors import SearchError
-from autotune.measure.generations import HeadToHead, Replication, replicate
-from autotune.measure.verdict import INCONCLUSIVE, Round, Verdict, decide
-from autotune.serving.bound import LoadDuring, apply_bound
+from autotune.measure.generations import HeadToHead, replicate
+from autotune.measure.verdict import Round, Verdict, decide
+from autotune.serving.bound import LoadDuring, apply_bound, until_decided
 from autotune.serving.child import run_child
 from autotune.serving.coldstart import EP_CACHE, NONE, ORT_FORMAT, StartChoice, on_ort_cpu
 
@@ -249,16 +249,7 @@ def search_coldstart(
             min_generations=options.generations,
         )
 
-    def still_open(_: HeadToHead) -> list[int]:
-        verdict = judge()
-        return verdict.open if verdict.outcome == INCONCLUSIVE else []
-
-    plan = Replication(
-        generations=options.generations,
-        still_open=still_open,
-        max_generations=options.max_generations,
-        extra_seconds=math.inf,  # bounded by max_generations only
-    )
+    plan = until_decided(judge, options.generations, options.max_generations)
     replicate(runs.generation, runs.out, options.rounds, plan)
     verdict = judge()
     warm_ms = [statistics.median(w) if w else None for w in runs.warm]

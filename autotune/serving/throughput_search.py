@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from autotune.config import DEFAULT_CONFIG
-from autotune.measure.generations import HeadToHead, Replication, replicate
-from autotune.measure.verdict import INCONCLUSIVE, Round, Verdict, decide
+from autotune.measure.generations import HeadToHead, replicate
+from autotune.measure.verdict import Round, Verdict, decide
 from autotune.serving.arrangement import (
     GLOBAL_POOL,
     PROCESSES,
@@ -30,7 +30,7 @@ from autotune.serving.arrangement import (
     Arrangement,
     baseline,
 )
-from autotune.serving.bound import LoadDuring, apply_bound, within
+from autotune.serving.bound import LoadDuring, apply_bound, until_decided, within
 from autotune.serving.child import run_child
 
 NO_SPIN = {"session.intra_op.allow_spinning": "0"}
@@ -230,16 +230,7 @@ def head_to_head(
                     unstable.add(contenders[i].label())
         return time.monotonic() - began
 
-    def still_open(_: HeadToHead) -> list[int]:
-        verdict = judge()
-        return verdict.open if verdict.outcome == INCONCLUSIVE else []
-
-    plan = Replication(
-        generations=options.generations,
-        still_open=still_open,
-        max_generations=options.max_generations,
-        extra_seconds=math.inf,  # bounded by max_generations only
-    )
+    plan = until_decided(judge, options.generations, options.max_generations)
     replicate(generation, out, options.rounds, plan)
     verdict = judge()
     throughput = [statistics.median(r) if r else None for r in rates]
