@@ -138,3 +138,27 @@ def test_a_named_dimension_takes_one_value_in_every_input_per_run(tmp_path: Path
     apart = parse_shape_ranges(["x=1..4x1..8x64", "mask=8..16x1..8x64"])
     with pytest.raises(ShapeError, match="dimension 'batch' is in several inputs"):
         check_ranges(twin, apart)
+
+
+def test_best_names_the_flags_of_the_models_long_runs(mlp_path: Path) -> None:
+    """``best`` (no --concurrency) ends with the flagged soaks of this model; none, no line."""
+    from autotune.config import SessionConfig
+    from autotune.serving.results import SOAK, ServingKey, store_verdict
+    from tests.test_resolver import _store_pick
+
+    _store_pick(mlp_path, SessionConfig(intra_op_num_threads=1))
+    quiet = CliRunner().invoke(cli, ["best", str(mlp_path)])
+    assert quiet.exit_code == 0, quiet.output
+    assert "long runs" not in quiet.output
+    store_verdict(
+        None,
+        ServingKey(mlp_path, SOAK),
+        outcome="flagged",
+        pick="{}",
+        pick_label="CPU ALL t0",
+        flags={"CPU ALL t0": ["memory: RSS +90.0 MB after warm-up"]},
+    )
+    shown = CliRunner().invoke(cli, ["best", str(mlp_path)])
+    assert shown.exit_code == 0, shown.output
+    tail = shown.output.split("long runs (autotune soak):\n")[1]
+    assert "flag (CPU ALL t0): memory: RSS +90.0 MB after warm-up" in tail

@@ -207,10 +207,24 @@ def _wrap_best(best: click.Command) -> None:
     def callback(**kwargs: Any) -> Any:
         concurrency = kwargs.pop("concurrency")
         if concurrency is None:
-            return original(**kwargs)
+            out = original(**kwargs)
+            if not kwargs.get("as_json"):
+                _echo_long_run_flags(kwargs["model"], kwargs.get("db"))
+            return out
         return best_serving_cmd(kwargs["model"], concurrency, kwargs["db"], kwargs["as_json"])
 
     best.callback = callback
+
+
+def _echo_long_run_flags(model: str, db: str | None) -> None:
+    """After ``best``: the flags of this model's long runs (``soak``), newest per
+    configuration, when any run was flagged."""
+    from autotune.serving.results import SOAK, verdicts
+    from autotune.serving.text import serving_lines
+
+    flagged = [r for r in verdicts(model, objective=SOAK, db=db) if any((r.flags or {}).values())]
+    if flagged:
+        click.echo("long runs (autotune soak):\n  " + "\n  ".join(serving_lines(flagged)))
 
 
 def _wrap_show(show: click.Command) -> None:
