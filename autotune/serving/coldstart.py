@@ -104,44 +104,23 @@ def _file_digest(path: Path) -> str:
 
 def valid_entry(directory: Path, key: dict[str, str], cache: str = ORT_FORMAT) -> Path | None:
     """The cached model (ORT_FORMAT) or the provider's cache folder (EP_CACHE) in
-    ``directory`` when its key matches ``key`` and it is intact; otherwise None, and a stale or
-    broken entry is removed."""
-    if cache == EP_CACHE:
-        return _valid_ep_entry(directory, key)
-    cached, marker = directory / CACHE_FILE, directory / KEY_FILE
-    if not marker.is_file():
-        if directory.exists():
-            shutil.rmtree(directory, ignore_errors=True)
-        return None
-    try:
-        stored = json.loads(marker.read_text())
-        ok = (
-            isinstance(stored, dict)
-            and stored.get("key") == key
-            and cached.is_file()
-            and stored.get("sha256") == _file_digest(cached)
-        )
-    except (OSError, ValueError):
-        ok = False
-    if not ok:
-        shutil.rmtree(directory, ignore_errors=True)
-        return None
-    return cached
-
-
-def _valid_ep_entry(directory: Path, key: dict[str, str]) -> Path | None:
-    """The provider's cache folder when the key matches and the provider wrote something
-    there (the provider checks its own blobs: a blob of another build it compiles afresh)."""
-    folder = directory / EP_DIR
+    ``directory`` when its key matches ``key`` and it is intact (ORT's file: its digest; the
+    provider's folder: written to, the provider checks its own blobs); otherwise None, and a
+    stale or broken entry is removed."""
+    found = directory / (EP_DIR if cache == EP_CACHE else CACHE_FILE)
     try:
         stored = json.loads((directory / KEY_FILE).read_text())
-        ok = isinstance(stored, dict) and stored.get("key") == key and any(folder.rglob("*"))
+        ok = isinstance(stored, dict) and stored.get("key") == key
+        if ok and cache == EP_CACHE:
+            ok = any(found.rglob("*"))
+        elif ok:
+            ok = found.is_file() and stored.get("sha256") == _file_digest(found)
     except (OSError, ValueError):
         ok = False
     if not ok:
         shutil.rmtree(directory, ignore_errors=True)
         return None
-    return folder
+    return found
 
 
 def _fill(directory: Path, key: dict[str, str], written: Path | None) -> None:
@@ -199,14 +178,13 @@ def on_ort_cpu(config: SessionConfig) -> bool:
 def accuracy(model: str, config: SessionConfig, feeds: Any, outputs: Any) -> str | None:
     """Why ``outputs`` of a choice that is not ORT's CPU EP fail the accuracy gate against the
     CPU EP's, or None (a CPU EP choice: None without checking)."""
-    from autotune.config import CPU
+    from autotune.build import build_session
+    from autotune.config import DEFAULT_CONFIG
     from autotune.measure.accuracy import gate
 
     if on_ort_cpu(config):
         return None
-    import onnxruntime as ort
-
-    reference = ort.InferenceSession(model, providers=[CPU]).run(None, feeds)
+    reference = build_session(model, DEFAULT_CONFIG).run(None, feeds)
     judged = gate(config, None, reference, outputs)
     return None if judged.ok else f"{judged.problem} ({judged.tier})"
 
